@@ -1,0 +1,144 @@
+//! The "Train demo" button: trains the seed's Simple3DModel with BCE-with-logits on the
+//! synthetic volume, one step at a time, showing step, loss and ms/step as they come.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::backend::ComputeDevice;
+use crate::report::StepReport;
+use crate::train::{TrainingConfig, TrainingSession};
+use crate::volume::SyntheticConfig;
+
+/// Volume size and step count for the demo: small on software adapters, where a 16³ step takes
+/// about a second, larger on a real GPU.
+fn demo_plan(compute: &ComputeDevice) -> (TrainingConfig, usize) {
+    let (size, steps) = if compute.is_slow() {
+        (16, 30)
+    } else {
+        (32, 200)
+    };
+    let config = TrainingConfig {
+        volume: SyntheticConfig {
+            size,
+            ..SyntheticConfig::default()
+        },
+        ..TrainingConfig::default()
+    };
+    (config, steps)
+}
+
+/// Lets the browser paint and handle input between steps.
+async fn yield_to_browser() {
+    gloo_timers::future::TimeoutFuture::new(0).await;
+}
+
+#[component]
+pub fn TrainDemo(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView {
+    let running = RwSignal::new(false);
+    let stop_requested = RwSignal::new(false);
+    let last = RwSignal::new(None::<StepReport>);
+    let first_loss = RwSignal::new(None::<f32>);
+    let planned_steps = RwSignal::new(0usize);
+    let volume_size = RwSignal::new(0usize);
+    let error = RwSignal::new(None::<String>);
+
+    let start = move |_| {
+        let Some(compute) = compute.get_untracked() else {
+            return;
+        };
+        if running.get_untracked() {
+            return;
+        }
+        let (config, steps) = demo_plan(&compute);
+        running.set(true);
+        stop_requested.set(false);
+        error.set(None);
+        last.set(None);
+        first_loss.set(None);
+        planned_steps.set(steps);
+        volume_size.set(config.volume.size);
+        spawn_local(async move {
+            let mut session = TrainingSession::new(config, &compute.device);
+            for _ in 0..steps {
+                if stop_requested.get_untracked() {
+                    break;
+                }
+                match session.step().await {
+                    Ok(report) => {
+                        if first_loss.get_untracked().is_none() {
+                            first_loss.set(Some(report.loss));
+                        }
+                        last.set(Some(report));
+                    }
+                    Err(failure) => {
+                        error.set(Some(failure.to_string()));
+                        break;
+                    }
+                }
+                yield_to_browser().await;
+            }
+            running.set(false);
+        });
+    };
+
+    let status = move || {
+        if compute.get().is_none() {
+            "waiting for the device".to_string()
+        } else if running.get() {
+            format!("training on a {0}³ volume…", volume_size.get())
+        } else if last.get().is_some() {
+            "done".to_string()
+        } else {
+            "ready".to_string()
+        }
+    };
+
+    view! {
+        <section class="panel train">
+            <h2>"Train demo"</h2>
+            <p class="hint">
+                "The seed's Simple3DModel (conv 1→8→16→4) learns a synthetic 4-class volume with "
+                "BCE-with-logits, the warm-up loss of the mixed loss."
+            </p>
+            <div class="buttons">
+                <button
+                    data-test="train"
+                    on:click=start
+                    disabled=move || compute.get().is_none() || running.get()
+                >
+                    "Train demo"
+                </button>
+                <button
+                    data-test="stop"
+                    on:click=move |_| stop_requested.set(true)
+                    disabled=move || !running.get()
+                >
+                    "Stop"
+                </button>
+                <span class="status" data-test="status" aria-live="polite">{status}</span>
+            </div>
+            <dl class="readout">
+                <dt>"Step"</dt>
+                <dd data-test="step">
+                    {move || last.get().map(|report| report.step.to_string()).unwrap_or("–".into())}
+                </dd>
+                <dd class="of">{move || format!("of {}", planned_steps.get())}</dd>
+                <dt>"Loss"</dt>
+                <dd data-test="loss">
+                    {move || last.get().map(|report| format!("{:.5}", report.loss)).unwrap_or("–".into())}
+                </dd>
+                <dd class="of">
+                    {move || first_loss.get().map(|loss| format!("from {loss:.5}")).unwrap_or_default()}
+                </dd>
+                <dt>"ms / step"</dt>
+                <dd data-test="millis">
+                    {move || last.get().map(|report| format!("{:.0}", report.millis)).unwrap_or("–".into())}
+                </dd>
+                <dd class="of"></dd>
+            </dl>
+            {move || error.get().map(|message| view! {
+                <p class="banner error" role="alert" data-test="train-error">{message}</p>
+            })}
+        </section>
+    }
+}

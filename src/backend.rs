@@ -1,0 +1,273 @@
+//! Which device trains: WebGPU (or native wgpu) when it works, the flex CPU backend otherwise.
+//!
+//! burn's wgpu runtime can be initialised once per process (once per page in the browser), so
+//! [`acquire`] initialises it on first use and hands every later caller the same device.
+
+use burn::tensor::Device;
+use serde::Serialize;
+
+/// The family of backend a [`ComputeDevice`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum BackendKind {
+    /// burn's wgpu backend on the browser's WebGPU.
+    WebGpu,
+    /// burn's wgpu backend natively (Vulkan, Metal, DX12).
+    NativeWgpu,
+    /// burn's pure-Rust CPU backend.
+    Flex,
+}
+
+impl BackendKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            BackendKind::WebGpu => "WebGPU",
+            BackendKind::NativeWgpu => "wgpu (native)",
+            BackendKind::Flex => "flex (CPU)",
+        }
+    }
+}
+
+/// What the page and `gdl-lab doctor` show about the device.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AdapterSummary {
+    pub backend: BackendKind,
+    /// The adapter's own description, e.g. "SwiftShader Device (Subzero)".
+    pub name: String,
+    /// Vendor and architecture as far as the platform reports them; empty when it does not.
+    pub architecture: String,
+    /// A CPU implementation of the GPU API (SwiftShader, lavapipe) or the browser's fallback
+    /// adapter: it works, but slowly.
+    pub software: bool,
+    /// Largest buffer the device accepts, in bytes (`None` for the CPU backend).
+    pub max_buffer_size: Option<u64>,
+}
+
+/// A device ready for training, with what is known about it.
+#[derive(Clone, Debug)]
+pub struct ComputeDevice {
+    pub device: Device,
+    pub adapter: AdapterSummary,
+    /// Set when the GPU could not be used: why the CPU backend is used instead.
+    pub fallback_reason: Option<String>,
+}
+
+impl ComputeDevice {
+    /// The flex CPU backend, with the reason the GPU was not used (if it was wanted).
+    pub fn flex(fallback_reason: Option<String>) -> Self {
+        Self {
+            device: Device::flex(),
+            adapter: AdapterSummary {
+                backend: BackendKind::Flex,
+                name: "flex, burn's pure-Rust CPU backend".into(),
+                architecture: std::env::consts::ARCH.into(),
+                software: true,
+                max_buffer_size: None,
+            },
+            fallback_reason,
+        }
+    }
+
+    pub fn is_gpu_backend(&self) -> bool {
+        self.adapter.backend != BackendKind::Flex
+    }
+
+    /// True when training will be slow enough that the page should suggest small settings.
+    pub fn is_slow(&self) -> bool {
+        self.adapter.software
+    }
+
+    /// One line for logs and the CLI.
+    pub fn describe(&self) -> String {
+        let mut line = format!("{}: {}", self.adapter.backend.label(), self.adapter.name);
+        if !self.adapter.architecture.is_empty() {
+            line.push_str(&format!(" [{}]", self.adapter.architecture));
+        }
+        if self.adapter.software {
+            line.push_str(", software");
+        }
+        if let Some(bytes) = self.adapter.max_buffer_size {
+            line.push_str(&format!(", max buffer {}", format_bytes(bytes)));
+        }
+        line
+    }
+}
+
+/// "1 GiB", "256 MiB": sizes as people read them.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn looks_like_software(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["swiftshader", "llvmpipe", "lavapipe", "software", "warp"]
+        .iter()
+        .any(|marker| name.contains(marker))
+}
+
+/// Initialise burn's wgpu runtime and describe the adapter it picked.
+///
+/// Call at most once per process: a second initialisation fails in burn. Use [`acquire`].
+pub async fn init_wgpu() -> Result<ComputeDevice, String> {
+    #[cfg(target_arch = "wasm32")]
+    let browser = web::probe_adapter().await?;
+
+    let (device, setup) = Device::wgpu_options()
+        .init_with_setup_async()
+        .await
+        .map_err(|error| format!("burn could not initialise wgpu: {error}"))?;
+    let info = setup.adapter.get_info();
+    let max_buffer_size = Some(setup.device.limits().max_buffer_size);
+    let cpu_type = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
+
+    #[cfg(target_arch = "wasm32")]
+    let adapter = AdapterSummary {
+        backend: BackendKind::WebGpu,
+        software: cpu_type
+            || browser.is_fallback
+            || looks_like_software(&info.name)
+            || looks_like_software(&browser.architecture),
+        name: if info.name.is_empty() {
+            browser.description
+        } else {
+            info.name
+        },
+        architecture: browser.architecture,
+        max_buffer_size,
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    let adapter = AdapterSummary {
+        backend: BackendKind::NativeWgpu,
+        software: cpu_type || looks_like_software(&info.name),
+        architecture: [format!("{:?}", info.backend), info.driver, info.driver_info]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(", "),
+        name: info.name,
+        max_buffer_size,
+    };
+    Ok(ComputeDevice {
+        device,
+        adapter,
+        fallback_reason: None,
+    })
+}
+
+static ACQUIRED: async_once_cell::OnceCell<ComputeDevice> = async_once_cell::OnceCell::new();
+
+/// The device this process trains on: wgpu if it initialises, flex with a reason otherwise.
+/// The first call initialises; every later call gets the same device.
+pub async fn acquire() -> ComputeDevice {
+    ACQUIRED
+        .get_or_init(async {
+            match init_wgpu().await {
+                Ok(device) => device,
+                Err(reason) => ComputeDevice::flex(Some(reason)),
+            }
+        })
+        .await
+        .clone()
+}
+
+#[cfg(target_arch = "wasm32")]
+mod web {
+    //! Asks the browser about WebGPU directly. burn reports neither a missing `navigator.gpu`
+    //! nor the adapter's architecture and fallback flag, and a clear sentence needs them.
+    use js_sys::{Function, Promise, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+
+    pub struct BrowserAdapter {
+        pub description: String,
+        pub architecture: String,
+        pub is_fallback: bool,
+    }
+
+    fn get(target: &JsValue, key: &str) -> JsValue {
+        Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    fn text(target: &JsValue, key: &str) -> String {
+        get(target, key).as_string().unwrap_or_default()
+    }
+
+    pub async fn probe_adapter() -> Result<BrowserAdapter, String> {
+        let navigator: JsValue = web_sys::window()
+            .ok_or("there is no browser window")?
+            .navigator()
+            .into();
+        let gpu = get(&navigator, "gpu");
+        if gpu.is_undefined() || gpu.is_null() {
+            return Err(
+                "this browser does not offer WebGPU (navigator.gpu is missing); \
+                 use a recent Chrome, or enable WebGPU as the README explains"
+                    .into(),
+            );
+        }
+        let request: Function = get(&gpu, "requestAdapter")
+            .dyn_into()
+            .map_err(|_| "navigator.gpu.requestAdapter is not a function")?;
+        let promise: Promise = request
+            .call0(&gpu)
+            .map_err(|error| format!("requestAdapter failed: {error:?}"))?
+            .dyn_into()
+            .map_err(|_| "requestAdapter did not return a promise")?;
+        let adapter = JsFuture::from(promise)
+            .await
+            .map_err(|error| format!("requestAdapter failed: {error:?}"))?;
+        if adapter.is_null() || adapter.is_undefined() {
+            return Err(
+                "WebGPU is present but offers no adapter (the GPU may be blocklisted \
+                 or disabled); see the README for how to enable it"
+                    .into(),
+            );
+        }
+        let info = get(&adapter, "info");
+        let vendor = text(&info, "vendor");
+        let architecture = text(&info, "architecture");
+        let is_fallback = get(&info, "isFallbackAdapter").as_bool().unwrap_or(false)
+            || get(&adapter, "isFallbackAdapter")
+                .as_bool()
+                .unwrap_or(false);
+        Ok(BrowserAdapter {
+            description: text(&info, "description"),
+            architecture: [vendor, architecture]
+                .into_iter()
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+            is_fallback,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(format_bytes(1 << 30), "1 GiB");
+        assert_eq!(format_bytes(268_435_456), "256 MiB");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(12), "12 B");
+    }
+
+    #[test]
+    fn software_adapters_are_recognised() {
+        assert!(looks_like_software("SwiftShader Device (Subzero)"));
+        assert!(looks_like_software("llvmpipe (LLVM 15.0.6, 256 bits)"));
+        assert!(!looks_like_software("NVIDIA GeForce RTX 4090"));
+    }
+}

@@ -1,0 +1,189 @@
+//! The native command line: the same core as the page, driven from a terminal.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::backend::{ComputeDevice, init_wgpu};
+use crate::train::{TrainingConfig, TrainingSession};
+use crate::volume::SyntheticConfig;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gdl-lab",
+    version,
+    about = "Train 3D segmentation nets with the mixed loss (cross-entropy warm-up, then the \
+             Generalized Dice Loss), natively or in the browser",
+    long_about = None
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Report which backends work on this machine (flex CPU and wgpu GPU)
+    Doctor,
+    /// Train the seed's Simple3DModel on the built-in synthetic volume with BCE-with-logits
+    Demo {
+        /// Backend to train on
+        #[arg(long, value_enum, default_value_t = BackendChoice::Flex)]
+        backend: BackendChoice,
+        /// Edge of the cubic synthetic volume, in voxels (4–128)
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(4..=128))]
+        size: u16,
+        /// Training steps
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Adam learning rate
+        #[arg(long, default_value_t = TrainingConfig::default().learning_rate)]
+        lr: f64,
+        /// Seed of the weights and of the volume
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BackendChoice {
+    /// burn's pure-Rust CPU backend
+    Flex,
+    /// burn's wgpu backend (Vulkan, Metal or DX12)
+    Wgpu,
+}
+
+pub fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Doctor => doctor(),
+        Command::Demo {
+            backend,
+            size,
+            steps,
+            lr,
+            seed,
+        } => {
+            let device = match backend {
+                BackendChoice::Flex => ComputeDevice::flex(None),
+                BackendChoice::Wgpu => match guarded(|| pollster::block_on(init_wgpu())) {
+                    Ok(Ok(device)) => device,
+                    Ok(Err(reason)) | Err(reason) => {
+                        eprintln!("gdl-lab: wgpu is not available: {reason}");
+                        eprintln!("Try `--backend flex`, or run `gdl-lab doctor`.");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
+            let config = TrainingConfig {
+                volume: SyntheticConfig {
+                    size: size as usize,
+                    seed,
+                    ..SyntheticConfig::default()
+                },
+                learning_rate: lr,
+                seed,
+            };
+            demo(&device, config, steps)
+        }
+    }
+}
+
+/// Runs `work`, turning a panic inside burn or wgpu into an error sentence.
+fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(work)).map_err(|payload| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "it panicked".into())
+    })
+}
+
+fn demo(device: &ComputeDevice, config: TrainingConfig, steps: usize) -> ExitCode {
+    eprintln!("device: {}", device.describe());
+    let mut session = TrainingSession::new(config, &device.device);
+    let mut last = None;
+    for _ in 0..steps {
+        match pollster::block_on(session.step()) {
+            Ok(report) => {
+                eprintln!(
+                    "step {:>4}  loss {:.5}  {:.1} ms",
+                    report.step, report.loss, report.millis
+                );
+                last = Some(report);
+            }
+            Err(error) => {
+                eprintln!("gdl-lab: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let summary = serde_json::json!({
+        "backend": device.adapter.backend,
+        "adapter": device.adapter.name,
+        "steps": session.steps_done(),
+        "final_loss": last.as_ref().map(|report| report.loss),
+        "last_step_ms": last.as_ref().map(|report| report.millis),
+    });
+    println!("{summary}");
+    ExitCode::SUCCESS
+}
+
+/// Tries one tiny training step on a device; `Ok(ms)` when it trains.
+fn probe_training(device: &ComputeDevice) -> Result<f64, String> {
+    let config = TrainingConfig {
+        volume: SyntheticConfig {
+            size: 8,
+            ..SyntheticConfig::default()
+        },
+        ..TrainingConfig::default()
+    };
+    let mut session = TrainingSession::new(config, &device.device);
+    guarded(|| pollster::block_on(session.step()))?
+        .map(|report| report.millis)
+        .map_err(|error| error.to_string())
+}
+
+fn doctor() -> ExitCode {
+    println!("gdl-lab {} doctor", env!("CARGO_PKG_VERSION"));
+    let flex = ComputeDevice::flex(None);
+    let flex_works = match guarded(|| probe_training(&flex)).and_then(|result| result) {
+        Ok(ms) => {
+            println!(
+                "ok    {}; a training step at 8³ took {ms:.1} ms",
+                flex.describe()
+            );
+            true
+        }
+        Err(reason) => {
+            println!("FAIL  flex (CPU): {reason}");
+            false
+        }
+    };
+    match guarded(|| pollster::block_on(init_wgpu())).and_then(|result| result) {
+        Ok(gpu) => match guarded(|| probe_training(&gpu)).and_then(|result| result) {
+            Ok(ms) => println!(
+                "ok    {}; a training step at 8³ took {ms:.1} ms (the first step compiles \
+                 shaders)",
+                gpu.describe()
+            ),
+            Err(reason) => println!(
+                "FAIL  {}: it initialised but cannot train: {reason}",
+                gpu.describe()
+            ),
+        },
+        Err(reason) => {
+            println!("no    wgpu: {reason}");
+            println!(
+                "      Without a GPU driver, Debian's mesa-vulkan-drivers provides lavapipe, a \
+                 software Vulkan that wgpu can use."
+            );
+        }
+    }
+    if flex_works {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

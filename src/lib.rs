@@ -1,0 +1,18 @@
+//! gdl-lab: train a 3D segmentation net with the mixed loss (cross-entropy warm-up, then the
+//! Generalized Dice Loss) on WebGPU in the browser, or natively from the CLI.
+//!
+//! The modules follow the data: `volume → sample → model → loss → train → report → app`.
+//! Everything but `app` is backend-generic burn code that runs and is tested natively.
+
+pub mod backend;
+pub mod loss;
+pub mod model;
+pub mod report;
+pub mod sample;
+pub mod train;
+pub mod volume;
+
+#[cfg(target_arch = "wasm32")]
+pub mod app;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;

@@ -1,0 +1,35 @@
+//! Volumes: the scan and its label map as flat voxel arrays.
+//!
+//! Voxels are stored x-fastest: index = x + nx·(y + ny·z), the order NIfTI files use.
+
+pub mod synthetic;
+
+pub use synthetic::{SyntheticConfig, synthetic_volume};
+
+/// A 3D scan with its label map, on the CPU.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelledVolume {
+    /// Size along x, y, z.
+    pub dims: [usize; 3],
+    /// Intensities, x-fastest.
+    pub image: Vec<f32>,
+    /// Class of each voxel, `0..classes`, x-fastest.
+    pub labels: Vec<u8>,
+    /// Number of classes, background included.
+    pub classes: usize,
+}
+
+impl LabelledVolume {
+    pub fn voxel_count(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// How many voxels each class has.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes];
+        for &label in &self.labels {
+            counts[label as usize] += 1;
+        }
+        counts
+    }
+}

@@ -1,0 +1,134 @@
+//! Browser tests: `wasm-pack test --headless --chrome` (see `./x test`). They run in one page,
+//! so they share the WebGPU device that `backend::acquire` initialises once.
+#![cfg(target_arch = "wasm32")]
+
+use std::time::Duration;
+
+use gdl_lab::backend::{self, BackendKind};
+use gdl_lab::train::{TrainingConfig, TrainingSession};
+use gdl_lab::volume::SyntheticConfig;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
+use web_time::Instant;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen_test]
+async fn webgpu_trains_simple_model_for_three_steps_at_16_cubed() {
+    let compute = backend::acquire().await;
+    console_log!("adapter: {}", compute.describe());
+    assert_eq!(
+        compute.adapter.backend,
+        BackendKind::WebGpu,
+        "WebGPU did not initialise: {:?}",
+        compute.fallback_reason
+    );
+    assert!(compute.adapter.max_buffer_size.unwrap_or(0) > 0);
+
+    let config = TrainingConfig {
+        volume: SyntheticConfig {
+            size: 16,
+            ..SyntheticConfig::default()
+        },
+        ..TrainingConfig::default()
+    };
+    let mut session = TrainingSession::new(config, &compute.device);
+    let mut losses = Vec::new();
+    for _ in 0..3 {
+        let report = session.step().await.expect("a training step failed");
+        console_log!(
+            "WebGPU step {}: loss {:.5}, {:.0} ms",
+            report.step,
+            report.loss,
+            report.millis
+        );
+        losses.push(report.loss);
+    }
+    assert!(losses.iter().all(|loss| loss.is_finite()), "{losses:?}");
+    assert!(
+        losses.windows(2).all(|pair| pair[1] < pair[0]),
+        "the loss did not decrease at every step: {losses:?}"
+    );
+}
+
+fn document() -> web_sys::Document {
+    web_sys::window().unwrap().document().unwrap()
+}
+
+fn by_test_id(root: &web_sys::Element, id: &str) -> web_sys::HtmlElement {
+    root.query_selector(&format!("[data-test='{id}']"))
+        .unwrap()
+        .unwrap_or_else(|| panic!("no element with data-test='{id}'"))
+        .dyn_into()
+        .unwrap()
+}
+
+/// Polls `condition` every 50 ms until it holds, failing after `limit`.
+async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        gloo_timers::future::TimeoutFuture::new(50).await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn clicking_train_demo_shows_steps_and_loss_on_the_page() {
+    let root = document().create_element("div").unwrap();
+    document().body().unwrap().append_child(&root).unwrap();
+    let handle = leptos::mount::mount_to(root.clone().unchecked_into(), gdl_lab::app::App);
+
+    let train: web_sys::HtmlButtonElement = by_test_id(&root, "train").unchecked_into();
+    wait_until("the device to be ready", Duration::from_secs(60), || {
+        !train.disabled()
+    })
+    .await;
+    console_log!(
+        "page backend: {}",
+        by_test_id(&root, "backend").inner_text()
+    );
+    train.click();
+
+    let step = || {
+        by_test_id(&root, "step")
+            .inner_text()
+            .parse::<usize>()
+            .unwrap_or(0)
+    };
+    wait_until("two training steps", Duration::from_secs(120), || {
+        step() >= 2
+    })
+    .await;
+    let loss_text = by_test_id(&root, "loss").inner_text();
+    let loss: f32 = loss_text
+        .parse()
+        .unwrap_or_else(|_| panic!("the loss shown is not a number: {loss_text:?}"));
+    assert!(loss.is_finite() && loss > 0.0, "loss shown: {loss}");
+    let millis_text = by_test_id(&root, "millis").inner_text();
+    assert!(
+        millis_text.parse::<f64>().is_ok(),
+        "ms/step shown: {millis_text:?}"
+    );
+    console_log!(
+        "page shows step {}, loss {loss_text}, {millis_text} ms/step",
+        step()
+    );
+
+    // Stop ends the run: the train button comes back.
+    by_test_id(&root, "stop").click();
+    wait_until("training to stop", Duration::from_secs(60), || {
+        !train.disabled()
+    })
+    .await;
+    assert_eq!(by_test_id(&root, "status").inner_text(), "done");
+    assert!(
+        root.query_selector("[data-test='train-error']")
+            .unwrap()
+            .is_none(),
+        "an error was shown"
+    );
+    drop(handle);
+}
