@@ -23,8 +23,11 @@ def free_port():
 
 
 def serve(directory):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
-    handler.log_message = lambda *args: None
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(QuietHandler, directory=directory)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -68,7 +71,7 @@ def wait(what, timeout, condition):
     while not condition():
         if time.time() > deadline:
             raise SystemExit(f"screenshot: timed out waiting for {what}")
-        time.sleep(0.5)
+        time.sleep(5)
 
 
 def main():
@@ -92,14 +95,23 @@ def main():
             "--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
             "--enable-unsafe-webgpu", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--disable-quic",
-            "--window-size=1200,760", "--hide-scrollbars"])
+            "--window-size=1200,440", "--hide-scrollbars"])
+        # A software adapter can keep the page busy for many seconds while it compiles kernels.
+        webdriver.session_call("POST", "/timeouts", {"script": 600000, "pageLoad": 600000})
         webdriver.session_call("POST", "/url", {"url": page})
         wait("the device", 120, lambda: webdriver.script(
             "const b = document.querySelector(\"[data-test='train']\");"
             "return b !== null && !b.disabled;"))
         webdriver.script("document.querySelector(\"[data-test='train']\").click(); return 0;")
-        wait(f"{options.steps} steps", 300,
-             lambda: _int(webdriver.text("[data-test='step']")) >= options.steps)
+        started = time.time()
+
+        def trained_enough():
+            step = _int(webdriver.text("[data-test='step']"))
+            print(f"  {time.time() - started:5.0f} s: step {step}, "
+                  f"status {webdriver.text('[data-test=status]')!r}", flush=True)
+            return step >= options.steps
+
+        wait(f"{options.steps} steps", 600, trained_enough)
         png = base64.b64decode(webdriver.session_call("GET", "/screenshot"))
         with open(options.out, "wb") as file:
             file.write(png)

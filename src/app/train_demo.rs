@@ -84,6 +84,11 @@ pub fn TrainDemo(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView {
     let status = move || {
         if compute.get().is_none() {
             "waiting for the device".to_string()
+        } else if running.get() && last.get().is_none() {
+            // The first step compiles and autotunes every kernel: seconds on a GPU, up to a
+            // minute on a software adapter. Say so, or the page looks stuck.
+            "compiling GPU kernels for the first step (up to a minute on a software adapter)…"
+                .to_string()
         } else if running.get() {
             format!("training on a {0}³ volume…", volume_size.get())
         } else if last.get().is_some() {
