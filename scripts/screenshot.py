@@ -81,6 +81,8 @@ def main():
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     parser.add_argument("--out", default="docs/screenshot.png")
     parser.add_argument("--steps", type=int, default=8, help="steps to wait for before the shot")
+    parser.add_argument("--no-webgpu", action="store_true",
+                        help="start Chromium without WebGPU, to show the CPU fallback")
     options = parser.parse_args()
 
     server = serve(options.dist)
@@ -91,11 +93,12 @@ def main():
     webdriver = WebDriver(f"http://127.0.0.1:{driver_port}")
     try:
         wait("chromedriver", 30, lambda: _ready(webdriver))
-        webdriver.start(options.chrome, [
+        webgpu = ["--disable-webgpu"] if options.no_webgpu else ["--enable-unsafe-webgpu"]
+        webdriver.start(options.chrome, webgpu + [
             "--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-            "--enable-unsafe-webgpu", "--no-first-run", "--disable-background-networking",
+            "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--disable-quic",
-            "--window-size=1200,440", "--hide-scrollbars"])
+            "--window-size=1200,560", "--hide-scrollbars"])
         # A software adapter can keep the page busy for many seconds while it compiles kernels.
         webdriver.session_call("POST", "/timeouts", {"script": 600000, "pageLoad": 600000})
         webdriver.session_call("POST", "/url", {"url": page})

@@ -121,8 +121,6 @@ fn looks_like_software(name: &str) -> bool {
 pub async fn init_wgpu() -> Result<ComputeDevice, String> {
     #[cfg(target_arch = "wasm32")]
     let browser = web::probe_adapter().await?;
-    #[cfg(target_arch = "wasm32")]
-    web::lighten_autotune();
 
     let (device, setup) = Device::wgpu_options()
         .init_with_setup_async()
@@ -202,25 +200,6 @@ mod web {
 
     fn text(target: &JsValue, key: &str) -> String {
         get(target, key).as_string().unwrap_or_default()
-    }
-
-    /// CubeCL benchmarks every kernel candidate 10 times on first use. In the browser that
-    /// cannot be configured from a file or the environment, and on a software adapter it made
-    /// the first training step take over a minute, so take 2 samples each and anchor shapes
-    /// coarsely (fewer distinct keys to tune). Does nothing if the runtime already started.
-    pub fn lighten_autotune() {
-        use cubecl_runtime::config::autotune::AutotuneLevel;
-        use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
-        let mut config = CubeClRuntimeConfig::default();
-        config.autotune.level = AutotuneLevel::Minimal;
-        config.autotune.bench.min_samples = 1;
-        config.autotune.bench.max_samples = 2;
-        if !CubeClRuntimeConfig::try_set(config) {
-            web_sys::console::warn_1(
-                &"gdl-lab: CubeCL's configuration was already loaded; autotune keeps its defaults"
-                    .into(),
-            );
-        }
     }
 
     pub async fn probe_adapter() -> Result<BrowserAdapter, String> {

@@ -18,8 +18,8 @@ pub fn DevicePanel(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView 
             let fallback = compute.fallback_reason.clone().map(|reason| {
                 view! {
                     <p class="banner warning" role="alert" data-test="fallback-banner">
-                        "WebGPU is not available, so training runs on the CPU (flex backend), "
-                        "much more slowly. Reason: " {reason}
+                        "WebGPU is not available, so training runs on the CPU (flex backend). "
+                        "Reason: " {reason}
                     </p>
                 }
             });

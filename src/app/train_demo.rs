@@ -85,10 +85,16 @@ pub fn TrainDemo(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView {
         if compute.get().is_none() {
             "waiting for the device".to_string()
         } else if running.get() && last.get().is_none() {
-            // The first step compiles and autotunes every kernel: seconds on a GPU, up to a
-            // minute on a software adapter. Say so, or the page looks stuck.
-            "compiling GPU kernels for the first step (up to a minute on a software adapter)…"
-                .to_string()
+            // The first step compiles every GPU kernel, which takes seconds: say so, or the
+            // page looks stuck.
+            if compute
+                .get()
+                .is_some_and(|compute| compute.is_gpu_backend())
+            {
+                "first step: compiling GPU kernels…".to_string()
+            } else {
+                "first step…".to_string()
+            }
         } else if running.get() {
             format!("training on a {0}³ volume…", volume_size.get())
         } else if last.get().is_some() {
@@ -132,7 +138,7 @@ pub fn TrainDemo(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView {
                 <dd data-test="loss">
                     {move || last.get().map(|report| format!("{:.5}", report.loss)).unwrap_or("–".into())}
                 </dd>
-                <dd class="of">
+                <dd class="of" data-test="first-loss">
                     {move || first_loss.get().map(|loss| format!("from {loss:.5}")).unwrap_or_default()}
                 </dd>
                 <dt>"ms / step"</dt>
