@@ -13,8 +13,8 @@ use crate::volume::SyntheticConfig;
 #[command(
     name = "gdl-lab",
     version,
-    about = "Train 3D segmentation nets with the mixed loss (cross-entropy warm-up, then the \
-             Generalized Dice Loss), natively or in the browser",
+    about = "gdl-lab's native CLI: the training core of the gdl-lab page, driven from a \
+             terminal. For now it checks backends and trains the demo net with BCE.",
     long_about = None
 )]
 struct Cli {
@@ -132,13 +132,7 @@ fn demo(device: &ComputeDevice, config: TrainingConfig, steps: usize) -> ExitCod
 
 /// Tries one tiny training step on a device; `Ok(ms)` when it trains.
 fn probe_training(device: &ComputeDevice) -> Result<f64, String> {
-    let config = TrainingConfig {
-        volume: SyntheticConfig {
-            size: 8,
-            ..SyntheticConfig::default()
-        },
-        ..TrainingConfig::default()
-    };
+    let config = TrainingConfig::with_volume_size(8);
     let mut session = TrainingSession::new(config, &device.device);
     guarded(|| pollster::block_on(session.step()))?
         .map(|report| report.millis)

@@ -6,7 +6,6 @@ use gdl_lab::backend::ComputeDevice;
 use gdl_lab::loss::bce_with_logits;
 use gdl_lab::model::Simple3DModelConfig;
 use gdl_lab::train::{TrainingConfig, TrainingSession};
-use gdl_lab::volume::SyntheticConfig;
 
 fn flex() -> Device {
     ComputeDevice::flex(None).device
@@ -63,13 +62,7 @@ fn run_steps(config: TrainingConfig, steps: usize) -> Vec<f32> {
 
 #[test]
 fn a_few_steps_reduce_the_loss() {
-    let config = TrainingConfig {
-        volume: SyntheticConfig {
-            size: 16,
-            ..SyntheticConfig::default()
-        },
-        ..TrainingConfig::default()
-    };
+    let config = TrainingConfig::with_volume_size(16);
     let losses = run_steps(config, 10);
     assert!(losses.iter().all(|loss| loss.is_finite()), "{losses:?}");
     assert!(
@@ -84,13 +77,7 @@ fn a_few_steps_reduce_the_loss() {
 
 #[test]
 fn training_on_flex_is_deterministic_for_a_seed() {
-    let config = TrainingConfig {
-        volume: SyntheticConfig {
-            size: 8,
-            ..SyntheticConfig::default()
-        },
-        ..TrainingConfig::default()
-    };
+    let config = TrainingConfig::with_volume_size(8);
     assert_eq!(run_steps(config, 3), run_steps(config, 3));
     let other = TrainingConfig { seed: 1, ..config };
     assert_ne!(run_steps(config, 3), run_steps(other, 3));
@@ -99,12 +86,8 @@ fn training_on_flex_is_deterministic_for_a_seed() {
 #[test]
 fn an_exploding_learning_rate_stops_with_a_sentence_not_a_panic() {
     let config = TrainingConfig {
-        volume: SyntheticConfig {
-            size: 8,
-            ..SyntheticConfig::default()
-        },
         learning_rate: 1e30,
-        ..TrainingConfig::default()
+        ..TrainingConfig::with_volume_size(8)
     };
     let mut session = TrainingSession::new(config, &flex());
     let failure = (0..20)

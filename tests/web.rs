@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use gdl_lab::backend::{self, BackendKind};
 use gdl_lab::train::{TrainingConfig, TrainingSession};
-use gdl_lab::volume::SyntheticConfig;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 use web_time::Instant;
@@ -25,13 +24,7 @@ async fn webgpu_trains_simple_model_for_three_steps_at_16_cubed() {
     );
     assert!(compute.adapter.max_buffer_size.unwrap_or(0) > 0);
 
-    let config = TrainingConfig {
-        volume: SyntheticConfig {
-            size: 16,
-            ..SyntheticConfig::default()
-        },
-        ..TrainingConfig::default()
-    };
+    let config = TrainingConfig::with_volume_size(16);
     let mut session = TrainingSession::new(config, &compute.device);
     let mut losses = Vec::new();
     for _ in 0..3 {

@@ -7,7 +7,6 @@ use leptos::task::spawn_local;
 use crate::backend::ComputeDevice;
 use crate::report::StepReport;
 use crate::train::{TrainingConfig, TrainingSession};
-use crate::volume::SyntheticConfig;
 
 /// Volume size and step count for the demo: small on software adapters, where a 16³ step takes
 /// about a second, larger on a real GPU.
@@ -17,13 +16,7 @@ fn demo_plan(compute: &ComputeDevice) -> (TrainingConfig, usize) {
     } else {
         (32, 200)
     };
-    let config = TrainingConfig {
-        volume: SyntheticConfig {
-            size,
-            ..SyntheticConfig::default()
-        },
-        ..TrainingConfig::default()
-    };
+    let config = TrainingConfig::with_volume_size(size);
     (config, steps)
 }
 

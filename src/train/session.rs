@@ -29,6 +29,20 @@ impl Default for TrainingConfig {
     }
 }
 
+impl TrainingConfig {
+    /// The default run on a synthetic volume of `size`³ voxels.
+    pub fn with_volume_size(size: usize) -> Self {
+        let default = Self::default();
+        Self {
+            volume: SyntheticConfig {
+                size,
+                ..default.volume
+            },
+            ..default
+        }
+    }
+}
+
 /// Why training stopped early.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrainError {
