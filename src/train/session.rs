@@ -97,10 +97,6 @@ impl TrainingSession {
         self.steps_done
     }
 
-    pub fn model(&self) -> &Simple3DModel {
-        &self.model
-    }
-
     /// One optimisation step. The loss is read back asynchronously, once, at the end, so the
     /// browser never blocks on the GPU.
     pub async fn step(&mut self) -> Result<StepReport, TrainError> {
