@@ -75,15 +75,13 @@ pub fn TrainDemo(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView {
     };
 
     let status = move || {
-        if compute.get().is_none() {
-            "waiting for the device".to_string()
-        } else if running.get() && last.get().is_none() {
+        let Some(device) = compute.get() else {
+            return "waiting for the device".to_string();
+        };
+        if running.get() && last.get().is_none() {
             // The first step compiles every GPU kernel, which takes seconds: say so, or the
             // page looks stuck.
-            if compute
-                .get()
-                .is_some_and(|compute| compute.is_gpu_backend())
-            {
+            if device.is_gpu_backend() {
                 "first step: compiling GPU kernels…".to_string()
             } else {
                 "first step…".to_string()
