@@ -6,15 +6,16 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::backend::{ComputeDevice, init_wgpu};
+use crate::model::ModelKind;
 use crate::train::{TrainingConfig, TrainingSession};
-use crate::volume::SyntheticConfig;
+use crate::volume::{SyntheticConfig, synthetic_volume};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "gdl-lab",
     version,
     about = "gdl-lab's native CLI: the training core of the gdl-lab page, driven from a \
-             terminal. For now it checks backends and trains the demo net with BCE.",
+             terminal. For now it checks backends, lists the nets and trains the demo.",
     long_about = None
 )]
 struct Cli {
@@ -26,7 +27,14 @@ struct Cli {
 enum Command {
     /// Report which backends work on this machine (flex CPU and wgpu GPU)
     Doctor,
-    /// Train the seed's Simple3DModel on the built-in synthetic volume with BCE-with-logits
+    /// List the nets with their parameter counts
+    Models {
+        /// Classes, background included
+        #[arg(long, default_value_t = 4)]
+        classes: usize,
+    },
+    /// Train the seed's Simple3DModel on the built-in synthetic volume with the mixed loss
+    /// (BCE warm-up for 2 epochs of 25 steps, then GDL)
     Demo {
         /// Backend to train on
         #[arg(long, value_enum, default_value_t = BackendChoice::Flex)]
@@ -38,7 +46,7 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         steps: usize,
         /// Adam learning rate
-        #[arg(long, default_value_t = TrainingConfig::default().learning_rate)]
+        #[arg(long, default_value_t = TrainingConfig::quick(16).lr)]
         lr: f64,
         /// Seed of the weights and of the volume
         #[arg(long, default_value_t = 42)]
@@ -57,6 +65,7 @@ enum BackendChoice {
 pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Doctor => doctor(),
+        Command::Models { classes } => models(classes),
         Command::Demo {
             backend,
             size,
@@ -75,16 +84,17 @@ pub fn main() -> ExitCode {
                     }
                 },
             };
-            let config = TrainingConfig {
-                volume: SyntheticConfig {
-                    size: size as usize,
-                    seed,
-                    ..SyntheticConfig::default()
-                },
-                learning_rate: lr,
+            let volume = SyntheticConfig {
+                size: size as usize,
                 seed,
+                ..SyntheticConfig::default()
             };
-            demo(&device, config, steps)
+            let config = TrainingConfig {
+                lr,
+                seed,
+                ..TrainingConfig::quick(size as usize)
+            };
+            demo(&device, config, volume, steps)
         }
     }
 }
@@ -100,16 +110,34 @@ fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-fn demo(device: &ComputeDevice, config: TrainingConfig, steps: usize) -> ExitCode {
+fn demo(
+    device: &ComputeDevice,
+    config: TrainingConfig,
+    volume: SyntheticConfig,
+    steps: usize,
+) -> ExitCode {
     eprintln!("device: {}", device.describe());
-    let mut session = TrainingSession::new(config, &device.device);
+    let mut session = match TrainingSession::new(config, &synthetic_volume(volume), &device.device)
+    {
+        Ok(session) => session,
+        Err(error) => {
+            eprintln!("gdl-lab: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut last = None;
     for _ in 0..steps {
         match pollster::block_on(session.step()) {
             Ok(report) => {
                 eprintln!(
-                    "step {:>4}  loss {:.5}  {:.1} ms",
-                    report.step, report.loss, report.millis
+                    "step {:>4}  λ {:.2}  total {:.5}  {:?} {:.5}  GDL {:.5}  {:.1} ms",
+                    report.step,
+                    report.lambda,
+                    report.total,
+                    report.warmup_loss,
+                    report.warmup,
+                    report.gdl,
+                    report.millis
                 );
                 last = Some(report);
             }
@@ -123,7 +151,7 @@ fn demo(device: &ComputeDevice, config: TrainingConfig, steps: usize) -> ExitCod
         "backend": device.adapter.backend,
         "adapter": device.adapter.name,
         "steps": session.steps_done(),
-        "final_loss": last.as_ref().map(|report| report.loss),
+        "final_loss": last.as_ref().map(|report| report.total),
         "last_step_ms": last.as_ref().map(|report| report.millis),
     });
     println!("{summary}");
@@ -132,11 +160,33 @@ fn demo(device: &ComputeDevice, config: TrainingConfig, steps: usize) -> ExitCod
 
 /// Tries one tiny training step on a device; `Ok(ms)` when it trains.
 fn probe_training(device: &ComputeDevice) -> Result<f64, String> {
-    let config = TrainingConfig::with_volume_size(8);
-    let mut session = TrainingSession::new(config, &device.device);
+    let volume = synthetic_volume(SyntheticConfig {
+        size: 8,
+        ..SyntheticConfig::default()
+    });
+    let mut session = TrainingSession::new(TrainingConfig::quick(8), &volume, &device.device)
+        .map_err(|error| error.to_string())?;
     guarded(|| pollster::block_on(session.step()))?
         .map(|report| report.millis)
         .map_err(|error| error.to_string())
+}
+
+fn models(classes: usize) -> ExitCode {
+    if classes < 2 {
+        eprintln!("gdl-lab: a segmentation net needs at least 2 classes");
+        return ExitCode::FAILURE;
+    }
+    let device = ComputeDevice::flex(None).device;
+    for kind in ModelKind::ALL {
+        let parameters = burn::module::Module::num_params(&kind.init(classes, &device));
+        println!(
+            "{:<7} {:>9} parameters  {}",
+            kind.name(),
+            parameters,
+            kind.describe()
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn doctor() -> ExitCode {

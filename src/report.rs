@@ -1,14 +1,99 @@
-//! What one training step tells the page, the CLI and the tests.
+//! What a training step and an evaluation tell the page, the CLI and the tests.
 
 use serde::Serialize;
 
-/// The outcome of one training step.
+use crate::loss::{GdlInputStats, WarmupLoss};
+use crate::model::ModelKind;
+
+/// The outcome of one training step: every loss component and what the GDL was made of.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StepReport {
     /// Steps done so far, this one included (1 after the first step).
     pub step: usize,
-    /// The loss of the batch before this step's update.
-    pub loss: f32,
+    /// The epoch this step belonged to (from 0).
+    pub epoch: usize,
+    /// The net trained in this step (changes once when a pretrained Simple net is widened).
+    pub model: ModelKind,
+    /// The share of the GDL term, λ(t).
+    pub lambda: f64,
+    /// `(1−λ)·bce_weight·warm-up + λ·gdl_weight·GDL`, before this step's update.
+    pub total: f32,
+    pub warmup_loss: WarmupLoss,
+    /// The warm-up term (BCE or CE) on its own.
+    pub warmup: f32,
+    /// The GDL term on its own (as the pipeline computes it, misuse included).
+    pub gdl: f32,
+    /// The names of the GDL's channels: class numbers, or "foreground" for a one-channel misuse.
+    pub gdl_channels: Vec<String>,
+    /// Per channel: soft Dice, weight w_c, intersection I, prediction sum P, target sum G, and
+    /// the share of the fraction (2·w·I / denominator). Means over samples for the ratios and
+    /// weights, sums over the batch for I, P and G.
+    pub dice: Vec<f32>,
+    pub weight: Vec<f32>,
+    pub intersection: Vec<f32>,
+    pub prediction: Vec<f32>,
+    pub target: Vec<f32>,
+    pub contribution: Vec<f32>,
+    /// Global L2 norm of all gradients before and after clipping (equal when clipping is off).
+    pub grad_norm: f32,
+    pub grad_norm_clipped: f32,
+    /// The GDL's inputs as the invariant monitor saw them.
+    pub monitor: GdlInputStats,
+    /// Set when GDL left [0, 1]: the broken assumption, in one sentence.
+    pub explanation: Option<String>,
     /// Wall-clock time of the step, readback included, in milliseconds.
     pub millis: f64,
+}
+
+/// Whole-volume prediction by sliding windows, scored against the label map.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// Hard Dice per class, background included (1 when a class is absent from both).
+    pub dice: Vec<f32>,
+    /// Mean hard Dice over the foreground classes.
+    pub mean_foreground_dice: f32,
+    /// The predicted class of each voxel, x-fastest like the volume.
+    #[serde(skip)]
+    pub labels: Vec<u8>,
+    /// Softmax probabilities, class planes of x-fastest voxels.
+    #[serde(skip)]
+    pub probabilities: Vec<f32>,
+    pub millis: f64,
+}
+
+/// Hard Dice `2|A∩B| / (|A|+|B|)` of each class between two label maps; 1 for a class that is
+/// in neither.
+pub fn hard_dice(predicted: &[u8], truth: &[u8], classes: usize) -> Vec<f32> {
+    let mut both = vec![0usize; classes];
+    let mut predicted_count = vec![0usize; classes];
+    let mut truth_count = vec![0usize; classes];
+    for (&p, &t) in predicted.iter().zip(truth) {
+        predicted_count[p as usize] += 1;
+        truth_count[t as usize] += 1;
+        if p == t {
+            both[p as usize] += 1;
+        }
+    }
+    (0..classes)
+        .map(|c| match predicted_count[c] + truth_count[c] {
+            0 => 1.0,
+            sum => 2.0 * both[c] as f32 / sum as f32,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hard_dice_counts_overlap_per_class() {
+        let truth = [0, 0, 1, 1, 2, 2];
+        let predicted = [0, 1, 1, 1, 0, 0];
+        let dice = hard_dice(&predicted, &truth, 4);
+        assert_eq!(dice[0], 2.0 * 1.0 / (3.0 + 2.0));
+        assert_eq!(dice[1], 2.0 * 2.0 / (3.0 + 2.0));
+        assert_eq!(dice[2], 0.0);
+        assert_eq!(dice[3], 1.0);
+    }
 }

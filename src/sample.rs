@@ -1,6 +1,11 @@
-//! From a volume on the CPU to the tensors a training step eats.
+//! From a volume on the CPU to the tensors a training step eats: normalisation, one-hot targets,
+//! random patches and the sliding windows of whole-volume prediction.
+//!
+//! Tensors are `[batch, channels, z, y, x]`; volumes are x-fastest, so a volume of dims
+//! `[nx, ny, nz]` is the tensor `[1, 1, nz, ny, nx]` without reordering.
 
 use burn::prelude::*;
+use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 use crate::volume::LabelledVolume;
 
@@ -29,6 +34,26 @@ pub fn one_hot(labels: &[u8], classes: usize) -> Vec<f32> {
     planes
 }
 
+/// Z-score normalisation over the non-zero voxels (the head), as nnU-Net does for MRI; the
+/// zero background stays 0. A constant image becomes all zeros.
+pub fn normalise_nonzero(image: &mut [f32]) {
+    let inside: Vec<f64> = image
+        .iter()
+        .filter(|&&v| v != 0.0)
+        .map(|&v| v as f64)
+        .collect();
+    if inside.is_empty() {
+        return;
+    }
+    let n = inside.len() as f64;
+    let mean = inside.iter().sum::<f64>() / n;
+    let std = (inside.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+    let scale = if std > 0.0 { 1.0 / std } else { 0.0 };
+    for value in image.iter_mut().filter(|v| **v != 0.0) {
+        *value = ((*value as f64 - mean) * scale) as f32;
+    }
+}
+
 /// The whole volume as a batch of one.
 pub fn whole_volume_batch(volume: &LabelledVolume, device: &Device) -> Batch {
     let [nx, ny, nz] = volume.dims;
@@ -46,6 +71,141 @@ pub fn whole_volume_batch(volume: &LabelledVolume, device: &Device) -> Batch {
     Batch { image, target }
 }
 
+/// Copies the `edge`³ cube starting at `origin` (x, y, z; may reach past the borders, which read
+/// as `fill`) out of an x-fastest array of `dims`.
+pub fn crop<T: Copy>(
+    data: &[T],
+    dims: [usize; 3],
+    origin: [isize; 3],
+    edge: usize,
+    fill: T,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(edge * edge * edge);
+    for z in 0..edge {
+        for y in 0..edge {
+            for x in 0..edge {
+                let position = [x, y, z].map(|p| p as isize);
+                let source: Option<Vec<usize>> = (0..3)
+                    .map(|axis| {
+                        let p = origin[axis] + position[axis];
+                        (p >= 0 && (p as usize) < dims[axis]).then_some(p as usize)
+                    })
+                    .collect();
+                out.push(match source {
+                    Some(p) => data[p[0] + dims[0] * (p[1] + dims[1] * p[2])],
+                    None => fill,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Random cubic patches, a share of them centred on foreground voxels (as nnU-Net does), so
+/// that rare classes are seen often. Deterministic from its seed.
+pub struct PatchSampler {
+    edge: usize,
+    foreground_fraction: f64,
+    foreground: Vec<usize>,
+    rng: StdRng,
+}
+
+impl PatchSampler {
+    pub fn new(volume: &LabelledVolume, edge: usize, foreground_fraction: f64, seed: u64) -> Self {
+        Self {
+            edge,
+            foreground_fraction,
+            foreground: (0..volume.labels.len())
+                .filter(|&i| volume.labels[i] != 0)
+                .collect(),
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// The origin (x, y, z) of the next patch.
+    fn next_origin(&mut self, dims: [usize; 3]) -> [isize; 3] {
+        let edge = self.edge as isize;
+        if dims.iter().all(|&d| d as isize <= edge) {
+            // The whole volume fits in one patch: nothing to sample.
+            return dims.map(|d| (d as isize - edge) / 2);
+        }
+        let on_foreground =
+            !self.foreground.is_empty() && self.rng.random_bool(self.foreground_fraction);
+        if on_foreground {
+            let voxel = self.foreground[self.rng.random_range(0..self.foreground.len())];
+            let centre = [
+                voxel % dims[0],
+                (voxel / dims[0]) % dims[1],
+                voxel / (dims[0] * dims[1]),
+            ];
+            centre.map(|c| c as isize - edge / 2)
+        } else {
+            // Anywhere the patch fits; centred when the volume is smaller than the patch.
+            [0, 1, 2].map(|axis| {
+                let room = dims[axis] as isize - edge;
+                if room > 0 {
+                    self.rng.random_range(0..=room as i64) as isize
+                } else {
+                    room / 2
+                }
+            })
+        }
+    }
+
+    /// `batch` patches of the volume, with their one-hot targets, on `device`.
+    pub fn sample(&mut self, volume: &LabelledVolume, batch: usize, device: &Device) -> Batch {
+        let edge = self.edge;
+        let mut image = Vec::with_capacity(batch * edge.pow(3));
+        let mut target = Vec::with_capacity(batch * volume.classes * edge.pow(3));
+        for _ in 0..batch {
+            let origin = self.next_origin(volume.dims);
+            image.extend(crop(&volume.image, volume.dims, origin, edge, 0.0));
+            let labels = crop(&volume.labels, volume.dims, origin, edge, 0);
+            target.extend(one_hot(&labels, volume.classes));
+        }
+        Batch {
+            image: Tensor::from_data(TensorData::new(image, [batch, 1, edge, edge, edge]), device),
+            target: Tensor::from_data(
+                TensorData::new(target, [batch, volume.classes, edge, edge, edge]),
+                device,
+            ),
+        }
+    }
+}
+
+/// Window origins along one axis of `size` voxels: windows of `edge` that step by
+/// `edge·(1 − overlap)` and always cover the end. A size below `edge` gets one centred window.
+pub fn window_starts(size: usize, edge: usize, overlap: f64) -> Vec<isize> {
+    if size <= edge {
+        return vec![(size as isize - edge as isize) / 2];
+    }
+    let step = ((edge as f64 * (1.0 - overlap)).round() as usize).max(1);
+    let last = size - edge;
+    let mut starts: Vec<isize> = (0..last).step_by(step).map(|s| s as isize).collect();
+    starts.push(last as isize);
+    starts
+}
+
+/// Gaussian blending weights for an `edge`³ window (σ = edge/8, as nnU-Net), so that each
+/// window's centre counts more than its borders, where context is missing.
+pub fn blending_weights(edge: usize) -> Vec<f32> {
+    let sigma = edge as f64 / 8.0;
+    let centre = (edge as f64 - 1.0) / 2.0;
+    let profile: Vec<f64> = (0..edge)
+        .map(|i| (-((i as f64 - centre).powi(2)) / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let mut weights = Vec::with_capacity(edge.pow(3));
+    for z in 0..edge {
+        for y in 0..edge {
+            for x in 0..edge {
+                // A floor keeps corner voxels of a single window from having ~0 weight.
+                weights.push((profile[x] * profile[y] * profile[z]).max(1e-3) as f32);
+            }
+        }
+    }
+    weights
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +221,47 @@ mod tests {
                 0., 1., 0., 1., // class 2
             ]
         );
+    }
+
+    #[test]
+    fn crop_reads_x_fastest_and_pads_outside() {
+        let dims = [3, 2, 2];
+        let data: Vec<u8> = (0..12).collect();
+        // The 2³ cube at (1, 0, 0): x ∈ {1, 2}, y ∈ {0, 1}, z ∈ {0, 1}.
+        assert_eq!(
+            crop(&data, dims, [1, 0, 0], 2, 99),
+            vec![1, 2, 4, 5, 7, 8, 10, 11]
+        );
+        // Starting one voxel before the volume on every axis.
+        assert_eq!(
+            crop(&data, dims, [-1, -1, -1], 2, 99),
+            vec![99, 99, 99, 99, 99, 99, 99, 0]
+        );
+    }
+
+    #[test]
+    fn windows_cover_every_voxel_with_the_requested_overlap() {
+        assert_eq!(window_starts(64, 32, 0.5), vec![0, 16, 32]);
+        assert_eq!(window_starts(70, 32, 0.5), vec![0, 16, 32, 38]);
+        assert_eq!(window_starts(32, 32, 0.5), vec![0]);
+        assert_eq!(window_starts(20, 32, 0.5), vec![-6]);
+        for size in 33..100 {
+            let starts = window_starts(size, 32, 0.5);
+            assert_eq!(*starts.last().unwrap() as usize + 32, size);
+            assert!(starts.windows(2).all(|pair| pair[1] - pair[0] <= 16));
+        }
+    }
+
+    #[test]
+    fn normalisation_leaves_background_at_zero_and_standardises_the_rest() {
+        let mut image = vec![0.0, 2.0, 4.0, 0.0, 6.0];
+        normalise_nonzero(&mut image);
+        assert_eq!(image[0], 0.0);
+        assert_eq!(image[3], 0.0);
+        let inside = [image[1], image[2], image[4]];
+        let mean: f32 = inside.iter().sum::<f32>() / 3.0;
+        assert!(mean.abs() < 1e-6);
+        let var: f32 = inside.iter().map(|v| v * v).sum::<f32>() / 3.0;
+        assert!((var - 1.0).abs() < 1e-5);
     }
 }

@@ -1,69 +1,38 @@
-//! Native tests on burn's flex CPU backend: the numerics the page relies on.
+//! Native tests on burn's flex CPU backend: the session, its settings and the CLI.
 #![cfg(not(target_arch = "wasm32"))]
 
-use burn::prelude::*;
 use gdl_lab::backend::ComputeDevice;
-use gdl_lab::loss::bce_with_logits;
-use gdl_lab::model::Simple3DModelConfig;
-use gdl_lab::train::{TrainingConfig, TrainingSession};
+use gdl_lab::loss::{Misuse, Schedule, WarmupLoss};
+use gdl_lab::model::ModelKind;
+use gdl_lab::report::StepReport;
+use gdl_lab::train::{TrainError, TrainingConfig, TrainingSession};
+use gdl_lab::volume::{LabelledVolume, SyntheticConfig, synthetic_volume};
 
-fn flex() -> Device {
+fn flex() -> burn::prelude::Device {
     ComputeDevice::flex(None).device
 }
 
-#[test]
-fn simple_model_maps_one_channel_to_class_logits_of_the_same_size() {
-    let device = flex();
-    let model = Simple3DModelConfig::new().with_num_classes(4).init(&device);
-    let output = model.forward(Tensor::zeros([2, 1, 6, 7, 8], &device));
-    assert_eq!(output.dims(), [2, 4, 6, 7, 8]);
-    // conv 1→8 (k3), 8→16 (k3), 16→4 (k1), each with a bias.
-    let expected = (8 * 27 + 8) + (16 * 8 * 27 + 16) + (4 * 16 + 4);
-    assert_eq!(burn::module::Module::num_params(&model), expected);
+fn volume(size: usize) -> LabelledVolume {
+    synthetic_volume(SyntheticConfig {
+        size,
+        ..SyntheticConfig::default()
+    })
 }
 
-#[test]
-fn bce_with_logits_matches_the_textbook_formula() {
-    let logits = [2.0f32, -1.0, 0.5, -30.0, 40.0, 0.0];
-    let target = [1.0f32, 0.0, 0.0, 1.0, 0.0, 1.0];
-    let expected = logits
-        .iter()
-        .zip(target)
-        .map(|(&x, y)| {
-            let (x, y) = (x as f64, y as f64);
-            // max(x, 0) − x·y + log(1 + e^−|x|), PyTorch's stable form.
-            x.max(0.0) - x * y + (-x.abs()).exp().ln_1p()
-        })
-        .sum::<f64>()
-        / logits.len() as f64;
-    let device = flex();
-    let loss = bce_with_logits(
-        Tensor::<1>::from_floats(logits, &device),
-        Tensor::<1>::from_floats(target, &device),
-    );
-    let value: f32 = loss.into_scalar();
-    assert!(
-        (value as f64 - expected).abs() <= 1e-5 * expected.max(1.0),
-        "{value} vs {expected}"
-    );
-}
-
-fn run_steps(config: TrainingConfig, steps: usize) -> Vec<f32> {
-    let device = flex();
-    let mut session = TrainingSession::new(config, &device);
+fn run(config: TrainingConfig, volume: &LabelledVolume, steps: usize) -> Vec<StepReport> {
+    let mut session = TrainingSession::new(config, volume, &flex()).expect("valid settings");
     (0..steps)
-        .map(|_| {
-            pollster::block_on(session.step())
-                .expect("step failed")
-                .loss
-        })
+        .map(|_| pollster::block_on(session.step()).expect("step failed"))
         .collect()
+}
+
+fn totals(reports: &[StepReport]) -> Vec<f32> {
+    reports.iter().map(|report| report.total).collect()
 }
 
 #[test]
 fn a_few_steps_reduce_the_loss() {
-    let config = TrainingConfig::with_volume_size(16);
-    let losses = run_steps(config, 10);
+    let losses = totals(&run(TrainingConfig::quick(16), &volume(16), 10));
     assert!(losses.iter().all(|loss| loss.is_finite()), "{losses:?}");
     assert!(
         losses.windows(2).take(3).all(|pair| pair[1] < pair[0]),
@@ -77,24 +46,181 @@ fn a_few_steps_reduce_the_loss() {
 
 #[test]
 fn training_on_flex_is_deterministic_for_a_seed() {
-    let config = TrainingConfig::with_volume_size(8);
-    assert_eq!(run_steps(config, 3), run_steps(config, 3));
-    let other = TrainingConfig { seed: 1, ..config };
-    assert_ne!(run_steps(config, 3), run_steps(other, 3));
+    // Patches smaller than the volume, so the sampler's seed matters too.
+    let config = TrainingConfig {
+        patch: 8,
+        batch: 2,
+        ..TrainingConfig::quick(8)
+    };
+    let data = volume(16);
+    assert_eq!(
+        totals(&run(config.clone(), &data, 3)),
+        totals(&run(config.clone(), &data, 3))
+    );
+    let other = TrainingConfig {
+        seed: 1,
+        ..config.clone()
+    };
+    assert_ne!(
+        totals(&run(config, &data, 3)),
+        totals(&run(other, &data, 3))
+    );
 }
 
 #[test]
-fn an_exploding_learning_rate_stops_with_a_sentence_not_a_panic() {
+fn an_exploding_learning_rate_stops_with_a_sentence_naming_the_component() {
     let config = TrainingConfig {
-        learning_rate: 1e30,
-        ..TrainingConfig::with_volume_size(8)
+        lr: 1e30,
+        ..TrainingConfig::quick(8)
     };
-    let mut session = TrainingSession::new(config, &flex());
+    let mut session = TrainingSession::new(config, &volume(8), &flex()).unwrap();
     let failure = (0..20)
         .find_map(|_| pollster::block_on(session.step()).err())
         .expect("a learning rate of 1e30 should blow the loss up");
+    assert!(
+        matches!(failure, TrainError::NonFinite { .. }),
+        "{failure:?}"
+    );
     let sentence = failure.to_string();
     assert!(sentence.contains("Training stopped at step"), "{sentence}");
+    assert!(
+        ["BCE term", "GDL term", "gradient norm", "total loss"]
+            .iter()
+            .any(|component| sentence.contains(component)),
+        "{sentence}"
+    );
+}
+
+#[test]
+fn one_report_carries_every_component_and_the_gdl_anatomy() {
+    let config = TrainingConfig {
+        warmup_epochs: 0.0,
+        schedule: Schedule::Linear,
+        ramp_epochs: 1.0,
+        steps_per_epoch: 4,
+        warmup: WarmupLoss::Ce,
+        clip: 0.5,
+        ..TrainingConfig::quick(16)
+    };
+    let reports = run(config.clone(), &volume(16), 3);
+    let report = &reports[2];
+    assert_eq!(report.step, 3);
+    assert!(
+        (report.lambda - 0.5).abs() < 1e-12,
+        "λ after 2 of 4 steps: {}",
+        report.lambda
+    );
+    let expected =
+        (1.0 - report.lambda) as f32 * 0.5 * report.warmup + report.lambda as f32 * report.gdl;
+    assert!((report.total - expected).abs() < 1e-5, "{report:?}");
+    assert_eq!(report.gdl_channels, ["0", "1", "2", "3"]);
+    for row in [
+        &report.dice,
+        &report.weight,
+        &report.intersection,
+        &report.prediction,
+        &report.target,
+        &report.contribution,
+    ] {
+        assert_eq!(row.len(), 4);
+    }
+    // G counts the voxels of each class in the patch; P sums probabilities (one per voxel).
+    assert_eq!(report.target.iter().sum::<f32>(), 16.0 * 16.0 * 16.0);
+    assert!((report.prediction.iter().sum::<f32>() - 4096.0).abs() < 0.5);
+    assert!((0.0..=1.0).contains(&report.gdl));
+    assert!(report.explanation.is_none());
+    assert!(report.grad_norm_clipped <= 0.5 + 1e-4, "{report:?}");
+    assert!(report.grad_norm >= report.grad_norm_clipped);
+}
+
+#[test]
+fn pretraining_simple_then_widening_continues_with_the_target_net() {
+    let config = TrainingConfig {
+        model: ModelKind::Target,
+        pretrain_epochs: 1,
+        steps_per_epoch: 3,
+        ..TrainingConfig::quick(8)
+    };
+    let reports = run(config, &volume(8), 5);
+    let models: Vec<ModelKind> = reports.iter().map(|report| report.model).collect();
+    assert_eq!(
+        models,
+        [
+            ModelKind::Simple,
+            ModelKind::Simple,
+            ModelKind::Simple,
+            ModelKind::Target,
+            ModelKind::Target
+        ]
+    );
+    // Widening keeps the function, so the loss does not jump when the net changes.
+    let [before, after] = [reports[2].total, reports[3].total];
+    assert!(
+        (after - before).abs() < 0.1 * before,
+        "loss {before} → {after} across widening"
+    );
+}
+
+#[test]
+fn settings_round_trip_through_the_compact_string() {
+    let config = TrainingConfig {
+        model: ModelKind::Target,
+        pretrain_epochs: 2,
+        schedule: Schedule::Cosine,
+        ramp_epochs: 3.0,
+        misuse: Some(Misuse::LabelMapAsTarget),
+        lr: 0.0125,
+        clip: 1.0,
+        include_background: false,
+        seed: 7,
+        ..TrainingConfig::default()
+    };
+    let query = config.to_query();
+    assert!(query.contains("model=target"), "{query}");
+    assert!(query.contains("misuse=label_map_as_target"), "{query}");
+    assert!(!query.contains("patch="), "defaults are left out: {query}");
+    assert_eq!(TrainingConfig::from_query(&query), Ok(config));
+    assert_eq!(
+        TrainingConfig::from_query(""),
+        Ok(TrainingConfig::default())
+    );
+    assert_eq!(TrainingConfig::default().to_query(), "");
+}
+
+#[test]
+fn bad_settings_get_a_sentence() {
+    let unknown = TrainingConfig::from_query("modle=unet").unwrap_err();
+    assert!(unknown.contains("modle"), "{unknown}");
+    let odd_patch = TrainingConfig::from_query("model=unet&patch=30").unwrap_err();
+    assert!(odd_patch.contains("multiple of 4"), "{odd_patch}");
+    let bad_lr = TrainingConfig::from_query("lr=-1").unwrap_err();
+    assert!(bad_lr.contains("learning rate"), "{bad_lr}");
+    let bad_value = TrainingConfig::from_query("model=resnet").unwrap_err();
+    assert!(bad_value.contains("resnet"), "{bad_value}");
+    let widen_unet = TrainingConfig::from_query("model=unet&pretrain_epochs=2").unwrap_err();
+    assert!(widen_unet.contains("target"), "{widen_unet}");
+}
+
+#[test]
+fn evaluation_predicts_every_voxel_and_scores_it() {
+    let data = volume(16);
+    let config = TrainingConfig {
+        patch: 8,
+        ..TrainingConfig::quick(8)
+    };
+    let session = TrainingSession::new(config, &data, &flex()).unwrap();
+    let evaluation = pollster::block_on(session.evaluate()).unwrap();
+    assert_eq!(evaluation.labels.len(), data.voxel_count());
+    assert_eq!(evaluation.dice.len(), 4);
+    assert_eq!(evaluation.probabilities.len(), 4 * data.voxel_count());
+    // Blended probabilities still sum to 1 in every voxel.
+    let voxels = data.voxel_count();
+    for voxel in (0..voxels).step_by(97) {
+        let sum: f32 = (0..4)
+            .map(|c| evaluation.probabilities[c * voxels + voxel])
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-4, "voxel {voxel}: {sum}");
+    }
 }
 
 #[test]
@@ -109,4 +235,22 @@ fn cli_doctor_finds_the_cpu_backend() {
         stdout.lines().any(|line| line.starts_with("ok    flex")),
         "{stdout}"
     );
+}
+
+#[test]
+fn cli_models_lists_each_net_with_its_parameter_count() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
+        .arg("models")
+        .output()
+        .expect("the gdl-lab binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    // Simple3DModel with 4 classes: (8·27+8) + (16·8·27+16) + (4·16+4).
+    assert!(stdout.contains("simple       3764 parameters"), "{stdout}");
+    for name in ["target", "unet"] {
+        assert!(
+            stdout.lines().any(|line| line.starts_with(name)),
+            "{stdout}"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! The "Train demo" button: trains the seed's Simple3DModel with BCE-with-logits on the
+//! The "Train demo" button: trains the seed's Simple3DModel with the mixed loss on the
 //! synthetic volume, one step at a time, showing step, loss and ms/step as they come.
 
 use leptos::prelude::*;
@@ -7,17 +7,16 @@ use leptos::task::spawn_local;
 use crate::backend::ComputeDevice;
 use crate::report::StepReport;
 use crate::train::{TrainingConfig, TrainingSession};
+use crate::volume::{SyntheticConfig, synthetic_volume};
 
 /// Volume size and step count for the demo: small on software adapters, where a 16³ step takes
-/// about a second, larger on a real GPU.
-fn demo_plan(compute: &ComputeDevice) -> (TrainingConfig, usize) {
-    let (size, steps) = if compute.is_slow() {
+/// about a second, larger on a real GPU. The patch is the whole volume.
+fn demo_plan(compute: &ComputeDevice) -> (usize, usize) {
+    if compute.is_slow() {
         (16, 30)
     } else {
         (32, 200)
-    };
-    let config = TrainingConfig::with_volume_size(size);
-    (config, steps)
+    }
 }
 
 /// Lets the browser paint and handle input between steps.
@@ -42,16 +41,28 @@ pub fn TrainDemo(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView {
         if running.get_untracked() {
             return;
         }
-        let (config, steps) = demo_plan(&compute);
+        let (size, steps) = demo_plan(&compute);
         running.set(true);
         stop_requested.set(false);
         error.set(None);
         last.set(None);
         first_loss.set(None);
         planned_steps.set(steps);
-        volume_size.set(config.volume.size);
+        volume_size.set(size);
         spawn_local(async move {
-            let mut session = TrainingSession::new(config, &compute.device);
+            let volume = synthetic_volume(SyntheticConfig {
+                size,
+                ..SyntheticConfig::default()
+            });
+            let mut session =
+                match TrainingSession::new(TrainingConfig::quick(size), &volume, &compute.device) {
+                    Ok(session) => session,
+                    Err(failure) => {
+                        error.set(Some(failure.to_string()));
+                        running.set(false);
+                        return;
+                    }
+                };
             for _ in 0..steps {
                 if stop_requested.get_untracked() {
                     break;
@@ -59,7 +70,7 @@ pub fn TrainDemo(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView {
                 match session.step().await {
                     Ok(report) => {
                         if first_loss.get_untracked().is_none() {
-                            first_loss.set(Some(report.loss));
+                            first_loss.set(Some(report.total));
                         }
                         last.set(Some(report));
                     }
@@ -100,7 +111,7 @@ pub fn TrainDemo(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView {
             <h2>"Train demo"</h2>
             <p class="hint">
                 "The seed's Simple3DModel (conv 1→8→16→4) learns a synthetic 4-class volume with "
-                "BCE-with-logits, the warm-up loss of the mixed loss."
+                "the mixed loss: 0.5 × BCE-with-logits for 50 steps, then the GDL."
             </p>
             <div class="buttons">
                 <button
@@ -127,7 +138,7 @@ pub fn TrainDemo(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView {
                 <dd class="of">{move || format!("of {}", planned_steps.get())}</dd>
                 <dt>"Loss"</dt>
                 <dd data-test="loss">
-                    {move || last.get().map(|report| format!("{:.5}", report.loss)).unwrap_or("–".into())}
+                    {move || last.get().map(|report| format!("{:.5}", report.total)).unwrap_or("–".into())}
                 </dd>
                 <dd class="of" data-test="first-loss">
                     {move || first_loss.get().map(|loss| format!("from {loss:.5}")).unwrap_or_default()}

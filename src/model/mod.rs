@@ -2,5 +2,105 @@
 //! `[batch, classes, z, y, x]` logits.
 
 pub mod simple;
+pub mod target;
+pub mod unet;
+pub mod widen;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 pub use simple::{Simple3DModel, Simple3DModelConfig};
+pub use target::{Target3DModel, Target3DModelConfig};
+pub use unet::{UNet3d, UNet3dConfig};
+pub use widen::widen_simple_to_target;
+
+/// Which net to train.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// The seed's small net (conv 1→8→16→C).
+    Simple,
+    /// The seed's target net (conv 1→16→32→64→C).
+    Target,
+    /// A compact 3-level 3D U-Net.
+    #[default]
+    Unet,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 3] = [ModelKind::Simple, ModelKind::Target, ModelKind::Unet];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Simple => "simple",
+            ModelKind::Target => "target",
+            ModelKind::Unet => "unet",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            ModelKind::Simple => "the seed's Simple3DModel: conv 1→8→16 (k3, ReLU), 16→C (k1)",
+            ModelKind::Target => "the seed's Target3DModel: conv 1→16→32→64 (k3, ReLU), 64→C (k1)",
+            ModelKind::Unet => {
+                "3D U-Net, 3 levels 8→16→32, InstanceNorm + LeakyReLU, strided-conv down, \
+                 nearest-up + conv"
+            }
+        }
+    }
+
+    /// Edge lengths the net accepts must be multiples of this.
+    pub fn edge_multiple(self) -> usize {
+        match self {
+            ModelKind::Unet => 4,
+            _ => 1,
+        }
+    }
+
+    /// A freshly initialised net.
+    pub fn init(self, num_classes: usize, device: &Device) -> SegmentationNet {
+        match self {
+            ModelKind::Simple => SegmentationNet::Simple(
+                Simple3DModelConfig::new()
+                    .with_num_classes(num_classes)
+                    .init(device),
+            ),
+            ModelKind::Target => SegmentationNet::Target(
+                Target3DModelConfig::new()
+                    .with_num_classes(num_classes)
+                    .init(device),
+            ),
+            ModelKind::Unet => SegmentationNet::Unet(
+                UNet3dConfig::new()
+                    .with_num_classes(num_classes)
+                    .init(device),
+            ),
+        }
+    }
+}
+
+/// Any of the nets, so a session can hold whichever the user picked.
+#[derive(Module, Debug)]
+pub enum SegmentationNet {
+    Simple(Simple3DModel),
+    Target(Target3DModel),
+    Unet(UNet3d),
+}
+
+impl SegmentationNet {
+    pub fn forward(&self, input: Tensor<5>) -> Tensor<5> {
+        match self {
+            SegmentationNet::Simple(net) => net.forward(input),
+            SegmentationNet::Target(net) => net.forward(input),
+            SegmentationNet::Unet(net) => net.forward(input),
+        }
+    }
+
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            SegmentationNet::Simple(_) => ModelKind::Simple,
+            SegmentationNet::Target(_) => ModelKind::Target,
+            SegmentationNet::Unet(_) => ModelKind::Unet,
+        }
+    }
+}

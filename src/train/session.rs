@@ -1,44 +1,203 @@
-//! A training session, readable top to bottom: forward, loss, backward, Adam, one readback.
+//! A training session, readable top to bottom: sample patches, forward, mixed loss, backward,
+//! global clipping, Adam, and one readback of every number the page shows.
 
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use crate::loss::bce_with_logits;
-use crate::model::{Simple3DModel, Simple3DModelConfig};
-use crate::report::StepReport;
-use crate::sample::{Batch, whole_volume_batch};
-use crate::volume::{SyntheticConfig, synthetic_volume};
+use crate::loss::monitor::{GdlInputStats, STATISTICS, input_statistics};
+use crate::loss::{GdlConfig, Misuse, MixedLossConfig, Schedule, WarmupLoss, WeightType};
+use crate::model::{ModelKind, SegmentationNet, widen_simple_to_target};
+use crate::report::{Evaluation, StepReport, hard_dice};
+use crate::sample::{PatchSampler, blending_weights, crop, normalise_nonzero, window_starts};
+use crate::train::clip::clip_global_norm;
+use crate::volume::LabelledVolume;
 
-/// Everything that decides a run.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Everything that decides a run. Flat, so that it reads as `key=value&…` in the page's URL and
+/// as `--key value` flags in the CLI, with the same names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainingConfig {
-    pub volume: SyntheticConfig,
-    pub learning_rate: f64,
-    /// Seeds the weights; the volume has its own seed.
+    pub model: ModelKind,
+    /// With `model = target`: first train the Simple net for this many epochs, then widen it
+    /// (Net2Net) into the Target net and continue. 0 = random initialisation.
+    pub pretrain_epochs: usize,
+    /// The warm-up term.
+    pub warmup: WarmupLoss,
+    pub schedule: Schedule,
+    pub warmup_epochs: f64,
+    pub ramp_epochs: f64,
+    pub bce_weight: f64,
+    pub gdl_weight: f64,
+    pub w_type: WeightType,
+    pub include_background: bool,
+    /// GDL sums pooled over the batch (MONAI's `batch=True`).
+    pub batch_dice: bool,
+    pub smooth_nr: f64,
+    pub smooth_dr: f64,
+    /// Train with a lab misuse injected into the GDL (to watch it go negative).
+    pub misuse: Option<Misuse>,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Maximum global gradient norm; 0 turns clipping off.
+    pub clip: f64,
+    /// Edge of the cubic training patches, in voxels.
+    pub patch: usize,
+    /// Patches per step.
+    pub batch: usize,
+    pub steps_per_epoch: usize,
+    pub epochs: usize,
+    /// Seeds the weights and the patch sampler.
     pub seed: u64,
 }
 
 impl Default for TrainingConfig {
     fn default() -> Self {
+        let loss = MixedLossConfig::default();
         Self {
-            volume: SyntheticConfig::default(),
-            learning_rate: 5e-3,
+            model: ModelKind::Unet,
+            pretrain_epochs: 0,
+            warmup: loss.warmup_loss,
+            schedule: loss.schedule,
+            warmup_epochs: 2.0,
+            ramp_epochs: 0.0,
+            bce_weight: loss.bce_weight,
+            gdl_weight: loss.gdl_weight,
+            w_type: loss.gdl.weight_type,
+            include_background: loss.gdl.include_background,
+            batch_dice: loss.gdl.batch,
+            smooth_nr: loss.gdl.smooth_nr,
+            smooth_dr: loss.gdl.smooth_dr,
+            misuse: None,
+            lr: 3e-3,
+            clip: 0.0,
+            patch: 32,
+            batch: 2,
+            steps_per_epoch: 25,
+            epochs: 20,
             seed: 42,
         }
     }
 }
 
 impl TrainingConfig {
-    /// The default run on a synthetic volume of `size`³ voxels.
-    pub fn with_volume_size(size: usize) -> Self {
-        let default = Self::default();
-        Self {
-            volume: SyntheticConfig {
-                size,
-                ..default.volume
+    /// The compact form: only the settings that differ from the defaults, e.g.
+    /// `model=simple&lr=0.01`.
+    pub fn to_query(&self) -> String {
+        let pairs = |config: &Self| -> Vec<(String, String)> {
+            let text = serde_urlencoded::to_string(config).expect("a flat config serialises");
+            serde_urlencoded::from_str(&text).expect("its own output parses")
+        };
+        let defaults = pairs(&Self::default());
+        let changed: Vec<(String, String)> = pairs(self)
+            .into_iter()
+            .filter(|pair| !defaults.contains(pair))
+            .collect();
+        serde_urlencoded::to_string(changed).expect("pairs serialise")
+    }
+
+    /// Parses [`to_query`](Self::to_query)'s form (any subset of the keys, in any order) and
+    /// checks the result.
+    pub fn from_query(query: &str) -> Result<Self, String> {
+        let config: Self = serde_urlencoded::from_str(query.trim_start_matches(['#', '?']))
+            .map_err(|error| format!("The settings could not be read: {error}."))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// A sentence for the first setting that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        let multiple = self.model.edge_multiple();
+        if self.patch < 4 || self.patch > 256 || self.patch % multiple != 0 {
+            return Err(format!(
+                "The patch edge must be between 4 and 256 voxels{}; it is {}.",
+                if multiple > 1 {
+                    format!(
+                        " and a multiple of {multiple} for the {}",
+                        self.model.name()
+                    )
+                } else {
+                    String::new()
+                },
+                self.patch
+            ));
+        }
+        if !(1..=64).contains(&self.batch) {
+            return Err(format!(
+                "The batch must hold 1 to 64 patches; it is {}.",
+                self.batch
+            ));
+        }
+        if self.steps_per_epoch == 0 {
+            return Err("An epoch needs at least one step.".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!(
+                "The learning rate must be positive; it is {}.",
+                self.lr
+            ));
+        }
+        if !(self.clip.is_finite() && self.clip >= 0.0) {
+            return Err(format!(
+                "The clipping norm must be positive (or 0 for no clipping); it is {}.",
+                self.clip
+            ));
+        }
+        let non_negative = [
+            ("warmup_epochs", self.warmup_epochs),
+            ("ramp_epochs", self.ramp_epochs),
+            ("bce_weight", self.bce_weight),
+            ("gdl_weight", self.gdl_weight),
+            ("smooth_nr", self.smooth_nr),
+            ("smooth_dr", self.smooth_dr),
+        ];
+        if let Some((name, value)) = non_negative
+            .iter()
+            .find(|(_, value)| !(value.is_finite() && *value >= 0.0))
+        {
+            return Err(format!("{name} must be a number ≥ 0; it is {value}."));
+        }
+        if self.pretrain_epochs > 0 && self.model != ModelKind::Target {
+            return Err(
+                "Pretraining a Simple net and widening it only makes sense for model=target."
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    pub fn loss(&self) -> MixedLossConfig {
+        MixedLossConfig {
+            warmup_loss: self.warmup,
+            schedule: self.schedule,
+            warmup_epochs: self.warmup_epochs,
+            ramp_epochs: self.ramp_epochs,
+            bce_weight: self.bce_weight,
+            gdl_weight: self.gdl_weight,
+            gdl: GdlConfig {
+                weight_type: self.w_type,
+                include_background: self.include_background,
+                batch: self.batch_dice,
+                smooth_nr: self.smooth_nr,
+                smooth_dr: self.smooth_dr,
             },
-            ..default
+            misuse: self.misuse,
+        }
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.epochs * self.steps_per_epoch
+    }
+
+    /// A small, fast run for demos and tests: the Simple net on `patch`³ patches.
+    pub fn quick(patch: usize) -> Self {
+        Self {
+            model: ModelKind::Simple,
+            patch,
+            batch: 1,
+            lr: 5e-3,
+            ..Self::default()
         }
     }
 }
@@ -46,8 +205,14 @@ impl TrainingConfig {
 /// Why training stopped early.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrainError {
-    /// The loss became NaN or infinite.
-    NonFiniteLoss { step: usize, value: f32 },
+    /// The settings cannot work.
+    Config(String),
+    /// A loss component or the gradient became NaN or infinite.
+    NonFinite {
+        step: usize,
+        component: &'static str,
+        value: f32,
+    },
     /// The device failed while computing or reading back (e.g. a lost GPU).
     Device(String),
 }
@@ -55,10 +220,15 @@ pub enum TrainError {
 impl std::fmt::Display for TrainError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TrainError::NonFiniteLoss { step, value } => write!(
+            TrainError::Config(message) => write!(f, "{message}"),
+            TrainError::NonFinite {
+                step,
+                component,
+                value,
+            } => write!(
                 f,
-                "Training stopped at step {step}: the BCE loss is {value}. The logits overflowed; \
-                 lower the learning rate or reset."
+                "Training stopped at step {step}: the {component} is {value}. The weights from \
+                 before this step are kept; lower the learning rate, turn on clipping, or reset."
             ),
             TrainError::Device(message) => write!(f, "The device failed: {message}"),
         }
@@ -68,62 +238,297 @@ impl std::fmt::Display for TrainError {
 impl std::error::Error for TrainError {}
 
 pub struct TrainingSession {
-    model: Simple3DModel,
+    config: TrainingConfig,
+    loss: MixedLossConfig,
+    volume: LabelledVolume,
+    net: SegmentationNet,
     optimizer: ModuleOptimizer,
-    batch: Batch,
-    learning_rate: f64,
+    sampler: PatchSampler,
+    /// The device as given, for inference, and with autodiff, for training.
+    device: Device,
+    train_device: Device,
     steps_done: usize,
 }
 
 impl TrainingSession {
-    /// Builds the data and a freshly initialised net on `device` (autodiff is added here).
-    pub fn new(config: TrainingConfig, device: &Device) -> Self {
-        let device = device.clone().autodiff();
-        device.seed(config.seed);
-        let volume = synthetic_volume(config.volume);
-        let model = Simple3DModelConfig::new()
-            .with_num_classes(volume.classes)
-            .init(&device);
-        Self {
-            model,
-            optimizer: AdamConfig::new().init(),
-            batch: whole_volume_batch(&volume, &device),
-            learning_rate: config.learning_rate,
-            steps_done: 0,
+    /// Normalises a copy of `volume` and builds a freshly initialised net on `device`.
+    pub fn new(
+        config: TrainingConfig,
+        volume: &LabelledVolume,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        config.validate().map_err(TrainError::Config)?;
+        if volume.classes < 2 {
+            return Err(TrainError::Config(
+                "The label map needs at least two classes (background and one more).".into(),
+            ));
         }
+        let mut volume = volume.clone();
+        normalise_nonzero(&mut volume.image);
+        let train_device = device.clone().autodiff();
+        train_device.seed(config.seed);
+        let first_model = if config.pretrain_epochs > 0 {
+            ModelKind::Simple
+        } else {
+            config.model
+        };
+        Ok(Self {
+            loss: config.loss(),
+            net: first_model.init(volume.classes, &train_device),
+            optimizer: AdamConfig::new().init(),
+            sampler: PatchSampler::new(&volume, config.patch, 1.0 / 3.0, config.seed),
+            volume,
+            config,
+            device: device.clone(),
+            train_device,
+            steps_done: 0,
+        })
     }
 
     pub fn steps_done(&self) -> usize {
         self.steps_done
     }
 
-    /// One optimisation step. The loss is read back asynchronously, once, at the end, so the
-    /// browser never blocks on the GPU.
+    pub fn config(&self) -> &TrainingConfig {
+        &self.config
+    }
+
+    /// The net being trained now.
+    pub fn net(&self) -> &SegmentationNet {
+        &self.net
+    }
+
+    /// True once `epochs × steps_per_epoch` steps are done.
+    pub fn finished(&self) -> bool {
+        self.steps_done >= self.config.total_steps()
+    }
+
+    /// One optimisation step. Everything the report holds is read back in one asynchronous
+    /// transfer at the end, so the browser never blocks on the GPU.
     pub async fn step(&mut self) -> Result<StepReport, TrainError> {
         let started = Instant::now();
+        self.widen_when_pretraining_ends();
+        let epochs_done = self.steps_done as f64 / self.config.steps_per_epoch as f64;
 
-        let logits = self.model.forward(self.batch.image.clone());
-        let loss = bce_with_logits(logits, self.batch.target.clone());
-        let gradients = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self
+        let batch = self
+            .sampler
+            .sample(&self.volume, self.config.batch, &self.train_device);
+        let logits = self.net.forward(batch.image);
+        let loss = self.loss.forward(logits, batch.target, epochs_done);
+        let mut gradients = GradientsParams::from_grads(loss.total.backward(), &self.net);
+        let max_norm = (self.config.clip > 0.0).then_some(self.config.clip);
+        let norms = clip_global_norm(&self.net, &mut gradients, max_norm)
+            .expect("every net has parameters");
+        let before_update = self.net.clone();
+        self.net = self
             .optimizer
-            .step(self.learning_rate, self.model.clone(), gradients);
+            .step(self.config.lr, self.net.clone(), gradients);
 
-        let value: f32 = loss
-            .into_scalar_async()
+        // One readback: [total, warm-up, monitor statistics, norms, then 6 per-channel rows].
+        let parts = &loss.gdl.parts;
+        let mean_rows = |t: &Tensor<2>| t.clone().mean_dim(0).reshape([-1]);
+        let sum_rows = |t: &Tensor<2>| t.clone().sum_dim(0).reshape([-1]);
+        let scalars = Tensor::cat(
+            [
+                loss.total.clone(),
+                loss.warmup.clone(),
+                input_statistics(&loss.gdl),
+                norms.before,
+                norms.after,
+                mean_rows(&parts.dice),
+                mean_rows(&parts.weight),
+                sum_rows(&parts.sums.intersection),
+                sum_rows(&parts.sums.prediction),
+                sum_rows(&parts.sums.target),
+                mean_rows(&parts.contribution),
+            ]
+            .into_iter()
+            .map(|t| t.without_autodiff())
+            .collect(),
+            0,
+        );
+        let values: Vec<f32> = scalars
+            .into_data_async()
             .await
-            .map_err(|error| TrainError::Device(error.to_string()))?;
+            .map_err(|error| TrainError::Device(error.to_string()))?
+            .try_into_vec::<f32>()
+            .map_err(|error| TrainError::Device(format!("{error:?}")))?;
         self.steps_done += 1;
-        if !value.is_finite() {
-            return Err(TrainError::NonFiniteLoss {
+
+        let (head, per_channel) = values.split_at(2 + STATISTICS + 2);
+        let [total, warmup] = [head[0], head[1]];
+        let monitor = GdlInputStats::from_slice(&head[2..2 + STATISTICS], &loss.gdl);
+        let [grad_norm, grad_norm_clipped] = [head[2 + STATISTICS], head[3 + STATISTICS]];
+        let warmup_name = match self.config.warmup {
+            WarmupLoss::Bce => "BCE term",
+            WarmupLoss::Ce => "cross-entropy term",
+        };
+        let checks = [
+            (warmup_name, warmup),
+            ("GDL term", monitor.gdl),
+            ("gradient norm", grad_norm),
+            ("total loss", total),
+        ];
+        if let Some((component, value)) = checks.into_iter().find(|(_, v)| !v.is_finite()) {
+            self.net = before_update;
+            return Err(TrainError::NonFinite {
                 step: self.steps_done,
+                component,
                 value,
             });
         }
+
+        let channels = per_channel.len() / 6;
+        let row = |index: usize| per_channel[index * channels..(index + 1) * channels].to_vec();
+        let first_class = if self.loss.gdl.include_background {
+            0
+        } else {
+            1
+        };
+        let gdl_channels = if loss.gdl.target.dims()[1] == 1 {
+            vec!["foreground".to_string()]
+        } else {
+            (first_class..first_class + channels)
+                .map(|c| c.to_string())
+                .collect()
+        };
         Ok(StepReport {
             step: self.steps_done,
-            loss: value,
+            epoch: epochs_done as usize,
+            model: self.net.kind(),
+            lambda: loss.lambda,
+            total,
+            warmup_loss: self.config.warmup,
+            warmup,
+            gdl: monitor.gdl,
+            gdl_channels,
+            dice: row(0),
+            weight: row(1),
+            intersection: row(2),
+            prediction: row(3),
+            target: row(4),
+            contribution: row(5),
+            grad_norm,
+            grad_norm_clipped,
+            explanation: monitor.explain(),
+            monitor,
             millis: started.elapsed().as_secs_f64() * 1000.0,
         })
+    }
+
+    /// After `pretrain_epochs` of the Simple net, replace it by the Target net that computes the
+    /// same function (Net2Net) and restart Adam for the new parameters.
+    fn widen_when_pretraining_ends(&mut self) {
+        let pretrain_steps = self.config.pretrain_epochs * self.config.steps_per_epoch;
+        if let SegmentationNet::Simple(simple) = &self.net
+            && self.config.model == ModelKind::Target
+            && self.steps_done >= pretrain_steps
+        {
+            self.net = SegmentationNet::Target(widen_simple_to_target(simple, 1e-3));
+            self.optimizer = AdamConfig::new().init();
+        }
+    }
+
+    /// Predicts the whole volume with overlapping sliding windows (50 % overlap, Gaussian
+    /// blending) and scores it with the hard Dice per class.
+    pub async fn evaluate(&self) -> Result<Evaluation, TrainError> {
+        let started = Instant::now();
+        let net = self.net.valid();
+        let volume = &self.volume;
+        let [nx, ny, nz] = volume.dims;
+        let classes = volume.classes;
+        let edge = self.config.patch;
+        let window = edge * edge * edge;
+        let weights = blending_weights(edge);
+        let weight_tensor =
+            Tensor::<1>::from_data(TensorData::new(weights.clone(), [window]), &self.device)
+                .reshape([1, 1, edge, edge, edge]);
+
+        let mut sum = vec![0.0f32; classes * volume.voxel_count()];
+        let mut weight_sum = vec![0.0f32; volume.voxel_count()];
+        for &z0 in &window_starts(nz, edge, 0.5) {
+            for &y0 in &window_starts(ny, edge, 0.5) {
+                for &x0 in &window_starts(nx, edge, 0.5) {
+                    let origin = [x0, y0, z0];
+                    let patch = crop(&volume.image, volume.dims, origin, edge, 0.0);
+                    let input = Tensor::<5>::from_data(
+                        TensorData::new(patch, [1, 1, edge, edge, edge]),
+                        &self.device,
+                    );
+                    let probs = burn::tensor::activation::softmax(net.forward(input), 1)
+                        * weight_tensor.clone();
+                    let probs: Vec<f32> = probs
+                        .into_data_async()
+                        .await
+                        .map_err(|error| TrainError::Device(error.to_string()))?
+                        .try_into_vec::<f32>()
+                        .map_err(|error| TrainError::Device(format!("{error:?}")))?;
+                    accumulate_window(
+                        &mut sum,
+                        &mut weight_sum,
+                        &probs,
+                        &weights,
+                        volume.dims,
+                        origin,
+                        edge,
+                    );
+                }
+            }
+        }
+
+        let voxels = volume.voxel_count();
+        let mut labels = vec![0u8; voxels];
+        for (voxel, label) in labels.iter_mut().enumerate() {
+            let norm = weight_sum[voxel].max(f32::MIN_POSITIVE);
+            let mut best = (0, f32::MIN);
+            for class in 0..classes {
+                let p = sum[class * voxels + voxel] / norm;
+                sum[class * voxels + voxel] = p;
+                if p > best.1 {
+                    best = (class, p);
+                }
+            }
+            *label = best.0 as u8;
+        }
+        let dice = hard_dice(&labels, &volume.labels, classes);
+        let mean_foreground_dice = dice[1..].iter().sum::<f32>() / (classes - 1) as f32;
+        Ok(Evaluation {
+            dice,
+            mean_foreground_dice,
+            labels,
+            probabilities: sum,
+            millis: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+}
+
+/// Adds one window's weighted probabilities (`classes` planes of `edge`³) into the volume-sized
+/// sums, skipping the padding outside the volume.
+fn accumulate_window(
+    sum: &mut [f32],
+    weight_sum: &mut [f32],
+    probs: &[f32],
+    weights: &[f32],
+    dims: [usize; 3],
+    origin: [isize; 3],
+    edge: usize,
+) {
+    let voxels = dims.iter().product::<usize>();
+    let window = edge * edge * edge;
+    let classes = probs.len() / window;
+    for (local, &weight) in weights.iter().enumerate() {
+        let offset = [local % edge, (local / edge) % edge, local / (edge * edge)];
+        let position: Option<Vec<usize>> = (0..3)
+            .map(|axis| {
+                let p = origin[axis] + offset[axis] as isize;
+                (p >= 0 && (p as usize) < dims[axis]).then_some(p as usize)
+            })
+            .collect();
+        let Some(p) = position else { continue };
+        let voxel = p[0] + dims[0] * (p[1] + dims[1] * p[2]);
+        weight_sum[voxel] += weight;
+        for class in 0..classes {
+            sum[class * voxels + voxel] += probs[class * window + local];
+        }
     }
 }

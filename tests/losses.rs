@@ -1,0 +1,137 @@
+//! The mixed schedule, the lab's misuses and the invariant monitor (the reference values are in
+//! `tests/reference.rs`).
+#![cfg(not(target_arch = "wasm32"))]
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use gdl_lab::loss::monitor::input_statistics;
+use gdl_lab::loss::{GdlConfig, GdlInputStats, Misuse, Schedule, gdl_pipeline};
+use gdl_lab::sample::one_hot;
+
+#[test]
+fn schedules_hand_over_from_warmup_to_gdl() {
+    // Warm-up 2 epochs, ramp 4 epochs.
+    let at = |schedule: Schedule, epoch: f64| schedule.lambda(epoch, 2.0, 4.0);
+    for schedule in Schedule::ALL {
+        assert_eq!(at(schedule, 0.0), 0.0, "{schedule:?}");
+        assert_eq!(at(schedule, 1.99), 0.0, "{schedule:?}");
+        assert_eq!(at(schedule, 6.0), 1.0, "{schedule:?}");
+        assert_eq!(at(schedule, 60.0), 1.0, "{schedule:?}");
+        let values: Vec<f64> = (0..=40)
+            .map(|i| at(schedule, 2.0 + i as f64 * 0.1))
+            .collect();
+        assert!(
+            values.windows(2).all(|pair| pair[1] >= pair[0]),
+            "{schedule:?} rises"
+        );
+    }
+    assert_eq!(at(Schedule::Switch, 2.0), 1.0);
+    assert_eq!(at(Schedule::Linear, 3.0), 0.25);
+    assert!((at(Schedule::Cosine, 4.0) - 0.5).abs() < 1e-12);
+    assert!((at(Schedule::Sigmoid, 4.0) - (-5.0f64 * 0.25).exp()).abs() < 1e-12);
+    // No ramp means a switch.
+    assert_eq!(Schedule::Linear.lambda(2.0, 2.0, 0.0), 1.0);
+}
+
+/// A confident, correct prediction of a 4-class label map (the net "has improved").
+fn confident_case(device: &Device) -> (Tensor<5>, Tensor<5>) {
+    let labels: Vec<u8> = (0..512).map(|i| ((i / 7) % 4) as u8).collect();
+    let onehot = Tensor::<5>::from_data(
+        TensorData::new(one_hot(&labels, 4), [1, 4, 8, 8, 8]),
+        device,
+    );
+    let noise = Tensor::<5>::random([1, 4, 8, 8, 8], Distribution::Normal(0.0, 0.5), device);
+    (onehot.clone() * 8.0 - 4.0 + noise, onehot)
+}
+
+/// Confident on classes 0–2, but the last (rarest in real scans) class is still predicted as
+/// background: a net half-way through learning.
+fn missing_last_class(device: &Device) -> (Tensor<5>, Tensor<5>) {
+    let (logits, onehot) = confident_case(device);
+    let last = onehot.clone().narrow(1, 3, 1);
+    let mask = Tensor::cat(
+        vec![
+            last.clone().neg(),
+            last.zeros_like(),
+            last.zeros_like(),
+            last,
+        ],
+        1,
+    );
+    // Move the last class's evidence to background: logits − 8·(−1 at class 0, +1 at class 3).
+    (logits - mask * 8.0, onehot)
+}
+
+fn stats(misuse: Option<Misuse>) -> GdlInputStats {
+    let device = Device::flex();
+    device.seed(11);
+    let (logits, onehot) = if misuse == Some(Misuse::NegativeWeight) {
+        missing_last_class(&device)
+    } else {
+        confident_case(&device)
+    };
+    let run = gdl_pipeline(logits, onehot, &GdlConfig::default(), misuse);
+    let values: Vec<f32> = input_statistics(&run).into_data().try_to_vec().unwrap();
+    GdlInputStats::from_slice(&values, &run)
+}
+
+#[test]
+fn valid_inputs_give_gdl_in_range_and_no_explanation() {
+    let stats = stats(None);
+    assert!((0.0..=1.0).contains(&stats.gdl), "{stats:?}");
+    assert!(
+        stats.gdl < 0.05,
+        "a confident correct net scores near 0: {stats:?}"
+    );
+    assert!(stats.violations().is_empty(), "{:?}", stats.violations());
+    assert_eq!(stats.explain(), None);
+}
+
+/// Each misuse on a net that has learned (for the negative weight: learned all but the class whose
+/// weight is negative, which is when it bites).
+#[test]
+fn each_misuse_breaks_the_range_and_the_monitor_names_its_cause() {
+    let cases = [
+        (Misuse::Logits, "not a probability"),
+        (Misuse::LabelMapAsTarget, "label map"),
+        (Misuse::BratsLabels, "label map"),
+        (Misuse::Mask255, "0/255"),
+        (Misuse::SmoothNrAboveDr, "smooth_nr"),
+        (Misuse::NegativeWeight, "negative"),
+        (Misuse::NegatedDice, "−Dice"),
+    ];
+    for (misuse, cause) in cases {
+        let stats = stats(Some(misuse));
+        assert!(
+            !stats.in_range(),
+            "{misuse:?} left GDL in range: {}",
+            stats.gdl
+        );
+        let sentence = stats.explain().expect("an explanation");
+        assert!(sentence.contains(cause), "{misuse:?}: {sentence}");
+    }
+}
+
+#[test]
+fn the_label_map_misuse_goes_negative_as_the_prediction_improves() {
+    let device = Device::flex();
+    device.seed(12);
+    let (confident, onehot) = confident_case(&device);
+    let gdl = |logits: Tensor<5>| {
+        gdl_pipeline(
+            logits,
+            onehot.clone(),
+            &GdlConfig::default(),
+            Some(Misuse::LabelMapAsTarget),
+        )
+        .value
+        .into_scalar::<f32>()
+    };
+    let untrained = gdl(Tensor::zeros([1, 4, 8, 8, 8], &device));
+    let trained = gdl(confident);
+    assert!(
+        untrained >= 0.0,
+        "an untrained net is still in range: {untrained}"
+    );
+    assert!(trained < 0.0, "a confident net goes negative: {trained}");
+}
