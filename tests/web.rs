@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use gdl_lab::backend::{self, BackendKind};
 use gdl_lab::train::{TrainingConfig, TrainingSession};
+use gdl_lab::volume::{SyntheticConfig, synthetic_volume};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 use web_time::Instant;
@@ -24,23 +25,46 @@ async fn webgpu_trains_simple_model_for_three_steps_at_16_cubed() {
     );
     assert!(compute.adapter.max_buffer_size.unwrap_or(0) > 0);
 
-    let config = TrainingConfig::with_volume_size(16);
-    let mut session = TrainingSession::new(config, &compute.device);
+    // The mixed loss with the GDL already on (λ = 0.5 from the first step), so that the whole
+    // loss code runs on WebGPU.
+    let config = TrainingConfig {
+        warmup_epochs: 0.0,
+        schedule: gdl_lab::loss::Schedule::Linear,
+        ramp_epochs: 2.0,
+        steps_per_epoch: 1,
+        ..TrainingConfig::quick(16)
+    };
+    let volume = synthetic_volume(SyntheticConfig::default());
+    let mut session =
+        TrainingSession::new(config, &volume, &compute.device).expect("valid settings");
     let mut losses = Vec::new();
     for _ in 0..3 {
         let report = session.step().await.expect("a training step failed");
         console_log!(
-            "WebGPU step {}: loss {:.5}, {:.0} ms",
+            "WebGPU step {}: λ {:.2}, total {:.5} (BCE {:.5}, GDL {:.5}), grad norm {:.4}, {:.0} ms",
             report.step,
-            report.loss,
+            report.lambda,
+            report.total,
+            report.warmup,
+            report.gdl,
+            report.grad_norm,
             report.millis
         );
-        losses.push(report.loss);
+        assert!((0.0..=1.0).contains(&report.gdl), "{report:?}");
+        assert_eq!(report.dice.len(), 4);
+        losses.push(report.warmup);
     }
     assert!(losses.iter().all(|loss| loss.is_finite()), "{losses:?}");
+    let evaluation = session.evaluate().await.expect("sliding-window prediction");
+    console_log!(
+        "WebGPU evaluation: hard Dice {:?}, {:.0} ms",
+        evaluation.dice,
+        evaluation.millis
+    );
+    assert_eq!(evaluation.labels.len(), volume.voxel_count());
     assert!(
         losses.windows(2).all(|pair| pair[1] < pair[0]),
-        "the loss did not decrease at every step: {losses:?}"
+        "the BCE term did not decrease at every step: {losses:?}"
     );
 }
 
