@@ -135,3 +135,59 @@ fn the_label_map_misuse_goes_negative_as_the_prediction_improves() {
     );
     assert!(trained < 0.0, "a confident net goes negative: {trained}");
 }
+
+/// Saturated logits (a net that is sure of itself, or has blown up) keep every loss and gradient
+/// finite, and BCE matches PyTorch's stable form `max(x,0) − x·y + log(1 + e^−|x|)`.
+#[test]
+fn saturated_logits_give_finite_losses_and_gradients() {
+    use gdl_lab::loss::{bce_with_logits, cross_entropy};
+    let device = Device::flex().autodiff();
+    let labels: Vec<u8> = (0..8).map(|i| (i % 2) as u8).collect();
+    let onehot = Tensor::<5>::from_data(
+        TensorData::new(one_hot(&labels, 2), [1, 2, 2, 2, 2]),
+        &device,
+    );
+    // Right with ±200 on half the voxels, wrong with ±200 on the others.
+    let signs: Vec<f32> = (0..16)
+        .map(|i| if (i / 3) % 2 == 0 { 200.0 } else { -200.0 })
+        .collect();
+    let logits = Tensor::<5>::from_data(TensorData::new(signs.clone(), [1, 2, 2, 2, 2]), &device)
+        .require_grad();
+    let targets = one_hot(&labels, 2);
+    let expected_bce = signs
+        .iter()
+        .zip(&targets)
+        .map(|(&x, &y)| {
+            let (x, y) = (x as f64, y as f64);
+            x.max(0.0) - x * y + (-x.abs()).exp().ln_1p()
+        })
+        .sum::<f64>()
+        / 16.0;
+    let bce = bce_with_logits(logits.clone(), onehot.clone());
+    let bce_value = bce.clone().into_scalar::<f32>() as f64;
+    assert!(
+        (bce_value - expected_bce).abs() <= 1e-4 * expected_bce.max(1.0),
+        "{bce_value} vs {expected_bce}"
+    );
+    for (name, loss) in [
+        ("BCE", bce),
+        ("CE", cross_entropy(logits.clone(), onehot.clone())),
+        (
+            "GDL",
+            gdl_pipeline(logits.clone(), onehot.clone(), &GdlConfig::default(), None).value,
+        ),
+    ] {
+        let value = loss.clone().into_scalar::<f32>();
+        assert!(value.is_finite(), "{name} = {value}");
+        let gradient: Vec<f32> = logits
+            .grad(&loss.backward())
+            .expect("a gradient")
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert!(
+            gradient.iter().all(|g| g.is_finite()),
+            "{name}: {gradient:?}"
+        );
+    }
+}

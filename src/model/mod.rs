@@ -80,6 +80,8 @@ impl ModelKind {
 }
 
 /// Any of the nets, so a session can hold whichever the user picked.
+// A session holds exactly one net, so the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum SegmentationNet {
     Simple(Simple3DModel),

@@ -24,7 +24,7 @@ use super::target::{Target3DModel, Target3DModelConfig};
 /// source has.
 fn replicas(from: usize, to: usize) -> (Vec<i64>, f64) {
     assert!(
-        to % from == 0,
+        to.is_multiple_of(from),
         "{to} channels are not whole copies of {from}"
     );
     (

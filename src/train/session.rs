@@ -113,7 +113,7 @@ impl TrainingConfig {
     /// A sentence for the first setting that cannot work.
     pub fn validate(&self) -> Result<(), String> {
         let multiple = self.model.edge_multiple();
-        if self.patch < 4 || self.patch > 256 || self.patch % multiple != 0 {
+        if self.patch < 4 || self.patch > 256 || !self.patch.is_multiple_of(multiple) {
             return Err(format!(
                 "The patch edge must be between 4 and 256 voxels{}; it is {}.",
                 if multiple > 1 {
