@@ -8,14 +8,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::backend::{ComputeDevice, init_wgpu};
 use crate::model::ModelKind;
 use crate::train::{TrainingConfig, TrainingSession};
-use crate::volume::{SyntheticConfig, synthetic_volume};
+use crate::volume::nifti::{Voxels, read_path, write_nifti_gz};
+use crate::volume::{Limits, PhantomConfig, SyntheticConfig, Volume, phantom, synthetic_volume};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "gdl-lab",
     version,
     about = "gdl-lab's native CLI: the training core of the gdl-lab page, driven from a \
-             terminal. For now it checks backends, lists the nets and trains the demo.",
+             terminal. For now it checks backends, inspects NIfTI files, writes the phantom, lists the \
+             nets and trains the demo.",
     long_about = None
 )]
 struct Cli {
@@ -27,6 +29,26 @@ struct Cli {
 enum Command {
     /// Report which backends work on this machine (flex CPU and wgpu GPU)
     Doctor,
+    /// Print a NIfTI file's header and intensity range as one JSON line (exit 2 for a bad file)
+    Inspect {
+        /// .nii, .nii.gz, or .hdr (with its .img beside it)
+        file: std::path::PathBuf,
+    },
+    /// Write the built-in brain-tumour phantom as NIfTI files
+    Phantom {
+        /// Edge of the cubic volume, 32–128 voxels
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(32..=128))]
+        size: u16,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Where to write the image (.nii.gz, float32)
+        #[arg(long)]
+        image: std::path::PathBuf,
+        /// Where to write the labels (.nii.gz, uint8: 0 background, 1 necrotic core, 2 oedema,
+        /// 3 enhancing tumour)
+        #[arg(long)]
+        label: std::path::PathBuf,
+    },
     /// List the nets with their parameter counts
     Models {
         /// Classes, background included
@@ -66,6 +88,13 @@ pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Doctor => doctor(),
         Command::Models { classes } => models(classes),
+        Command::Inspect { file } => inspect(&file),
+        Command::Phantom {
+            size,
+            seed,
+            image,
+            label,
+        } => write_phantom(size as usize, seed, &image, &label),
         Command::Demo {
             backend,
             size,
@@ -169,6 +198,77 @@ fn probe_training(device: &ComputeDevice) -> Result<f64, String> {
     guarded(|| pollster::block_on(session.step()))?
         .map(|report| report.millis)
         .map_err(|error| error.to_string())
+}
+
+fn inspect(file: &std::path::Path) -> ExitCode {
+    let volume = match guarded(|| read_path(file, &Limits::default())) {
+        Ok(Ok(volume)) => volume,
+        Ok(Err(error)) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+        Err(panic) => {
+            eprintln!(
+                "error: reading {} failed unexpectedly: {panic}",
+                file.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    for warning in &volume.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let data = &volume.data;
+    let min = data.iter().cloned().fold(f32::INFINITY, f32::min);
+    let max = data.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let mean = data.iter().map(|&v| v as f64).sum::<f64>() / data.len().max(1) as f64;
+    let header = &volume.header;
+    let summary = serde_json::json!({
+        "dims": header.dims,
+        "datatype": header.datatype.name(),
+        "nifti_version": header.version,
+        "pixdim": header.pixdim,
+        "affine": volume.affine,
+        "scl_slope": header.scl_slope,
+        "scl_inter": header.scl_inter,
+        "min": min,
+        "max": max,
+        "mean": mean,
+    });
+    println!("{summary}");
+    ExitCode::SUCCESS
+}
+
+fn write_phantom(
+    size: usize,
+    seed: u64,
+    image: &std::path::Path,
+    label: &std::path::Path,
+) -> ExitCode {
+    let volume = phantom(PhantomConfig { size, seed });
+    let geometry = Volume::from_data(volume.dims, 1.0, volume.image.clone());
+    let files = [
+        (
+            image,
+            write_nifti_gz(Voxels::Float32(&volume.image), &geometry),
+        ),
+        (
+            label,
+            write_nifti_gz(Voxels::Uint8(&volume.labels), &geometry),
+        ),
+    ];
+    for (path, bytes) in files {
+        if let Err(error) = std::fs::write(path, bytes) {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let counts = volume.class_counts();
+    println!(
+        "{}",
+        serde_json::json!({"dims": volume.dims, "class_voxels": counts})
+    );
+    ExitCode::SUCCESS
 }
 
 fn models(classes: usize) -> ExitCode {

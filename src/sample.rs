@@ -71,6 +71,23 @@ pub fn whole_volume_batch(volume: &LabelledVolume, device: &Device) -> Batch {
     Batch { image, target }
 }
 
+/// Copies the in-bounds box `origin .. origin + size` (x, y, z) out of an x-fastest array.
+pub fn crop_box<T: Copy>(
+    data: &[T],
+    dims: [usize; 3],
+    origin: [usize; 3],
+    size: [usize; 3],
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(size.iter().product());
+    for z in origin[2]..origin[2] + size[2] {
+        for y in origin[1]..origin[1] + size[1] {
+            let row = origin[0] + dims[0] * (y + dims[1] * z);
+            out.extend_from_slice(&data[row..row + size[0]]);
+        }
+    }
+    out
+}
+
 /// Copies the `edge`³ cube starting at `origin` (x, y, z; may reach past the borders, which read
 /// as `fill`) out of an x-fastest array of `dims`.
 pub fn crop<T: Copy>(

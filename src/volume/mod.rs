@@ -1,9 +1,16 @@
-//! Volumes: the scan and its label map as flat voxel arrays.
+//! Volumes: NIfTI files, the phantom, and the scan with its label map as flat voxel arrays.
 //!
 //! Voxels are stored x-fastest: index = x + nx·(y + ny·z), the order NIfTI files use.
 
+pub mod labels;
+pub mod nifti;
+pub mod phantom;
+pub mod preprocess;
 pub mod synthetic;
 
+pub use labels::{LabelMapping, pair_image_and_labels};
+pub use nifti::{Limits, ReadError, Volume, read_nifti, read_nifti_pair, write_label_map};
+pub use phantom::{PhantomConfig, phantom};
 pub use synthetic::{SyntheticConfig, synthetic_volume};
 
 /// A 3D scan with its label map, on the CPU.

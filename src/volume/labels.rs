@@ -1,0 +1,86 @@
+//! Label maps: validated integers, and the mapping from the file's labels to consecutive
+//! classes (BraTS {0, 1, 2, 4} → {0, 1, 2, 3}) that the page shows.
+
+use serde::Serialize;
+
+use super::LabelledVolume;
+use super::nifti::Volume;
+
+/// Which label value in the file became which class.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LabelMapping {
+    /// `values[class]` is the label value in the file; class 0 is the smallest (background).
+    pub values: Vec<i64>,
+}
+
+impl LabelMapping {
+    pub fn classes(&self) -> usize {
+        self.values.len()
+    }
+
+    /// True when the labels were already 0, 1, 2, … (nothing was renumbered).
+    pub fn is_identity(&self) -> bool {
+        self.values.iter().enumerate().all(|(i, &v)| v == i as i64)
+    }
+
+    /// "4 → class 3", for the labels that moved.
+    pub fn describe(&self) -> Vec<String> {
+        self.values
+            .iter()
+            .enumerate()
+            .map(|(class, value)| format!("label {value} → class {class}"))
+            .collect()
+    }
+}
+
+/// Checks that `labels` fits `image` and holds non-negative integers, and renumbers its values
+/// to consecutive classes. Returns the training volume and the mapping.
+pub fn pair_image_and_labels(
+    image: &Volume,
+    labels: &Volume,
+) -> Result<(LabelledVolume, LabelMapping), String> {
+    if image.dims != labels.dims {
+        return Err(format!(
+            "The label map is {}×{}×{} voxels but the image is {}×{}×{}; they must match.",
+            labels.dims[0],
+            labels.dims[1],
+            labels.dims[2],
+            image.dims[0],
+            image.dims[1],
+            image.dims[2]
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (index, &value) in labels.data.iter().enumerate() {
+        if value < 0.0 || value.fract() != 0.0 {
+            return Err(format!(
+                "The label map holds {value} at voxel {index}; labels must be non-negative \
+                 integers (is this an image rather than a label map?)."
+            ));
+        }
+        seen.insert(value as i64);
+        if seen.len() > 255 {
+            return Err(
+                "The label map has more than 255 distinct labels; is it an image rather than a \
+                 label map?"
+                    .into(),
+            );
+        }
+    }
+    if !seen.contains(&0) {
+        seen.insert(0);
+    }
+    let values: Vec<i64> = seen.into_iter().collect();
+    if values.len() < 2 {
+        return Err("The label map holds only background (0); there is nothing to segment.".into());
+    }
+    let class_of = |value: f32| values.binary_search(&(value as i64)).expect("seen") as u8;
+    let classes = values.len();
+    let volume = LabelledVolume {
+        dims: image.dims,
+        image: image.data.clone(),
+        labels: labels.data.iter().map(|&v| class_of(v)).collect(),
+        classes,
+    };
+    Ok((volume, LabelMapping { values }))
+}
