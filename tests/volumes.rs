@@ -409,6 +409,9 @@ fn malformed() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let truncated_gzip = gzip(&good)[..40].to_vec();
     let mut offset_past_end = good.clone();
     offset_past_end[108..112].copy_from_slice(&5000f32.to_le_bytes());
+    let mut absurd_offset = good.clone();
+    absurd_offset[108..112].copy_from_slice(&1e12f32.to_le_bytes());
+    let absurd_offset = gzip(&absurd_offset);
     vec![
         ("empty", vec![], "empty"),
         ("truncated header", good[..200].to_vec(), "truncated"),
@@ -426,6 +429,7 @@ fn malformed() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ),
         ("unknown datatype", with(&|s| s.datatype = 32), "datatype"),
         ("vox_offset past the end", offset_past_end, "vox_offset"),
+        ("absurd vox_offset", absurd_offset, "vox_offset"),
         ("corrupt gzip", corrupt_gzip, "gzip"),
         ("truncated gzip", truncated_gzip, "gzip"),
         (

@@ -474,8 +474,15 @@ fn parse_nifti2(bytes: &[u8], little: bool) -> Result<Header, ReadError> {
 /// `vox_offset` as a byte position. In a single file it cannot point into the header (some
 /// writers leave it 0, which nibabel also reads as "right after the header").
 fn checked_offset(offset: f64, single_file: bool, after_header: u64) -> Result<u64, ReadError> {
-    if !(0.0..=1e15).contains(&offset) {
+    if !offset.is_finite() || offset < 0.0 {
         return fail(format!("vox_offset is {offset}, not a byte position."));
+    }
+    // Header extensions are at most a few MiB in practice; a larger offset is a corrupt header,
+    // and honouring it would let a small .gz inflate without bound.
+    if offset > (256 << 20) as f64 {
+        return fail(format!(
+            "vox_offset is {offset}, far past any header and its extensions; the header is corrupt."
+        ));
     }
     let offset = offset as u64;
     Ok(if single_file && offset < after_header {
