@@ -71,48 +71,40 @@ pub fn whole_volume_batch(volume: &LabelledVolume, device: &Device) -> Batch {
     Batch { image, target }
 }
 
-/// Copies the in-bounds box `origin .. origin + size` (x, y, z) out of an x-fastest array.
-pub fn crop_box<T: Copy>(
-    data: &[T],
+/// The overlap of the box `origin .. origin + size` with `0 .. dims`, per axis, as ranges in
+/// volume coordinates; `None` when they do not meet.
+pub fn overlap(
     dims: [usize; 3],
-    origin: [usize; 3],
+    origin: [isize; 3],
     size: [usize; 3],
-) -> Vec<T> {
-    let mut out = Vec::with_capacity(size.iter().product());
-    for z in origin[2]..origin[2] + size[2] {
-        for y in origin[1]..origin[1] + size[1] {
-            let row = origin[0] + dims[0] * (y + dims[1] * z);
-            out.extend_from_slice(&data[row..row + size[0]]);
-        }
-    }
-    out
+) -> Option<[std::ops::Range<usize>; 3]> {
+    let range = |axis: usize| {
+        let low = origin[axis].max(0);
+        let high = (origin[axis] + size[axis] as isize).min(dims[axis] as isize);
+        (low < high).then_some(low as usize..high.max(0) as usize)
+    };
+    Some([range(0)?, range(1)?, range(2)?])
 }
 
-/// Copies the `edge`³ cube starting at `origin` (x, y, z; may reach past the borders, which read
-/// as `fill`) out of an x-fastest array of `dims`.
+/// Copies the box `origin .. origin + size` (x, y, z) out of an x-fastest array of `dims`; the
+/// part outside the volume reads as `fill`. Whole rows are copied at once.
 pub fn crop<T: Copy>(
     data: &[T],
     dims: [usize; 3],
     origin: [isize; 3],
-    edge: usize,
+    size: [usize; 3],
     fill: T,
 ) -> Vec<T> {
-    let mut out = Vec::with_capacity(edge * edge * edge);
-    for z in 0..edge {
-        for y in 0..edge {
-            for x in 0..edge {
-                let position = [x, y, z].map(|p| p as isize);
-                let source: Option<Vec<usize>> = (0..3)
-                    .map(|axis| {
-                        let p = origin[axis] + position[axis];
-                        (p >= 0 && (p as usize) < dims[axis]).then_some(p as usize)
-                    })
-                    .collect();
-                out.push(match source {
-                    Some(p) => data[p[0] + dims[0] * (p[1] + dims[1] * p[2])],
-                    None => fill,
-                });
-            }
+    let mut out = vec![fill; size.iter().product()];
+    let Some([xs, ys, zs]) = overlap(dims, origin, size) else {
+        return out;
+    };
+    let local = |p: usize, axis: usize| (p as isize - origin[axis]) as usize;
+    for z in zs {
+        for y in ys.clone() {
+            let source = xs.start + dims[0] * (y + dims[1] * z);
+            let target = local(xs.start, 0) + size[0] * (local(y, 1) + size[1] * local(z, 2));
+            out[target..target + xs.len()].copy_from_slice(&data[source..source + xs.len()]);
         }
     }
     out
@@ -176,8 +168,8 @@ impl PatchSampler {
         let mut target = Vec::with_capacity(batch * volume.classes * edge.pow(3));
         for _ in 0..batch {
             let origin = self.next_origin(volume.dims);
-            image.extend(crop(&volume.image, volume.dims, origin, edge, 0.0));
-            let labels = crop(&volume.labels, volume.dims, origin, edge, 0);
+            image.extend(crop(&volume.image, volume.dims, origin, [edge; 3], 0.0));
+            let labels = crop(&volume.labels, volume.dims, origin, [edge; 3], 0);
             target.extend(one_hot(&labels, volume.classes));
         }
         Batch {
@@ -246,12 +238,12 @@ mod tests {
         let data: Vec<u8> = (0..12).collect();
         // The 2³ cube at (1, 0, 0): x ∈ {1, 2}, y ∈ {0, 1}, z ∈ {0, 1}.
         assert_eq!(
-            crop(&data, dims, [1, 0, 0], 2, 99),
+            crop(&data, dims, [1, 0, 0], [2; 3], 99),
             vec![1, 2, 4, 5, 7, 8, 10, 11]
         );
         // Starting one voxel before the volume on every axis.
         assert_eq!(
-            crop(&data, dims, [-1, -1, -1], 2, 99),
+            crop(&data, dims, [-1, -1, -1], [2; 3], 99),
             vec![99, 99, 99, 99, 99, 99, 99, 0]
         );
     }

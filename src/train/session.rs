@@ -10,7 +10,9 @@ use crate::loss::monitor::{GdlInputStats, STATISTICS, input_statistics};
 use crate::loss::{GdlConfig, Misuse, MixedLossConfig, Schedule, WarmupLoss, WeightType};
 use crate::model::{ModelKind, SegmentationNet, widen_simple_to_target};
 use crate::report::{Evaluation, StepReport, hard_dice};
-use crate::sample::{PatchSampler, blending_weights, crop, normalise_nonzero, window_starts};
+use crate::sample::{
+    PatchSampler, blending_weights, crop, normalise_nonzero, overlap, window_starts,
+};
 use crate::train::clip::clip_global_norm;
 use crate::volume::LabelledVolume;
 
@@ -460,7 +462,7 @@ impl TrainingSession {
             for &y0 in &window_starts(ny, edge, 0.5) {
                 for &x0 in &window_starts(nx, edge, 0.5) {
                     let origin = [x0, y0, z0];
-                    let patch = crop(&volume.image, volume.dims, origin, edge, 0.0);
+                    let patch = crop(&volume.image, volume.dims, origin, [edge; 3], 0.0);
                     let input = Tensor::<5>::from_data(
                         TensorData::new(patch, [1, 1, edge, edge, edge]),
                         &self.device,
@@ -513,7 +515,7 @@ impl TrainingSession {
 }
 
 /// Adds one window's weighted probabilities (`classes` planes of `edge`³) into the volume-sized
-/// sums, skipping the padding outside the volume.
+/// sums, row by row, skipping the padding outside the volume.
 fn accumulate_window(
     sum: &mut [f32],
     weight_sum: &mut [f32],
@@ -523,22 +525,26 @@ fn accumulate_window(
     origin: [isize; 3],
     edge: usize,
 ) {
+    let Some([xs, ys, zs]) = overlap(dims, origin, [edge; 3]) else {
+        return;
+    };
     let voxels = dims.iter().product::<usize>();
     let window = edge * edge * edge;
     let classes = probs.len() / window;
-    for (local, &weight) in weights.iter().enumerate() {
-        let offset = [local % edge, (local / edge) % edge, local / (edge * edge)];
-        let position: Option<Vec<usize>> = (0..3)
-            .map(|axis| {
-                let p = origin[axis] + offset[axis] as isize;
-                (p >= 0 && (p as usize) < dims[axis]).then_some(p as usize)
-            })
-            .collect();
-        let Some(p) = position else { continue };
-        let voxel = p[0] + dims[0] * (p[1] + dims[1] * p[2]);
-        weight_sum[voxel] += weight;
-        for class in 0..classes {
-            sum[class * voxels + voxel] += probs[class * window + local];
+    let local = |p: usize, axis: usize| (p as isize - origin[axis]) as usize;
+    for z in zs {
+        for y in ys.clone() {
+            let volume_row = xs.start + dims[0] * (y + dims[1] * z);
+            let window_row = local(xs.start, 0) + edge * (local(y, 1) + edge * local(z, 2));
+            for i in 0..xs.len() {
+                weight_sum[volume_row + i] += weights[window_row + i];
+            }
+            for class in 0..classes {
+                let (to, from) = (class * voxels + volume_row, class * window + window_row);
+                for i in 0..xs.len() {
+                    sum[to + i] += probs[from + i];
+                }
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! (Z-score normalisation happens in `sample::normalise_nonzero`, every session.)
 
 use super::LabelledVolume;
-use crate::sample::crop_box;
+use crate::sample::crop;
 
 /// The bounding box (min and max corner, inclusive, x/y/z) of the non-zero voxels, or `None`
 /// for an all-zero image.
@@ -32,8 +32,20 @@ pub fn crop_to_foreground(volume: &LabelledVolume, margin: usize) -> LabelledVol
     let size = [0, 1, 2].map(|a| high[a] - low[a] + 1);
     LabelledVolume {
         dims: size,
-        image: crop_box(&volume.image, volume.dims, low, size),
-        labels: crop_box(&volume.labels, volume.dims, low, size),
+        image: crop(
+            &volume.image,
+            volume.dims,
+            low.map(|v| v as isize),
+            size,
+            0.0,
+        ),
+        labels: crop(
+            &volume.labels,
+            volume.dims,
+            low.map(|v| v as isize),
+            size,
+            0,
+        ),
         classes: volume.classes,
     }
 }
