@@ -98,7 +98,7 @@ def main():
             "--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
             "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--disable-quic",
-            "--window-size=1200,560", "--hide-scrollbars"])
+            "--window-size=1200,720", "--hide-scrollbars"])
         # A software adapter can keep the page busy for many seconds while it compiles kernels.
         webdriver.session_call("POST", "/timeouts", {"script": 600000, "pageLoad": 600000})
         webdriver.session_call("POST", "/url", {"url": page})

@@ -159,11 +159,11 @@ fn demo(
         match pollster::block_on(session.step()) {
             Ok(report) => {
                 eprintln!(
-                    "step {:>4}  λ {:.2}  total {:.5}  {:?} {:.5}  GDL {:.5}  {:.1} ms",
+                    "step {:>4}  λ {:.2}  total {:.5}  {} {:.5}  GDL {:.5}  {:.1} ms",
                     report.step,
                     report.lambda,
                     report.total,
-                    report.warmup_loss,
+                    report.warmup_loss.name(),
                     report.warmup,
                     report.gdl,
                     report.millis

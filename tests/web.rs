@@ -133,6 +133,18 @@ async fn clicking_train_demo_shows_steps_and_loss_on_the_page() {
         loss.is_finite() && loss > 0.0 && loss < first,
         "loss shown: {loss}, first loss: {first}"
     );
+    // The mixed loss's parts are on the page too; with valid inputs the GDL lies in [0, 1].
+    let gdl_text = by_test_id(&root, "gdl").inner_text();
+    let gdl: f32 = gdl_text
+        .parse()
+        .unwrap_or_else(|_| panic!("the GDL shown is not a number: {gdl_text:?}"));
+    assert!((0.0..=1.0).contains(&gdl), "GDL shown: {gdl}");
+    assert!(
+        by_test_id(&root, "lambda")
+            .inner_text()
+            .parse::<f64>()
+            .is_ok()
+    );
     let millis_text = by_test_id(&root, "millis").inner_text();
     assert!(
         millis_text.parse::<f64>().is_ok(),

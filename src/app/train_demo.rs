@@ -143,12 +143,30 @@ pub fn TrainDemo(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView {
                 <dd class="of" data-test="first-loss">
                     {move || first_loss.get().map(|loss| format!("from {loss:.5}")).unwrap_or_default()}
                 </dd>
+                <dt>"λ"</dt>
+                <dd data-test="lambda">
+                    {move || last.get().map(|report| format!("{:.2}", report.lambda)).unwrap_or("–".into())}
+                </dd>
+                <dd class="of">"share of the GDL"</dd>
+                <dt>{move || last.get().map(|report| report.warmup_loss.name()).unwrap_or("BCE")}</dt>
+                <dd data-test="warmup">
+                    {move || last.get().map(|report| format!("{:.5}", report.warmup)).unwrap_or("–".into())}
+                </dd>
+                <dd class="of">"warm-up term"</dd>
+                <dt>"GDL"</dt>
+                <dd data-test="gdl">
+                    {move || last.get().map(|report| format!("{:.5}", report.gdl)).unwrap_or("–".into())}
+                </dd>
+                <dd class="of">"in [0, 1] for valid inputs"</dd>
                 <dt>"ms / step"</dt>
                 <dd data-test="millis">
                     {move || last.get().map(|report| format!("{:.0}", report.millis)).unwrap_or("–".into())}
                 </dd>
                 <dd class="of"></dd>
             </dl>
+            {move || last.get().and_then(|report| report.explanation).map(|sentence| view! {
+                <p class="banner warning" role="status" data-test="monitor">{sentence}</p>
+            })}
             {move || error.get().map(|message| view! {
                 <p class="banner error" role="alert" data-test="train-error">{message}</p>
             })}

@@ -60,6 +60,15 @@ pub enum WarmupLoss {
     Ce,
 }
 
+impl WarmupLoss {
+    pub fn name(self) -> &'static str {
+        match self {
+            WarmupLoss::Bce => "BCE",
+            WarmupLoss::Ce => "CE",
+        }
+    }
+}
+
 /// Everything that defines the mixed loss.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MixedLossConfig {

@@ -373,7 +373,7 @@ impl TrainingSession {
         let [grad_norm, grad_norm_clipped] = [head[2 + STATISTICS], head[3 + STATISTICS]];
         let warmup_name = match self.config.warmup {
             WarmupLoss::Bce => "BCE term",
-            WarmupLoss::Ce => "cross-entropy term",
+            WarmupLoss::Ce => "CE term",
         };
         let checks = [
             (warmup_name, warmup),
