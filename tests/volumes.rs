@@ -555,3 +555,76 @@ fn cli_phantom_writes_files_that_cli_inspect_describes() {
     assert!(output.stdout.is_empty());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn cli_train_reads_nifti_trains_and_writes_report_prediction_and_a_json_line() {
+    let dir = std::env::temp_dir().join(format!("gdl-lab-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let volume = phantom(PhantomConfig { size: 32, seed: 3 });
+    let geometry = Volume::from_data(volume.dims, 1.0, volume.image.clone());
+    // BraTS numbering in the file: 3 is stored as 4, and must come back as 4.
+    let brats: Vec<u8> = volume
+        .labels
+        .iter()
+        .map(|&l| if l == 3 { 4 } else { l })
+        .collect();
+    let (image, label) = (dir.join("scan.nii.gz"), dir.join("labels.nii.gz"));
+    std::fs::write(
+        &image,
+        write_nifti_gz(Voxels::Float32(&volume.image), &geometry),
+    )
+    .unwrap();
+    std::fs::write(&label, write_label_map(&brats, &geometry)).unwrap();
+    let (report, prediction) = (dir.join("run.csv"), dir.join("pred.nii.gz"));
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "train".as_ref(),
+        "--image".as_ref(),
+        image.as_os_str(),
+        "--label".as_ref(),
+        label.as_os_str(),
+        "--model".as_ref(),
+        "simple".as_ref(),
+        "--patch".as_ref(),
+        "16".as_ref(),
+        "--steps".as_ref(),
+        "3".as_ref(),
+        "--report".as_ref(),
+        report.as_os_str(),
+        "--predict".as_ref(),
+        prediction.as_os_str(),
+    ];
+    let output = cli(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
+    let dice = summary["dice"].as_object().expect("dice per label");
+    assert_eq!(dice.keys().collect::<Vec<_>>(), ["1", "2", "4"]);
+    assert_eq!(summary["steps"], 3);
+    assert!(summary["mean_foreground_dice"].as_f64().is_some());
+
+    let csv = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(csv.lines().count(), 4, "a header and three steps:\n{csv}");
+    assert!(csv.starts_with("step,epoch,model,lambda,total,warmup,gdl"));
+    let predicted = read(&std::fs::read(&prediction).unwrap()).unwrap();
+    assert_eq!(predicted.dims, [32, 32, 32]);
+    assert_eq!(predicted.affine, geometry.affine);
+    assert!(
+        predicted
+            .data
+            .iter()
+            .all(|&v| [0.0, 1.0, 2.0, 4.0].contains(&v))
+    );
+
+    // A bad setting is a sentence and exit status 2.
+    let mut bad = args.clone();
+    bad[6] = "resnet".as_ref();
+    let output = cli(&bad);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("resnet"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,5 +1,7 @@
 //! The native command line: the same core as the page, driven from a terminal.
 
+mod train;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
 
@@ -16,8 +18,8 @@ use crate::volume::{Limits, PhantomConfig, SyntheticConfig, Volume, phantom, syn
     name = "gdl-lab",
     version,
     about = "gdl-lab's native CLI: the training core of the gdl-lab page, driven from a \
-             terminal. For now it checks backends, inspects NIfTI files, writes the phantom, lists the \
-             nets and trains the demo.",
+             terminal: train on NIfTI files, inspect them, write the phantom, list the nets, check \
+             the backends.",
     long_about = None
 )]
 struct Cli {
@@ -25,10 +27,21 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run; the size of the `train` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Report which backends work on this machine (flex CPU and wgpu GPU)
     Doctor,
+    /// Train on a scan and its label map, then predict the whole volume; the last stdout line
+    /// is a JSON summary with the hard Dice per label
+    Train {
+        #[command(flatten)]
+        args: train::TrainArgs,
+        /// Backend to train on
+        #[arg(long, value_enum, default_value_t = BackendChoice::Flex)]
+        backend: BackendChoice,
+    },
     /// Print a NIfTI file's header and intensity range as one JSON line (exit 2 for a bad file)
     Inspect {
         /// .nii, .nii.gz, or .hdr (with its .img beside it)
@@ -89,6 +102,10 @@ pub fn main() -> ExitCode {
         Command::Doctor => doctor(),
         Command::Models { classes } => models(classes),
         Command::Inspect { file } => inspect(&file),
+        Command::Train { args, backend } => match device_for(backend) {
+            Ok(device) => train::train(&device, &args),
+            Err(code) => code,
+        },
         Command::Phantom {
             size,
             seed,
@@ -102,16 +119,9 @@ pub fn main() -> ExitCode {
             lr,
             seed,
         } => {
-            let device = match backend {
-                BackendChoice::Flex => ComputeDevice::flex(None),
-                BackendChoice::Wgpu => match guarded(|| pollster::block_on(init_wgpu())) {
-                    Ok(Ok(device)) => device,
-                    Ok(Err(reason)) | Err(reason) => {
-                        eprintln!("gdl-lab: wgpu is not available: {reason}");
-                        eprintln!("Try `--backend flex`, or run `gdl-lab doctor`.");
-                        return ExitCode::FAILURE;
-                    }
-                },
+            let device = match device_for(backend) {
+                Ok(device) => device,
+                Err(code) => return code,
             };
             let volume = SyntheticConfig {
                 size: size as usize,
@@ -125,6 +135,21 @@ pub fn main() -> ExitCode {
             };
             demo(&device, config, volume, steps)
         }
+    }
+}
+
+/// The chosen backend, or the exit code after saying why it is not available.
+fn device_for(backend: BackendChoice) -> Result<ComputeDevice, ExitCode> {
+    match backend {
+        BackendChoice::Flex => Ok(ComputeDevice::flex(None)),
+        BackendChoice::Wgpu => match guarded(|| pollster::block_on(init_wgpu())) {
+            Ok(Ok(device)) => Ok(device),
+            Ok(Err(reason)) | Err(reason) => {
+                eprintln!("gdl-lab: wgpu is not available: {reason}");
+                eprintln!("Try `--backend flex`, or run `gdl-lab doctor`.");
+                Err(ExitCode::FAILURE)
+            }
+        },
     }
 }
 

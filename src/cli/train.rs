@@ -1,0 +1,278 @@
+//! `gdl-lab train`: the page's training session on NIfTI files, from a terminal.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use web_time::Instant;
+
+use crate::backend::ComputeDevice;
+use crate::report::StepReport;
+use crate::train::{TrainingConfig, TrainingSession};
+use crate::volume::nifti::read_path;
+use crate::volume::{Limits, pair_image_and_labels, write_label_map};
+
+/// The session settings as flags, with the names of the page's URL state. Each one left out
+/// keeps its default (see README, "The training settings").
+#[derive(Args, Debug, Default)]
+pub struct SessionFlags {
+    /// simple, target or unet
+    #[arg(long)]
+    model: Option<String>,
+    /// With --model target: train Simple this many epochs first, then widen it
+    #[arg(long)]
+    pretrain_epochs: Option<String>,
+    /// The warm-up term: bce or ce
+    #[arg(long)]
+    warmup: Option<String>,
+    /// switch, linear, cosine or sigmoid
+    #[arg(long)]
+    schedule: Option<String>,
+    #[arg(long)]
+    warmup_epochs: Option<String>,
+    #[arg(long)]
+    ramp_epochs: Option<String>,
+    #[arg(long)]
+    bce_weight: Option<String>,
+    #[arg(long)]
+    gdl_weight: Option<String>,
+    /// GDL class weights: square, simple or uniform
+    #[arg(long)]
+    w_type: Option<String>,
+    #[arg(long)]
+    include_background: Option<String>,
+    /// Pool the GDL sums over the batch
+    #[arg(long)]
+    batch_dice: Option<String>,
+    #[arg(long)]
+    smooth_nr: Option<String>,
+    #[arg(long)]
+    smooth_dr: Option<String>,
+    /// Inject a lab misuse into the GDL (e.g. label_map_as_target)
+    #[arg(long)]
+    misuse: Option<String>,
+    /// Adam's learning rate
+    #[arg(long)]
+    lr: Option<String>,
+    /// Maximum global gradient norm (0 = no clipping)
+    #[arg(long)]
+    clip: Option<String>,
+    /// Edge of the cubic training patches
+    #[arg(long)]
+    patch: Option<String>,
+    /// Patches per step
+    #[arg(long)]
+    batch: Option<String>,
+    #[arg(long)]
+    steps_per_epoch: Option<String>,
+    #[arg(long)]
+    epochs: Option<String>,
+    /// Seeds the weights and the patch sampler
+    #[arg(long)]
+    seed: Option<String>,
+}
+
+impl SessionFlags {
+    /// The flags given, as the page's `key=value&…` string, parsed and checked by the same code.
+    pub fn config(&self) -> Result<TrainingConfig, String> {
+        let given = [
+            ("model", &self.model),
+            ("pretrain_epochs", &self.pretrain_epochs),
+            ("warmup", &self.warmup),
+            ("schedule", &self.schedule),
+            ("warmup_epochs", &self.warmup_epochs),
+            ("ramp_epochs", &self.ramp_epochs),
+            ("bce_weight", &self.bce_weight),
+            ("gdl_weight", &self.gdl_weight),
+            ("w_type", &self.w_type),
+            ("include_background", &self.include_background),
+            ("batch_dice", &self.batch_dice),
+            ("smooth_nr", &self.smooth_nr),
+            ("smooth_dr", &self.smooth_dr),
+            ("misuse", &self.misuse),
+            ("lr", &self.lr),
+            ("clip", &self.clip),
+            ("patch", &self.patch),
+            ("batch", &self.batch),
+            ("steps_per_epoch", &self.steps_per_epoch),
+            ("epochs", &self.epochs),
+            ("seed", &self.seed),
+        ];
+        let pairs: Vec<(&str, &str)> = given
+            .iter()
+            .filter_map(|(key, value)| value.as_deref().map(|value| (*key, value)))
+            .collect();
+        let query = serde_urlencoded::to_string(pairs).map_err(|error| error.to_string())?;
+        TrainingConfig::from_query(&query)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The scan: .nii, .nii.gz, or .hdr with its .img
+    #[arg(long)]
+    image: PathBuf,
+    /// Its label map, same dims (labels are renumbered to consecutive classes)
+    #[arg(long)]
+    label: PathBuf,
+    #[command(flatten)]
+    session: SessionFlags,
+    /// Steps to train (default: epochs × steps_per_epoch)
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Write every step's report as CSV here
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write the whole-volume prediction here (.nii.gz, in the image's geometry)
+    #[arg(long)]
+    predict: Option<PathBuf>,
+}
+
+/// Trains, evaluates, writes what was asked, and prints a JSON summary as the last line.
+pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(2)
+    };
+    let config = match args.session.config() {
+        Ok(config) => config,
+        Err(message) => return fail(message),
+    };
+    let read = |path: &Path| read_path(path, &Limits::default()).map_err(|e| e.to_string());
+    let (image, labels) = match (read(&args.image), read(&args.label)) {
+        (Ok(image), Ok(labels)) => (image, labels),
+        (Err(message), _) => return fail(format!("{}: {message}", args.image.display())),
+        (_, Err(message)) => return fail(format!("{}: {message}", args.label.display())),
+    };
+    for warning in image.warnings.iter().chain(&labels.warnings) {
+        eprintln!("warning: {warning}");
+    }
+    let (volume, mapping) = match pair_image_and_labels(&image, &labels) {
+        Ok(pair) => pair,
+        Err(message) => return fail(message),
+    };
+    eprintln!(
+        "device: {}\nvolume: {:?} voxels, classes {}\nsettings: {}",
+        device.describe(),
+        volume.dims,
+        mapping.describe().join(", "),
+        match config.to_query() {
+            query if query.is_empty() => "defaults".to_string(),
+            query => query,
+        }
+    );
+    let steps = args.steps.unwrap_or(config.total_steps());
+    let steps_per_epoch = config.steps_per_epoch;
+    let mut session = match TrainingSession::new(config, &volume, &device.device) {
+        Ok(session) => session,
+        Err(error) => return fail(error.to_string()),
+    };
+    let started = Instant::now();
+    let mut history: Vec<StepReport> = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        match pollster::block_on(session.step()) {
+            Ok(report) => {
+                if report.step % steps_per_epoch == 0 || report.step == steps {
+                    eprintln!(
+                        "epoch {:>3}  step {:>5}/{steps}  λ {:.2}  total {:.4}  {} {:.4}  GDL {:+.4}  \
+                         {:.0} ms/step",
+                        report.epoch,
+                        report.step,
+                        report.lambda,
+                        report.total,
+                        report.warmup_loss.name(),
+                        report.warmup,
+                        report.gdl,
+                        report.millis
+                    );
+                }
+                if let Some(explanation) = &report.explanation {
+                    eprintln!("monitor: {explanation}");
+                }
+                history.push(report);
+            }
+            Err(error) => return fail(error.to_string()),
+        }
+    }
+    let evaluation = match pollster::block_on(session.evaluate()) {
+        Ok(evaluation) => evaluation,
+        Err(error) => return fail(error.to_string()),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(path) = &args.report
+        && let Err(error) = std::fs::write(path, history_csv(&history))
+    {
+        return fail(format!("cannot write {}: {error}", path.display()));
+    }
+    if let Some(path) = &args.predict {
+        // Back to the file's own label values (BraTS 4 stays 4).
+        let values: Vec<u8> = evaluation
+            .labels
+            .iter()
+            .map(|&class| mapping.values[class as usize].clamp(0, 255) as u8)
+            .collect();
+        if let Err(error) = std::fs::write(path, write_label_map(&values, &image)) {
+            return fail(format!("cannot write {}: {error}", path.display()));
+        }
+    }
+    let dice: serde_json::Map<String, serde_json::Value> = evaluation
+        .dice
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(class, dice)| (mapping.values[class].to_string(), serde_json::json!(dice)))
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({
+            "dice": dice,
+            "mean_foreground_dice": evaluation.mean_foreground_dice,
+            "steps": session.steps_done(),
+            "seconds": seconds,
+            "backend": device.adapter.backend,
+        })
+    );
+    ExitCode::SUCCESS
+}
+
+/// One row per step; per-class columns are named by the GDL channel.
+fn history_csv(history: &[StepReport]) -> String {
+    let mut csv =
+        String::from("step,epoch,model,lambda,total,warmup,gdl,grad_norm,grad_norm_clipped,millis");
+    if let Some(first) = history.first() {
+        for part in ["dice", "weight", "intersection", "prediction", "target"] {
+            for channel in &first.gdl_channels {
+                csv.push_str(&format!(",{part}_{channel}"));
+            }
+        }
+    }
+    csv.push('\n');
+    for r in history {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{:.3}",
+            r.step,
+            r.epoch,
+            r.model.name(),
+            r.lambda,
+            r.total,
+            r.warmup,
+            r.gdl,
+            r.grad_norm,
+            r.grad_norm_clipped,
+            r.millis
+        ));
+        for row in [
+            &r.dice,
+            &r.weight,
+            &r.intersection,
+            &r.prediction,
+            &r.target,
+        ] {
+            for value in row.iter() {
+                csv.push_str(&format!(",{value}"));
+            }
+        }
+        csv.push('\n');
+    }
+    csv
+}
