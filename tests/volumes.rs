@@ -592,6 +592,9 @@ fn cli_train_reads_nifti_trains_and_writes_report_prediction_and_a_json_line() {
         report.as_os_str(),
         "--predict".as_ref(),
         prediction.as_os_str(),
+        // The URL state's own spelling works as well as --steps-per-epoch.
+        "--steps_per_epoch".as_ref(),
+        "2".as_ref(),
     ];
     let output = cli(&args);
     assert!(
@@ -610,6 +613,11 @@ fn cli_train_reads_nifti_trains_and_writes_report_prediction_and_a_json_line() {
     let csv = std::fs::read_to_string(&report).unwrap();
     assert_eq!(csv.lines().count(), 4, "a header and three steps:\n{csv}");
     assert!(csv.starts_with("step,epoch,model,lambda,total,warmup,gdl"));
+    // Two steps an epoch: the third step belongs to epoch 1.
+    assert!(
+        csv.lines().nth(3).unwrap().starts_with("3,1,simple,"),
+        "{csv}"
+    );
     let predicted = read(&std::fs::read(&prediction).unwrap()).unwrap();
     assert_eq!(predicted.dims, [32, 32, 32]);
     assert_eq!(predicted.affine, geometry.affine);

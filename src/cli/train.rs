@@ -12,15 +12,15 @@ use crate::train::{TrainingConfig, TrainingSession};
 use crate::volume::nifti::read_path;
 use crate::volume::{Limits, pair_image_and_labels, write_label_map};
 
-/// The session settings as flags, with the names of the page's URL state. Each one left out
-/// keeps its default (see README, "The training settings").
+/// The session settings as flags, with the names of the page's URL state (`--warmup-epochs` or
+/// `--warmup_epochs`). Each one left out keeps its default (see README, "The training settings").
 #[derive(Args, Debug, Default)]
 pub struct SessionFlags {
     /// simple, target or unet
     #[arg(long)]
     model: Option<String>,
     /// With --model target: train Simple this many epochs first, then widen it
-    #[arg(long)]
+    #[arg(long, alias = "pretrain_epochs")]
     pretrain_epochs: Option<String>,
     /// The warm-up term: bce or ce
     #[arg(long)]
@@ -28,25 +28,32 @@ pub struct SessionFlags {
     /// switch, linear, cosine or sigmoid
     #[arg(long)]
     schedule: Option<String>,
-    #[arg(long)]
+    /// Epochs of warm-up before the GDL comes in
+    #[arg(long, alias = "warmup_epochs")]
     warmup_epochs: Option<String>,
-    #[arg(long)]
+    /// Epochs over which λ rises from 0 to 1 (not for switch)
+    #[arg(long, alias = "ramp_epochs")]
     ramp_epochs: Option<String>,
-    #[arg(long)]
+    /// Weight of the warm-up term
+    #[arg(long, alias = "bce_weight")]
     bce_weight: Option<String>,
-    #[arg(long)]
+    /// Weight of the GDL term
+    #[arg(long, alias = "gdl_weight")]
     gdl_weight: Option<String>,
     /// GDL class weights: square, simple or uniform
-    #[arg(long)]
+    #[arg(long, alias = "w_type")]
     w_type: Option<String>,
-    #[arg(long)]
+    /// Keep class 0 in the GDL (true or false)
+    #[arg(long, alias = "include_background")]
     include_background: Option<String>,
     /// Pool the GDL sums over the batch
-    #[arg(long)]
+    #[arg(long, alias = "batch_dice")]
     batch_dice: Option<String>,
-    #[arg(long)]
+    /// GDL numerator smoothing
+    #[arg(long, alias = "smooth_nr")]
     smooth_nr: Option<String>,
-    #[arg(long)]
+    /// GDL denominator smoothing
+    #[arg(long, alias = "smooth_dr")]
     smooth_dr: Option<String>,
     /// Inject a lab misuse into the GDL (e.g. label_map_as_target)
     #[arg(long)]
@@ -63,8 +70,10 @@ pub struct SessionFlags {
     /// Patches per step
     #[arg(long)]
     batch: Option<String>,
-    #[arg(long)]
+    /// Patch steps per epoch
+    #[arg(long, alias = "steps_per_epoch")]
     steps_per_epoch: Option<String>,
+    /// Epochs to train
     #[arg(long)]
     epochs: Option<String>,
     /// Seeds the weights and the patch sampler
