@@ -55,10 +55,11 @@ pub struct TrainingConfig {
 }
 
 impl Default for TrainingConfig {
-    /// What trained the U-Net best in our runs on the synthetic volume: a cross-entropy warm-up of
-    /// 2 epochs, a linear ramp to the GDL over 4 more, 1/G weights (1/G² let the rarest class
-    /// starve the others), clipping at 1. The seed's own recipe is `warmup=bce&schedule=switch`
-    /// with `w_type=square`.
+    /// A cross-entropy warm-up of 2 epochs, a linear ramp to the GDL over 4 more, 1/G weights
+    /// (1/G² let the rarest class starve the others in our runs), clipping at 1. On the 4-class
+    /// 32³ synthetic volume the U-Net reached a mean foreground Dice of 0.99, 0.66 and 0.77 for
+    /// seeds 1, 2 and 42 in 150 steps; no recipe we tried learned its 137-voxel class every time.
+    /// The seed's own recipe is `warmup=bce&schedule=switch&w_type=square`.
     fn default() -> Self {
         let loss = MixedLossConfig::default();
         Self {
