@@ -54,23 +54,6 @@ pub fn normalise_nonzero(image: &mut [f32]) {
     }
 }
 
-/// The whole volume as a batch of one.
-pub fn whole_volume_batch(volume: &LabelledVolume, device: &Device) -> Batch {
-    let [nx, ny, nz] = volume.dims;
-    let image = Tensor::from_data(
-        TensorData::new(volume.image.clone(), [1, 1, nz, ny, nx]),
-        device,
-    );
-    let target = Tensor::from_data(
-        TensorData::new(
-            one_hot(&volume.labels, volume.classes),
-            [1, volume.classes, nz, ny, nx],
-        ),
-        device,
-    );
-    Batch { image, target }
-}
-
 /// The overlap of the box `origin .. origin + size` with `0 .. dims`, per axis, as ranges in
 /// volume coordinates; `None` when they do not meet.
 pub fn overlap(
