@@ -45,6 +45,23 @@ pub struct StepReport {
     pub millis: f64,
 }
 
+impl StepReport {
+    /// One line for a terminal log: step, λ, the total and both terms, time.
+    pub fn summary(&self) -> String {
+        format!(
+            "epoch {:>3}  step {:>5}  λ {:.2}  total {:.4}  {} {:.4}  GDL {:+.4}  {:.0} ms",
+            self.epoch,
+            self.step,
+            self.lambda,
+            self.total,
+            self.warmup_loss.name(),
+            self.warmup,
+            self.gdl,
+            self.millis
+        )
+    }
+}
+
 /// Whole-volume prediction by sliding windows, scored against the label map.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Evaluation {

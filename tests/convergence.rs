@@ -26,10 +26,7 @@ fn train(
     let reports = (0..steps)
         .map(|_| {
             let report = pollster::block_on(session.step()).expect("a finite step");
-            eprintln!(
-                "step {:>3}  λ {:.2}  total {:.4}  warm-up {:.4}  GDL {:+.4}  {:.0} ms",
-                report.step, report.lambda, report.total, report.warmup, report.gdl, report.millis
-            );
+            eprintln!("{}", report.summary());
             report
         })
         .collect();

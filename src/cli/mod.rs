@@ -183,16 +183,7 @@ fn demo(
     for _ in 0..steps {
         match pollster::block_on(session.step()) {
             Ok(report) => {
-                eprintln!(
-                    "step {:>4}  λ {:.2}  total {:.5}  {} {:.5}  GDL {:.5}  {:.1} ms",
-                    report.step,
-                    report.lambda,
-                    report.total,
-                    report.warmup_loss.name(),
-                    report.warmup,
-                    report.gdl,
-                    report.millis
-                );
+                eprintln!("{}", report.summary());
                 last = Some(report);
             }
             Err(error) => {

@@ -182,18 +182,7 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
         match pollster::block_on(session.step()) {
             Ok(report) => {
                 if report.step % steps_per_epoch == 0 || report.step == steps {
-                    eprintln!(
-                        "epoch {:>3}  step {:>5}/{steps}  λ {:.2}  total {:.4}  {} {:.4}  GDL {:+.4}  \
-                         {:.0} ms/step",
-                        report.epoch,
-                        report.step,
-                        report.lambda,
-                        report.total,
-                        report.warmup_loss.name(),
-                        report.warmup,
-                        report.gdl,
-                        report.millis
-                    );
+                    eprintln!("{}  ({steps} steps)", report.summary());
                 }
                 if let Some(explanation) = &report.explanation {
                     eprintln!("monitor: {explanation}");

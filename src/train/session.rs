@@ -360,12 +360,7 @@ impl TrainingSession {
             .collect(),
             0,
         );
-        let values: Vec<f32> = scalars
-            .into_data_async()
-            .await
-            .map_err(|error| TrainError::Device(error.to_string()))?
-            .try_into_vec::<f32>()
-            .map_err(|error| TrainError::Device(format!("{error:?}")))?;
+        let values = read_back(scalars).await?;
         self.steps_done += 1;
 
         let (head, per_channel) = values.split_at(2 + STATISTICS + 2);
@@ -470,12 +465,7 @@ impl TrainingSession {
                     );
                     let probs = burn::tensor::activation::softmax(net.forward(input), 1)
                         * weight_tensor.clone();
-                    let probs: Vec<f32> = probs
-                        .into_data_async()
-                        .await
-                        .map_err(|error| TrainError::Device(error.to_string()))?
-                        .try_into_vec::<f32>()
-                        .map_err(|error| TrainError::Device(format!("{error:?}")))?;
+                    let probs = read_back(probs).await?;
                     accumulate_window(
                         &mut sum,
                         &mut weight_sum,
@@ -513,6 +503,16 @@ impl TrainingSession {
             millis: started.elapsed().as_secs_f64() * 1000.0,
         })
     }
+}
+
+/// Copies a tensor to the CPU without blocking (a synchronous read panics in the browser).
+async fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, TrainError> {
+    tensor
+        .into_data_async()
+        .await
+        .map_err(|error| TrainError::Device(error.to_string()))?
+        .try_into_vec::<f32>()
+        .map_err(|error| TrainError::Device(format!("{error:?}")))
 }
 
 /// Adds one window's weighted probabilities (`classes` planes of `edge`³) into the volume-sized
