@@ -1,8 +1,9 @@
 //! gdl-lab: train a 3D segmentation net with the mixed loss (cross-entropy warm-up, then the
 //! Generalized Dice Loss) on WebGPU in the browser, or natively from the CLI.
 //!
-//! The modules follow the data: `volume → sample → model → loss → train → report → app`.
-//! Everything but `app` is backend-generic burn code that runs and is tested natively.
+//! The modules follow the data: `volume → sample → model → loss → train → report → view`.
+//! `view` holds the page's pure parts (URL state, slice pixels, chart geometry), tested
+//! natively; `app` is the Leptos components over them, `cli` the terminal front end.
 
 pub mod backend;
 pub mod loss;
@@ -10,6 +11,7 @@ pub mod model;
 pub mod report;
 pub mod sample;
 pub mod train;
+pub mod view;
 pub mod volume;
 
 #[cfg(target_arch = "wasm32")]

@@ -62,6 +62,68 @@ impl StepReport {
     }
 }
 
+/// What the GDL was made of on one batch: the lab's anatomy table and the monitor's verdict.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GdlAnatomy {
+    /// The value the pipeline reports.
+    pub value: f32,
+    /// One sentence when the value left [0, 1].
+    pub explanation: Option<String>,
+    /// Every broken assumption the monitor found, whether or not the value left [0, 1].
+    pub violations: Vec<String>,
+    pub monitor: GdlInputStats,
+    /// Per channel, as in [`StepReport`].
+    pub channels: Vec<String>,
+    pub dice: Vec<f32>,
+    pub weight: Vec<f32>,
+    pub intersection: Vec<f32>,
+    pub prediction: Vec<f32>,
+    pub target: Vec<f32>,
+    pub contribution: Vec<f32>,
+}
+
+/// The step history as CSV, one row per step; per-class columns are named by the GDL channel.
+pub fn history_csv(history: &[StepReport]) -> String {
+    let mut csv =
+        String::from("step,epoch,model,lambda,total,warmup,gdl,grad_norm,grad_norm_clipped,millis");
+    if let Some(first) = history.first() {
+        for part in ["dice", "weight", "intersection", "prediction", "target"] {
+            for channel in &first.gdl_channels {
+                csv.push_str(&format!(",{part}_{channel}"));
+            }
+        }
+    }
+    csv.push('\n');
+    for r in history {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{:.3}",
+            r.step,
+            r.epoch,
+            r.model.name(),
+            r.lambda,
+            r.total,
+            r.warmup,
+            r.gdl,
+            r.grad_norm,
+            r.grad_norm_clipped,
+            r.millis
+        ));
+        for row in [
+            &r.dice,
+            &r.weight,
+            &r.intersection,
+            &r.prediction,
+            &r.target,
+        ] {
+            for value in row.iter() {
+                csv.push_str(&format!(",{value}"));
+            }
+        }
+        csv.push('\n');
+    }
+    csv
+}
+
 /// Whole-volume prediction by sliding windows, scored against the label map.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Evaluation {

@@ -636,3 +636,137 @@ fn cli_train_reads_nifti_trains_and_writes_report_prediction_and_a_json_line() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("resnet"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Files as the page receives them: dropped together, in any order, sometimes as pairs.
+
+fn named(name: &str, bytes: Vec<u8>) -> gdl_lab::volume::NamedFile {
+    gdl_lab::volume::NamedFile {
+        name: name.into(),
+        bytes,
+    }
+}
+
+/// A small phantom as an image file and a label file (BraTS-style label 4 for class 3).
+fn phantom_files() -> (Vec<u8>, Vec<u8>, gdl_lab::volume::LabelledVolume) {
+    let volume = phantom(PhantomConfig {
+        size: 32,
+        seed: 5,
+    });
+    let image = Volume::from_data(volume.dims, 1.0, volume.image.clone());
+    let brats: Vec<u8> = volume
+        .labels
+        .iter()
+        .map(|&c| if c == 3 { 4 } else { c })
+        .collect();
+    (
+        write_nifti_gz(Voxels::Float32(&image.data), &image),
+        write_label_map(&brats, &image),
+        volume,
+    )
+}
+
+#[test]
+fn dropped_files_are_sorted_into_image_and_labels_in_either_order() {
+    use gdl_lab::volume::load_dropped;
+    let (image, labels, volume) = phantom_files();
+    for files in [
+        vec![named("t1.nii.gz", image.clone()), named("seg.nii.gz", labels.clone())],
+        // Misnamed: the label map is told apart by its contents, not its name.
+        vec![named("b.nii.gz", labels.clone()), named("a.nii.gz", image.clone())],
+    ] {
+        let loaded = load_dropped(&files, &Limits::default()).unwrap();
+        assert_eq!(loaded.volume.labels, volume.labels);
+        assert_eq!(loaded.volume.image, volume.image);
+        assert_eq!(loaded.mapping.values, [0, 1, 2, 4]);
+        assert!(!loaded.demo);
+        assert_eq!(loaded.class_names[3], "label 4");
+        // A prediction goes back to the file's own label values.
+        assert_eq!(loaded.mapping.file_values(&[0, 3]), [0, 4]);
+    }
+}
+
+#[test]
+fn a_dropped_hdr_img_pair_counts_as_one_scan() {
+    use gdl_lab::volume::load_dropped;
+    let mut spec = Spec::new(1, true, 16, [2, 2, 1]);
+    spec.single = false;
+    spec.vox_offset = 0.0;
+    let header = spec.header();
+    let data = encode(&[0.5, 1.5, 2.5, 3.5], 16, true);
+    let mut labels = Spec::new(1, true, 2, [2, 2, 1]);
+    labels.vox_offset = 352.0;
+    let label_file = labels.file(&[0.0, 1.0, 1.0, 0.0]);
+    let files = vec![
+        named("Brain.IMG", data.clone()),
+        named("mask.nii", label_file.clone()),
+        named("Brain.hdr", header.clone()),
+    ];
+    let loaded = load_dropped(&files, &Limits::default()).unwrap();
+    assert_eq!(loaded.image_name, "Brain.hdr");
+    assert_eq!(loaded.volume.image, [0.5, 1.5, 2.5, 3.5]);
+    assert_eq!(loaded.volume.labels, [0, 1, 1, 0]);
+
+    // Each half alone says what is missing.
+    let no_img = load_dropped(
+        &[named("Brain.hdr", header), named("mask.nii", label_file.clone())],
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert!(no_img.contains(".img"), "{no_img}");
+    let no_hdr = load_dropped(
+        &[named("Brain.img", data), named("mask.nii", label_file)],
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert!(no_hdr.contains(".hdr"), "{no_hdr}");
+}
+
+#[test]
+fn wrong_drops_get_a_sentence() {
+    use gdl_lab::volume::load_dropped;
+    let (image, labels, _) = phantom_files();
+    let cases = [
+        (vec![named("t1.nii.gz", image.clone())], "Only one scan"),
+        (
+            vec![
+                named("a.nii.gz", image.clone()),
+                named("b.nii.gz", image.clone()),
+                named("c.nii.gz", labels.clone()),
+            ],
+            "3 scans",
+        ),
+        // Two images: neither can be the label map.
+        (
+            vec![named("a.nii.gz", image.clone()), named("b.nii.gz", image.clone())],
+            "non-negative integers",
+        ),
+        (
+            vec![named("notes.txt", b"hello".to_vec()), named("seg.nii.gz", labels.clone())],
+            "notes.txt",
+        ),
+    ];
+    for (files, expected) in cases {
+        let error = load_dropped(&files, &Limits::default()).unwrap_err();
+        assert!(error.contains(expected), "expected “{expected}” in: {error}");
+    }
+    // Shapes that differ are named.
+    let small = Volume::from_data([2, 2, 2], 1.0, vec![0.0; 8]);
+    let other = write_label_map(&[0; 8], &small);
+    let error = load_dropped(
+        &[named("t1.nii.gz", image), named("seg.nii.gz", other)],
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert!(error.contains("2×2×2") && error.contains("32×32×32"), "{error}");
+}
+
+#[test]
+fn the_demo_scan_is_the_phantom_with_its_tissue_names() {
+    let demo = gdl_lab::volume::demo_scan(32);
+    assert!(demo.demo);
+    assert_eq!(demo.volume.dims, [32, 32, 32]);
+    assert_eq!(demo.class_names.len(), demo.volume.classes);
+    assert_eq!(demo.image.data, demo.volume.image);
+    assert!(demo.mapping.is_identity());
+}

@@ -7,7 +7,7 @@ use clap::Args;
 use web_time::Instant;
 
 use crate::backend::ComputeDevice;
-use crate::report::StepReport;
+use crate::report::{StepReport, history_csv};
 use crate::train::{TrainingConfig, TrainingSession};
 use crate::volume::nifti::read_path;
 use crate::volume::{Limits, pair_image_and_labels, write_label_map};
@@ -204,11 +204,7 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
     }
     if let Some(path) = &args.predict {
         // Back to the file's own label values (BraTS 4 stays 4).
-        let values: Vec<u8> = evaluation
-            .labels
-            .iter()
-            .map(|&class| mapping.values[class as usize].clamp(0, 255) as u8)
-            .collect();
+        let values = mapping.file_values(&evaluation.labels);
         if let Err(error) = std::fs::write(path, write_label_map(&values, &image)) {
             return fail(format!("cannot write {}: {error}", path.display()));
         }
@@ -231,46 +227,4 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
         })
     );
     ExitCode::SUCCESS
-}
-
-/// One row per step; per-class columns are named by the GDL channel.
-fn history_csv(history: &[StepReport]) -> String {
-    let mut csv =
-        String::from("step,epoch,model,lambda,total,warmup,gdl,grad_norm,grad_norm_clipped,millis");
-    if let Some(first) = history.first() {
-        for part in ["dice", "weight", "intersection", "prediction", "target"] {
-            for channel in &first.gdl_channels {
-                csv.push_str(&format!(",{part}_{channel}"));
-            }
-        }
-    }
-    csv.push('\n');
-    for r in history {
-        csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{:.3}",
-            r.step,
-            r.epoch,
-            r.model.name(),
-            r.lambda,
-            r.total,
-            r.warmup,
-            r.gdl,
-            r.grad_norm,
-            r.grad_norm_clipped,
-            r.millis
-        ));
-        for row in [
-            &r.dice,
-            &r.weight,
-            &r.intersection,
-            &r.prediction,
-            &r.target,
-        ] {
-            for value in row.iter() {
-                csv.push_str(&format!(",{value}"));
-            }
-        }
-        csv.push('\n');
-    }
-    csv
 }

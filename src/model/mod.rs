@@ -4,6 +4,7 @@
 pub mod simple;
 pub mod target;
 pub mod unet;
+pub mod weights;
 pub mod widen;
 
 use burn::prelude::*;

@@ -8,10 +8,11 @@ use web_time::Instant;
 
 use crate::loss::monitor::{GdlInputStats, STATISTICS, input_statistics};
 use crate::loss::{GdlConfig, Misuse, MixedLossConfig, Schedule, WarmupLoss, WeightType};
+use crate::loss::{GdlRun, gdl_pipeline};
 use crate::model::{ModelKind, SegmentationNet, widen_simple_to_target};
-use crate::report::{Evaluation, StepReport, hard_dice};
+use crate::report::{Evaluation, GdlAnatomy, StepReport, hard_dice};
 use crate::sample::{
-    PatchSampler, blending_weights, crop, normalise_nonzero, overlap, window_starts,
+    Batch, PatchSampler, blending_weights, crop, normalise_nonzero, overlap, window_starts,
 };
 use crate::train::clip::clip_global_norm;
 use crate::volume::LabelledVolume;
@@ -92,23 +93,13 @@ impl TrainingConfig {
     /// The compact form: only the settings that differ from the defaults, e.g.
     /// `model=simple&lr=0.01`.
     pub fn to_query(&self) -> String {
-        let pairs = |config: &Self| -> Vec<(String, String)> {
-            let text = serde_urlencoded::to_string(config).expect("a flat config serialises");
-            serde_urlencoded::from_str(&text).expect("its own output parses")
-        };
-        let defaults = pairs(&Self::default());
-        let changed: Vec<(String, String)> = pairs(self)
-            .into_iter()
-            .filter(|pair| !defaults.contains(pair))
-            .collect();
-        serde_urlencoded::to_string(changed).expect("pairs serialise")
+        changed_pairs(self, &Self::default())
     }
 
     /// Parses [`to_query`](Self::to_query)'s form (any subset of the keys, in any order) and
     /// checks the result.
     pub fn from_query(query: &str) -> Result<Self, String> {
-        let config: Self = serde_urlencoded::from_str(query.trim_start_matches(['#', '?']))
-            .map_err(|error| format!("The settings could not be read: {error}."))?;
+        let config: Self = parse_pairs(query.trim_start_matches(['#', '?']))?;
         config.validate()?;
         Ok(config)
     }
@@ -215,6 +206,35 @@ impl TrainingConfig {
     }
 }
 
+/// `key=value&…` for the fields of a flat struct that differ from `default`.
+pub fn changed_pairs<T: Serialize>(value: &T, default: &T) -> String {
+    let pairs = |value: &T| -> Vec<(String, String)> {
+        let text = serde_urlencoded::to_string(value).expect("flat settings serialise");
+        serde_urlencoded::from_str(&text).expect("its own output parses")
+    };
+    let defaults = pairs(default);
+    let changed: Vec<(String, String)> = pairs(value)
+        .into_iter()
+        .filter(|pair| !defaults.contains(pair))
+        .collect();
+    serde_urlencoded::to_string(changed).expect("pairs serialise")
+}
+
+/// Parses `key=value&…` into a flat struct; on failure, names the first pair that is wrong.
+pub fn parse_pairs<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, String> {
+    serde_urlencoded::from_str(query).map_err(|error| {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        let culprit = pairs.iter().find(|pair| {
+            let alone = serde_urlencoded::to_string([pair]).unwrap_or_default();
+            serde_urlencoded::from_str::<T>(&alone).is_err()
+        });
+        match culprit {
+            Some((key, value)) => format!("The setting {key}={value} could not be used: {error}."),
+            None => format!("The settings could not be read: {error}."),
+        }
+    })
+}
+
 /// Why training stopped early.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrainError {
@@ -261,6 +281,8 @@ pub struct TrainingSession {
     device: Device,
     train_device: Device,
     steps_done: usize,
+    /// The latest step's batch (without autodiff), for the lab's probes.
+    last_batch: Option<Batch>,
 }
 
 impl TrainingSession {
@@ -295,6 +317,7 @@ impl TrainingSession {
             device: device.clone(),
             train_device,
             steps_done: 0,
+            last_batch: None,
         })
     }
 
@@ -326,6 +349,10 @@ impl TrainingSession {
         let batch = self
             .sampler
             .sample(&self.volume, self.config.batch, &self.train_device);
+        self.last_batch = Some(Batch {
+            image: batch.image.clone().without_autodiff(),
+            target: batch.target.clone().without_autodiff(),
+        });
         let logits = self.net.forward(batch.image);
         let loss = self.loss.forward(logits, batch.target, epochs_done);
         let mut gradients = GradientsParams::from_grads(loss.total.backward(), &self.net);
@@ -337,36 +364,26 @@ impl TrainingSession {
             .optimizer
             .step(self.config.lr, self.net.clone(), gradients);
 
-        // One readback: [total, warm-up, monitor statistics, norms, then 6 per-channel rows].
-        let parts = &loss.gdl.parts;
-        let mean_rows = |t: &Tensor<2>| t.clone().mean_dim(0).reshape([-1]);
-        let sum_rows = |t: &Tensor<2>| t.clone().sum_dim(0).reshape([-1]);
-        let scalars = Tensor::cat(
-            [
-                loss.total.clone(),
-                loss.warmup.clone(),
-                input_statistics(&loss.gdl),
-                norms.before,
-                norms.after,
-                mean_rows(&parts.dice),
-                mean_rows(&parts.weight),
-                sum_rows(&parts.sums.intersection),
-                sum_rows(&parts.sums.prediction),
-                sum_rows(&parts.sums.target),
-                mean_rows(&parts.contribution),
-            ]
-            .into_iter()
-            .map(|t| t.without_autodiff())
-            .collect(),
+        // One readback: [total, warm-up, norms, then the GDL's statistics and anatomy].
+        let mut scalars = vec![
+            loss.total.clone(),
+            loss.warmup.clone(),
+            norms.before,
+            norms.after,
+        ];
+        scalars.extend(gdl_readout(&loss.gdl));
+        let values = read_back(Tensor::cat(
+            scalars.into_iter().map(|t| t.without_autodiff()).collect(),
             0,
-        );
-        let values = read_back(scalars).await?;
+        ))
+        .await?;
         self.steps_done += 1;
 
-        let (head, per_channel) = values.split_at(2 + STATISTICS + 2);
-        let [total, warmup] = [head[0], head[1]];
-        let monitor = GdlInputStats::from_slice(&head[2..2 + STATISTICS], &loss.gdl);
-        let [grad_norm, grad_norm_clipped] = [head[2 + STATISTICS], head[3 + STATISTICS]];
+        let [total, warmup, grad_norm, grad_norm_clipped] =
+            [values[0], values[1], values[2], values[3]];
+        let anatomy =
+            GdlAnatomy::from_readout(&values[4..], &loss.gdl, self.loss.gdl.include_background);
+        let monitor = anatomy.monitor;
         let warmup_name = match self.config.warmup {
             WarmupLoss::Bce => "BCE term",
             WarmupLoss::Ce => "CE term",
@@ -386,20 +403,6 @@ impl TrainingSession {
             });
         }
 
-        let channels = per_channel.len() / 6;
-        let row = |index: usize| per_channel[index * channels..(index + 1) * channels].to_vec();
-        let first_class = if self.loss.gdl.include_background {
-            0
-        } else {
-            1
-        };
-        let gdl_channels = if loss.gdl.target.dims()[1] == 1 {
-            vec!["foreground".to_string()]
-        } else {
-            (first_class..first_class + channels)
-                .map(|c| c.to_string())
-                .collect()
-        };
         Ok(StepReport {
             step: self.steps_done,
             epoch: epochs_done as usize,
@@ -409,19 +412,48 @@ impl TrainingSession {
             warmup_loss: self.config.warmup,
             warmup,
             gdl: monitor.gdl,
-            gdl_channels,
-            dice: row(0),
-            weight: row(1),
-            intersection: row(2),
-            prediction: row(3),
-            target: row(4),
-            contribution: row(5),
+            gdl_channels: anatomy.channels,
+            dice: anatomy.dice,
+            weight: anatomy.weight,
+            intersection: anatomy.intersection,
+            prediction: anatomy.prediction,
+            target: anatomy.target,
+            contribution: anatomy.contribution,
             grad_norm,
             grad_norm_clipped,
             explanation: monitor.explain(),
             monitor,
             millis: started.elapsed().as_secs_f64() * 1000.0,
         })
+    }
+
+    /// The lab: the GDL of the current net on the latest batch (a fresh one before the first
+    /// step), as the correct pipeline computes it (`misuse = None`) or with one cause of trouble
+    /// injected. Changes nothing in the session but the sampler's position before step 1.
+    pub async fn probe_gdl(&mut self, misuse: Option<Misuse>) -> Result<GdlAnatomy, TrainError> {
+        let batch = match &self.last_batch {
+            Some(batch) => batch.clone(),
+            None => {
+                let batch = self
+                    .sampler
+                    .sample(&self.volume, self.config.batch, &self.device);
+                self.last_batch = Some(batch.clone());
+                batch
+            }
+        };
+        let logits = self.net.valid().forward(batch.image);
+        let run = gdl_pipeline(logits, batch.target, &self.loss.gdl, misuse);
+        let values = read_back(Tensor::cat(gdl_readout(&run), 0)).await?;
+        Ok(GdlAnatomy::from_readout(
+            &values,
+            &run,
+            self.loss.gdl.include_background,
+        ))
+    }
+
+    /// The whole volume, as the session trains on it (intensities normalised).
+    pub fn volume(&self) -> &LabelledVolume {
+        &self.volume
     }
 
     /// After `pretrain_epochs` of the Simple net, replace it by the Target net that computes the
@@ -502,6 +534,53 @@ impl TrainingSession {
             probabilities: sum,
             millis: started.elapsed().as_secs_f64() * 1000.0,
         })
+    }
+}
+
+/// The tensors [`GdlAnatomy::from_readout`] reads: the monitor's statistics, then six
+/// per-channel rows (Dice and w as means over samples, I, P and G as sums, the contribution).
+fn gdl_readout(run: &GdlRun) -> Vec<Tensor<1>> {
+    let parts = &run.parts;
+    let mean_rows = |t: &Tensor<2>| t.clone().mean_dim(0).reshape([-1]);
+    let sum_rows = |t: &Tensor<2>| t.clone().sum_dim(0).reshape([-1]);
+    vec![
+        input_statistics(run),
+        mean_rows(&parts.dice),
+        mean_rows(&parts.weight),
+        sum_rows(&parts.sums.intersection),
+        sum_rows(&parts.sums.prediction),
+        sum_rows(&parts.sums.target),
+        mean_rows(&parts.contribution),
+    ]
+}
+
+impl GdlAnatomy {
+    fn from_readout(values: &[f32], run: &GdlRun, include_background: bool) -> Self {
+        let (statistics, per_channel) = values.split_at(STATISTICS);
+        let monitor = GdlInputStats::from_slice(statistics, run);
+        let channels = per_channel.len() / 6;
+        let row = |index: usize| per_channel[index * channels..(index + 1) * channels].to_vec();
+        let first_class = usize::from(!include_background);
+        let names = if run.target.dims()[1] == 1 {
+            vec!["foreground".to_string()]
+        } else {
+            (first_class..first_class + channels)
+                .map(|c| c.to_string())
+                .collect()
+        };
+        Self {
+            value: monitor.gdl,
+            explanation: monitor.explain(),
+            violations: monitor.violations(),
+            monitor,
+            channels: names,
+            dice: row(0),
+            weight: row(1),
+            intersection: row(2),
+            prediction: row(3),
+            target: row(4),
+            contribution: row(5),
+        }
     }
 }
 

@@ -23,6 +23,15 @@ impl LabelMapping {
         self.values.iter().enumerate().all(|(i, &v)| v == i as i64)
     }
 
+    /// Classes back to the file's own label values (BraTS class 3 → 4), for writing a
+    /// prediction beside the input.
+    pub fn file_values(&self, classes: &[u8]) -> Vec<u8> {
+        classes
+            .iter()
+            .map(|&class| self.values[class as usize].clamp(0, 255) as u8)
+            .collect()
+    }
+
     /// "4 → class 3", for the labels that moved.
     pub fn describe(&self) -> Vec<String> {
         self.values

@@ -2,12 +2,14 @@
 //!
 //! Voxels are stored x-fastest: index = x + nx·(y + ny·z), the order NIfTI files use.
 
+pub mod files;
 pub mod labels;
 pub mod nifti;
 pub mod phantom;
 pub mod preprocess;
 pub mod synthetic;
 
+pub use files::{LoadedScan, NamedFile, demo_scan, load_dropped};
 pub use labels::{LabelMapping, pair_image_and_labels};
 pub use nifti::{Limits, ReadError, Volume, read_nifti, read_nifti_pair, write_label_map};
 pub use phantom::{PhantomConfig, phantom};

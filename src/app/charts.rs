@@ -1,0 +1,201 @@
+//! Live line charts as small SVGs: thinned to a few hundred points so a long run stays smooth,
+//! the zero line drawn heavy so a negative loss cannot be missed, values on hover.
+
+use leptos::prelude::*;
+
+use super::trainer::Trainer;
+use crate::view::chart::{
+    BOTTOM, HEIGHT, LEFT, RIGHT, Scale, Series, TOP, WIDTH, charts, format_tick, path, thin,
+    values_at,
+};
+
+/// Most points drawn per series; 1000-step histories are thinned to this (spikes kept).
+const MAX_POINTS: usize = 600;
+
+#[component]
+pub fn LineChart(
+    title: &'static str,
+    test_id: &'static str,
+    series: Signal<Vec<Series>>,
+    #[prop(optional)] log_y: bool,
+    /// Linear charts always show y = 0.
+    #[prop(default = true)]
+    include_zero: bool,
+    /// A labelled horizontal line (e.g. the clipping threshold).
+    #[prop(optional, into)]
+    threshold: Signal<Option<(f64, String)>>,
+) -> impl IntoView {
+    let hover = RwSignal::new(None::<f64>);
+    let geometry = Memo::new(move |_| {
+        let series = series.get();
+        let mut include: Vec<f64> = threshold.get().map(|(y, _)| vec![y]).unwrap_or_default();
+        if include_zero && !log_y {
+            include.push(0.0);
+        }
+        let scale = Scale::fit(&series, log_y, &include);
+        let lines: Vec<(String, String, bool)> = series
+            .iter()
+            .map(|s| {
+                (
+                    path(&thin(&s.points, MAX_POINTS), &scale),
+                    s.colour.clone(),
+                    s.dashed,
+                )
+            })
+            .collect();
+        let points = series.iter().map(|s| s.points.len()).max().unwrap_or(0);
+        (scale, lines, points)
+    });
+    let plot_bottom = HEIGHT - BOTTOM;
+    let plot_right = WIDTH - RIGHT;
+
+    let y_axis = move || {
+        let (scale, _, _) = geometry.get();
+        scale
+            .y_ticks()
+            .into_iter()
+            .filter_map(|tick| {
+                let y = scale.y(tick)?;
+                let zero = !log_y && tick == 0.0;
+                Some(view! {
+                    <line x1=LEFT x2=plot_right y1=y y2=y class=if zero { "zero" } else { "grid" } />
+                    <text x=LEFT - 4.0 y=y + 3.0 class="tick" text-anchor="end">{format_tick(tick)}</text>
+                })
+            })
+            .collect_view()
+    };
+    let x_axis = move || {
+        let (scale, _, _) = geometry.get();
+        scale
+            .x_ticks()
+            .into_iter()
+            .map(|tick| {
+                let x = scale.x(tick);
+                view! {
+                    <text x=x y=HEIGHT - 6.0 class="tick" text-anchor="middle">{format_tick(tick)}</text>
+                }
+            })
+            .collect_view()
+    };
+    let threshold_line = move || {
+        let (scale, _, _) = geometry.get();
+        let (value, label) = threshold.get()?;
+        let y = scale.y(value)?;
+        Some(view! {
+            <line x1=LEFT x2=plot_right y1=y y2=y class="threshold" />
+            <text x=plot_right - 2.0 y=y - 3.0 class="tick" text-anchor="end">{label}</text>
+        })
+    };
+    let lines = move || {
+        geometry
+            .get()
+            .1
+            .into_iter()
+            .map(|(d, colour, dashed)| {
+                view! {
+                    <path d=d stroke=colour fill="none" stroke-width="1.6"
+                        stroke-dasharray=if dashed { "4 3" } else { "" } />
+                }
+            })
+            .collect_view()
+    };
+    let readout = move || {
+        let step = hover.get()?;
+        let (scale, _, _) = geometry.get();
+        let values = values_at(&series.get(), step);
+        let nearest = values.first()?.2;
+        let x = scale.x(nearest);
+        let text = values
+            .iter()
+            .map(|(name, _, _, value)| format!("{name} {value:.4}"))
+            .collect::<Vec<_>>()
+            .join(" · ");
+        Some(view! {
+            <line x1=x x2=x y1=TOP y2=plot_bottom class="cursor" />
+            <text x=LEFT + 4.0 y=TOP + 10.0 class="hover" data-test=format!("{test_id}-hover")>
+                {format!("step {nearest}: {text}")}
+            </text>
+        })
+    };
+    let legend = move || {
+        series
+            .get()
+            .into_iter()
+            .map(|s| {
+                let last = s
+                    .points
+                    .last()
+                    .map(|p| format!(" {:.4}", p.1))
+                    .unwrap_or_default();
+                view! {
+                    <li>
+                        <span class="swatch" class:dashed=s.dashed style=format!("background: {}", s.colour)></span>
+                        {format!("{}{last}", s.name)}
+                    </li>
+                }
+            })
+            .collect_view()
+    };
+    let on_move = move |event: web_sys::MouseEvent| {
+        let Some(target) = event.current_target() else {
+            return;
+        };
+        use wasm_bindgen::JsCast;
+        let element: web_sys::Element = target.unchecked_into();
+        let width = element.client_width().max(1) as f64;
+        let px = event.offset_x() as f64 / width * WIDTH;
+        let (scale, _, points) = geometry.get_untracked();
+        if points > 0 {
+            hover.set(Some(scale.step_at(px)));
+        }
+    };
+    view! {
+        <figure class="chart" data-test=test_id data-points=move || geometry.get().2>
+            <figcaption>{title}</figcaption>
+            <svg
+                viewBox=format!("0 0 {WIDTH} {HEIGHT}")
+                role="img"
+                aria-label=title
+                on:mousemove=on_move
+                on:mouseleave=move |_| hover.set(None)
+            >
+                <rect x=LEFT y=TOP width=WIDTH - LEFT - RIGHT height=HEIGHT - TOP - BOTTOM class="plot" />
+                {y_axis}
+                {x_axis}
+                {threshold_line}
+                {lines}
+                {readout}
+            </svg>
+            <ul class="legend">{legend}</ul>
+        </figure>
+    }
+}
+
+/// The five live charts over the step history.
+#[component]
+pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
+    let history = trainer.history;
+    let total = Signal::derive(move || history.with(|h| charts::total(h)));
+    let components = Signal::derive(move || history.with(|h| charts::components(h)));
+    let dice =
+        Signal::derive(move || history.with(|h| charts::per_channel(h, "Dice", |r| &r.dice)));
+    let weights =
+        Signal::derive(move || history.with(|h| charts::per_channel(h, "w", |r| &r.weight)));
+    let norms = Signal::derive(move || history.with(|h| charts::gradient_norms(h)));
+    let threshold = Signal::derive(move || {
+        let max = clip.get();
+        (max > 0.0).then(|| (max, format!("max norm {max}")))
+    });
+    view! {
+        <section class="panel charts" aria-labelledby="charts-title">
+            <h2 id="charts-title">"4 · Losses"</h2>
+            <div class="chart-grid">
+                <LineChart title="Total loss" test_id="chart-total" series=total />
+                <LineChart title="Components and λ(t)" test_id="chart-components" series=components />
+                <LineChart title="Soft Dice per class (this batch)" test_id="chart-dice" series=dice />
+                <LineChart title="GDL class weights w_c (log scale)" test_id="chart-weights" series=weights log_y=true include_zero=false />
+                <LineChart title="Gradient norm" test_id="chart-norms" series=norms threshold=threshold />
+            </div>
+        </section>
+    }
+}

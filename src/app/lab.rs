@@ -1,0 +1,166 @@
+//! The negative-GDL lab: inject one real cause into the GDL of the current batch and see the
+//! value beside the correct one, the monitor's sentence and what the GDL was made of.
+
+use leptos::prelude::*;
+
+use super::trainer::Trainer;
+use crate::loss::Misuse;
+use crate::report::GdlAnatomy;
+use crate::view::PageState;
+
+/// The misuse's name in the URL state (`misuse=label_map_as_target`).
+pub fn misuse_key(misuse: Misuse) -> String {
+    serde_json::to_value(misuse)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+#[component]
+fn AnatomyTable(anatomy: GdlAnatomy, test_id: &'static str) -> impl IntoView {
+    let rows = anatomy
+        .channels
+        .iter()
+        .enumerate()
+        .map(|(i, channel)| {
+            let cell =
+                |values: &Vec<f32>| format!("{:.4}", values.get(i).copied().unwrap_or(f32::NAN));
+            let weight = format!("{:.3e}", anatomy.weight.get(i).copied().unwrap_or(f32::NAN));
+            view! {
+                <tr>
+                    <th scope="row">{channel.clone()}</th>
+                    <td>{cell(&anatomy.intersection)}</td>
+                    <td>{cell(&anatomy.prediction)}</td>
+                    <td>{cell(&anatomy.target)}</td>
+                    <td>{weight}</td>
+                    <td>{cell(&anatomy.dice)}</td>
+                    <td>{cell(&anatomy.contribution)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table class="anatomy" data-test=test_id>
+            <caption>{format!("GDL = {:.5}", anatomy.value)}</caption>
+            <thead>
+                <tr>
+                    <th scope="col">"channel"</th>
+                    <th scope="col">"I = Σp·g"</th>
+                    <th scope="col">"P = Σp"</th>
+                    <th scope="col">"G = Σg"</th>
+                    <th scope="col">"w_c"</th>
+                    <th scope="col">"Dice"</th>
+                    <th scope="col">"contribution"</th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+}
+
+#[component]
+pub fn Lab(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
+    let selection = trainer.lab_selection;
+    let reading = trainer.lab;
+    let selected = move || selection.get().flatten();
+    let toggles = Misuse::ALL
+        .into_iter()
+        .map(|misuse| {
+            let key = misuse_key(misuse);
+            let pressed = move || selected() == Some(misuse);
+            view! {
+                <button
+                    class="toggle"
+                    data-test=format!("lab-{key}")
+                    aria-pressed=move || pressed().to_string()
+                    on:click=move |_| {
+                        trainer.select_lab(if pressed() { None } else { Some(misuse) })
+                    }
+                >
+                    {misuse.label()}
+                </button>
+            }
+        })
+        .collect_view();
+    let correct = move || reading.get().map(|r| format!("{:.5}", r.correct.value));
+    let misused = move || {
+        reading
+            .get()
+            .and_then(|r| r.misused)
+            .map(|(_, a)| format!("{:.5}", a.value))
+    };
+    let outside = move || {
+        reading
+            .get()
+            .and_then(|r| r.misused)
+            .is_some_and(|(_, a)| !a.monitor.in_range())
+    };
+    let explanation = move || {
+        let reading = reading.get()?;
+        let (_, anatomy) = reading.misused?;
+        Some(match anatomy.explanation {
+            Some(sentence) => sentence,
+            None => match anatomy.violations.first() {
+                Some(reason) => format!(
+                    "On this batch the value stays in [0, 1], but an assumption is broken: {reason}"
+                ),
+                None => "No assumption is broken.".into(),
+            },
+        })
+    };
+    let train_with = move |event: leptos::ev::Event| {
+        let on = event_target_checked(&event);
+        let misuse = if on { selected() } else { None };
+        trainer.reset();
+        state.update(|s| s.config.misuse = misuse);
+    };
+    view! {
+        <section class="panel lab" aria-labelledby="lab-title">
+            <h2 id="lab-title">"6 · Why can the GDL go negative?"</h2>
+            <div class="explainer">
+                <p>
+                    "GDL = 1 − 2·Σ" <sub>"c"</sub> "w" <sub>"c"</sub> "·I" <sub>"c"</sub>
+                    " / Σ" <sub>"c"</sub> "w" <sub>"c"</sub> "·(P" <sub>"c"</sub> " + G" <sub>"c"</sub>
+                    "), with I = Σp·g, P = Σp, G = Σg. "
+                    "For every voxel, p + g − 2pg = p(1 − g) + g(1 − p) ≥ 0 whenever p and g lie in [0, 1], "
+                    "so 2·I ≤ P + G for each class; with weights w ≥ 0 the fraction is at most 1 and "
+                    "the GDL is at least 0 (smoothing keeps this when smooth_nr ≤ smooth_dr). It is at most 1 "
+                    "because I, P, G and w are all non-negative. "
+                    "So a valid GDL lies in [0, 1] however bad the prediction is: a negative value "
+                    "always means an input broke one of these assumptions."
+                </p>
+                <p>"Inject one cause into the GDL of the current batch:"</p>
+            </div>
+            <div class="toggles" role="group" aria-label="causes">{toggles}</div>
+            <dl class="readout lab-values">
+                <dt>"correct GDL"</dt>
+                <dd data-test="lab-correct">{move || correct().unwrap_or("–".into())}</dd>
+                <dt>"with the cause"</dt>
+                <dd data-test="lab-misused" class:negative=outside
+                    data-misuse=move || reading.get().and_then(|r| r.misused).map(|(m, _)| misuse_key(m)).unwrap_or_default()>{move || misused().unwrap_or("–".into())}</dd>
+            </dl>
+            {move || explanation().map(|sentence| view! {
+                <p class="banner warning" data-test="lab-explanation" role="status">{sentence}</p>
+            })}
+            <div class="tables">
+                {move || reading.get().map(|r| view! { <AnatomyTable anatomy=r.correct test_id="lab-table-correct" /> })}
+                {move || reading.get().and_then(|r| r.misused).map(|(_, a)| view! { <AnatomyTable anatomy=a test_id="lab-table" /> })}
+            </div>
+            <div class="field check">
+                <input
+                    id="train-with-misuse"
+                    type="checkbox"
+                    prop:checked=move || state.with(|s| s.config.misuse.is_some())
+                    disabled=move || selected().is_none() && state.with(|s| s.config.misuse.is_none())
+                    on:change=train_with
+                />
+                <label for="train-with-misuse">
+                    {move || match state.with(|s| s.config.misuse) {
+                        Some(m) => format!("Training with “{}” (uncheck to train correctly again)", m.label()),
+                        None => "Train with the selected cause on, to watch the GDL leave [0, 1] as the net improves".into(),
+                    }}
+                </label>
+            </div>
+        </section>
+    }
+}

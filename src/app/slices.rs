@@ -1,0 +1,248 @@
+//! Axial, coronal and sagittal slices with window/level and overlays, redrawn whenever the
+//! scan, the latest prediction or a control changes.
+
+use std::sync::Arc;
+
+use leptos::html::Canvas;
+use leptos::prelude::*;
+use wasm_bindgen::{Clamped, JsCast};
+
+use super::trainer::Trainer;
+use crate::report::Evaluation;
+use crate::view::slice::{Overlay, Plane, SliceInput, Window, class_colour, render};
+use crate::volume::LoadedScan;
+
+/// One plane: a canvas and its slice slider.
+#[component]
+fn SliceView(
+    plane: Plane,
+    scan: Arc<LoadedScan>,
+    evaluation: RwSignal<Option<Arc<Evaluation>>>,
+    window: RwSignal<Window>,
+    overlay: RwSignal<Overlay>,
+    class: RwSignal<usize>,
+) -> impl IntoView {
+    let dims = scan.volume.dims;
+    let depth = dims[plane.axis()];
+    let slice = RwSignal::new(slice_through_foreground(&scan, plane));
+    let canvas = NodeRef::<Canvas>::new();
+    let (width, height) = plane.size(dims);
+    let spacing = scan.image.spacing;
+    let (su, sv) = match plane {
+        Plane::Axial => (spacing[0], spacing[1]),
+        Plane::Coronal => (spacing[0], spacing[2]),
+        Plane::Sagittal => (spacing[1], spacing[2]),
+    };
+    let aspect = (width as f64 * su.abs().max(1e-3)) / (height as f64 * sv.abs().max(1e-3));
+    let drawn_scan = scan.clone();
+    Effect::new(move |_| {
+        let Some(canvas) = canvas.get() else {
+            return;
+        };
+        let evaluation = evaluation.get();
+        let input = SliceInput {
+            image: &drawn_scan.volume.image,
+            dims,
+            plane,
+            slice: slice.get(),
+            window: window.get(),
+            overlay: overlay.get(),
+            truth: &drawn_scan.volume.labels,
+            prediction: evaluation.as_ref().map(|e| e.labels.as_slice()),
+            probabilities: evaluation.as_ref().map(|e| e.probabilities.as_slice()),
+            class: class.get(),
+        };
+        let (w, h, pixels) = render(&input);
+        canvas.set_width(w as u32);
+        canvas.set_height(h as u32);
+        let Ok(Some(context)) = canvas.get_context("2d") else {
+            return;
+        };
+        let context: web_sys::CanvasRenderingContext2d = context.unchecked_into();
+        if let Ok(image) = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
+            Clamped(&pixels),
+            w as u32,
+            h as u32,
+        ) {
+            let _ = context.put_image_data(&image, 0.0, 0.0);
+        }
+    });
+    let id = format!("slice-{}", plane.name());
+    view! {
+        <figure class="slice">
+            <canvas
+                node_ref=canvas
+                data-test=format!("canvas-{}", plane.name())
+                style=format!("aspect-ratio: {aspect:.4}")
+                role="img"
+                aria-label=format!("{} slice", plane.name())
+            ></canvas>
+            <label for=id.clone()>
+                {format!("{} ", plane.name())}
+                <span>{move || format!("{} / {}", slice.get() + 1, depth)}</span>
+            </label>
+            <input
+                id=id
+                type="range"
+                min="0"
+                max=depth.saturating_sub(1)
+                prop:value=move || slice.get()
+                on:input=move |event| {
+                    if let Ok(value) = event_target_value(&event).parse() {
+                        slice.set(value);
+                    }
+                }
+            />
+        </figure>
+    }
+}
+
+/// The slice through the middle of the labelled foreground (the middle of the volume if none).
+fn slice_through_foreground(scan: &LoadedScan, plane: Plane) -> usize {
+    let [nx, ny, _] = scan.volume.dims;
+    let axis = plane.axis();
+    let (mut low, mut high) = (usize::MAX, 0);
+    for (index, &label) in scan.volume.labels.iter().enumerate() {
+        if label > 0 {
+            let coordinate = [index % nx, (index / nx) % ny, index / (nx * ny)][axis];
+            low = low.min(coordinate);
+            high = high.max(coordinate);
+        }
+    }
+    if low > high {
+        scan.volume.dims[axis] / 2
+    } else {
+        (low + high) / 2
+    }
+}
+
+#[component]
+pub fn Slices(scan: RwSignal<Option<Arc<LoadedScan>>>, trainer: Trainer) -> impl IntoView {
+    let evaluation = trainer.evaluation;
+    let window = RwSignal::new(Window {
+        level: 0.5,
+        width: 1.0,
+    });
+    let range = RwSignal::new((0.0f32, 1.0f32));
+    let overlay = RwSignal::new(Overlay::Both);
+    let class = RwSignal::new(1usize);
+    // A new scan gets its own automatic window.
+    Effect::new(move |_| {
+        if let Some(scan) = scan.get() {
+            window.set(Window::auto(&scan.volume.image));
+            let (low, high) = scan
+                .volume
+                .image
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
+                    (l.min(v), h.max(v))
+                });
+            range.set((low, high.max(low + f32::EPSILON)));
+            class.set(1);
+        }
+    });
+    let views = move || {
+        scan.get().map(|scan| {
+            Plane::ALL
+                .into_iter()
+                .map(|plane| {
+                    view! { <SliceView plane scan=scan.clone() evaluation window overlay class /> }
+                })
+                .collect_view()
+        })
+    };
+    let legend = move || {
+        scan.get().map(|scan| {
+            scan.class_names
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(index, name)| {
+                    view! {
+                        <li><span class="swatch" style=format!("background: {}", class_colour(index))></span>{name.clone()}</li>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    let class_options = move || {
+        scan.get()
+            .map(|scan| {
+                scan.class_names
+                    .iter()
+                    .enumerate()
+                    .map(|(index, name)| {
+                        view! { <option value=index selected=move || class.get() == index>{name.clone()}</option> }
+                    })
+                    .collect_view()
+            })
+    };
+    let slider = move |level: bool| {
+        move |event: leptos::ev::Event| {
+            if let Ok(value) = event_target_value(&event).parse::<f32>() {
+                window.update(|w| {
+                    if level {
+                        w.level = value
+                    } else {
+                        w.width = value.max(f32::EPSILON)
+                    }
+                });
+            }
+        }
+    };
+    let step = move || {
+        let (low, high) = range.get();
+        (high - low) / 200.0
+    };
+    let status = move || match evaluation.get() {
+        Some(evaluation) => format!(
+            "prediction: hard Dice {} (mean foreground {:.3}), {:.0} ms",
+            evaluation
+                .dice
+                .iter()
+                .skip(1)
+                .map(|d| format!("{d:.3}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            evaluation.mean_foreground_dice,
+            evaluation.millis
+        ),
+        None => "no prediction yet: train, or press “Predict now”".into(),
+    };
+    view! {
+        <section class="panel slices" aria-labelledby="slices-title">
+            <h2 id="slices-title">"5 · Slices"</h2>
+            <div class="slice-controls">
+                <div class="field">
+                    <label for="overlay">"Overlay"</label>
+                    <select id="overlay" on:change=move |event| {
+                        if let Some(o) = Overlay::from_key(&event_target_value(&event)) { overlay.set(o) }
+                    }>
+                        {Overlay::ALL.into_iter().map(|o| view! {
+                            <option value=o.key() selected=move || overlay.get() == o>{o.label()}</option>
+                        }).collect_view()}
+                    </select>
+                </div>
+                <div class="field">
+                    <label for="prob-class">"Probability of"</label>
+                    <select id="prob-class" on:change=move |event| {
+                        if let Ok(c) = event_target_value(&event).parse() { class.set(c) }
+                    }>{class_options}</select>
+                </div>
+                <div class="field">
+                    <label for="level">"Level"</label>
+                    <input id="level" type="range" min=move || range.get().0 max=move || range.get().1 step=step
+                        prop:value=move || window.get().level on:input=slider(true) />
+                </div>
+                <div class="field">
+                    <label for="width">"Width"</label>
+                    <input id="width" type="range" min=step max=move || range.get().1 - range.get().0 step=step
+                        prop:value=move || window.get().width on:input=slider(false) />
+                </div>
+            </div>
+            <div class="slice-grid">{views}</div>
+            <ul class="legend">{legend}</ul>
+            <p class="status" data-test="prediction-status" aria-live="polite">{status}</p>
+        </section>
+    }
+}

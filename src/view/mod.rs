@@ -1,0 +1,8 @@
+//! What the page draws, as plain data: the URL state, slice pixels and chart geometry. No UI
+//! framework here, so all of it is tested natively; `app` turns it into components.
+
+pub mod chart;
+pub mod slice;
+pub mod state;
+
+pub use state::{BackendChoice, PageSettings, PageState};

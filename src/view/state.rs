@@ -1,0 +1,110 @@
+//! The page's whole state as one value behind the URL hash: the training settings (the same
+//! `key=value` names as the CLI flags) plus the few settings only the page has.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ModelKind;
+use crate::train::TrainingConfig;
+use crate::train::session::{changed_pairs, parse_pairs};
+
+/// Where the page trains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendChoice {
+    /// WebGPU when the browser has it (else the CPU, with a banner).
+    #[default]
+    Gpu,
+    /// burn's flex backend compiled to wasm: on machines without a real GPU it can be much
+    /// faster than a software WebGPU adapter.
+    Cpu,
+}
+
+/// Settings that belong to the page rather than to the training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PageSettings {
+    pub backend: BackendChoice,
+    /// Predict the whole volume every this many steps (0: only when asked or at the end).
+    pub eval_every: usize,
+    /// Edge of the demo phantom, in voxels.
+    pub demo_size: usize,
+}
+
+impl Default for PageSettings {
+    fn default() -> Self {
+        Self {
+            backend: BackendChoice::Gpu,
+            eval_every: 25,
+            demo_size: 64,
+        }
+    }
+}
+
+impl PageSettings {
+    const KEYS: [&'static str; 3] = ["backend", "eval_every", "demo_size"];
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(32..=128).contains(&self.demo_size) {
+            return Err(format!(
+                "The demo scan's edge must be 32 to 128 voxels; it is {}.",
+                self.demo_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Everything a shared link restores.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PageState {
+    pub config: TrainingConfig,
+    pub page: PageSettings,
+}
+
+impl PageState {
+    /// `key=value&…` with only the settings that differ from the defaults.
+    pub fn to_hash(&self) -> String {
+        let mut parts = Vec::new();
+        let config = self.config.to_query();
+        if !config.is_empty() {
+            parts.push(config);
+        }
+        let page = changed_pairs(&self.page, &PageSettings::default());
+        if !page.is_empty() {
+            parts.push(page);
+        }
+        parts.join("&")
+    }
+
+    /// Parses [`to_hash`](Self::to_hash)'s form (a leading `#` or `?` is ignored). A bad or
+    /// unknown key gives a sentence naming it.
+    pub fn from_hash(hash: &str) -> Result<Self, String> {
+        let hash = hash.trim_start_matches(['#', '?']);
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(hash)
+            .map_err(|error| format!("The link's settings could not be read: {error}."))?;
+        let (page, config): (Vec<_>, Vec<_>) = pairs
+            .into_iter()
+            .partition(|(key, _)| PageSettings::KEYS.contains(&key.as_str()));
+        let encode = |pairs: Vec<(String, String)>| {
+            serde_urlencoded::to_string(pairs).expect("pairs serialise")
+        };
+        let config = TrainingConfig::from_query(&encode(config))?;
+        let page: PageSettings = parse_pairs(&encode(page))?;
+        page.validate()?;
+        Ok(Self { config, page })
+    }
+
+    /// Settings that keep a software adapter (SwiftShader, lavapipe) or the CPU interactive:
+    /// the Simple net on 16³ patches of a 32³ demo scan, evaluated every 10 steps.
+    pub fn small(&self) -> Self {
+        let mut smaller = self.clone();
+        smaller.config.model = ModelKind::Simple;
+        smaller.config.pretrain_epochs = 0;
+        smaller.config.patch = 16;
+        smaller.config.batch = 1;
+        smaller.config.steps_per_epoch = 10;
+        smaller.page.demo_size = 32;
+        smaller.page.eval_every = 10;
+        smaller
+    }
+}

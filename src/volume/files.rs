@@ -1,0 +1,211 @@
+//! Files as a person hands them over: dropped together in any order, `.nii`, `.nii.gz` or
+//! `.hdr` + `.img` pairs, sometimes misnamed. This sorts them into an image and a label map.
+
+use super::LabelledVolume;
+use super::labels::{LabelMapping, pair_image_and_labels};
+use super::nifti::{Limits, Volume, read_nifti, read_nifti_pair};
+
+/// A file's name and contents, as the browser or the disk gives them.
+#[derive(Clone, Debug)]
+pub struct NamedFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A scan with its label map, ready to train on.
+#[derive(Clone, Debug)]
+pub struct LoadedScan {
+    /// The image as read, with its geometry (the prediction is written in it).
+    pub image: Volume,
+    pub volume: LabelledVolume,
+    pub mapping: LabelMapping,
+    pub image_name: String,
+    pub label_name: String,
+    /// True for the built-in phantom (the page remakes it when its size changes).
+    pub demo: bool,
+    /// A name per class for legends: the phantom's tissue names, else "label 4".
+    pub class_names: Vec<String>,
+    /// Warnings from reading either file, one sentence each.
+    pub warnings: Vec<String>,
+}
+
+fn lower(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// `brain.hdr.gz` → (`brain`, `hdr`); `brain.nii.gz` → (`brain`, `nii`).
+fn stem_and_kind(name: &str) -> (String, String) {
+    let name = lower(name);
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    match name.rsplit_once('.') {
+        Some((stem, extension)) => (stem.to_string(), extension.to_string()),
+        None => (name.to_string(), String::new()),
+    }
+}
+
+/// Reads every scan in `files`: single files alone, `.hdr` with the `.img` of the same name.
+pub fn read_scans(files: &[NamedFile], limits: &Limits) -> Result<Vec<(String, Volume)>, String> {
+    let mut scans = Vec::new();
+    let mut used = vec![false; files.len()];
+    for (index, file) in files.iter().enumerate() {
+        let (stem, kind) = stem_and_kind(&file.name);
+        match kind.as_str() {
+            "img" => continue, // read with its header
+            "hdr" => {
+                let partner = files
+                    .iter()
+                    .position(|other| stem_and_kind(&other.name) == (stem.clone(), "img".into()));
+                let Some(partner) = partner else {
+                    return Err(format!(
+                        "{} is the header of a .hdr/.img pair; give its .img file too.",
+                        file.name
+                    ));
+                };
+                used[partner] = true;
+                let volume = read_nifti_pair(&file.bytes, &files[partner].bytes, limits)
+                    .map_err(|error| format!("{}: {error}", file.name))?;
+                scans.push((file.name.clone(), volume));
+            }
+            _ => {
+                let volume = read_nifti(&file.bytes, limits)
+                    .map_err(|error| format!("{}: {error}", file.name))?;
+                scans.push((file.name.clone(), volume));
+            }
+        }
+        used[index] = true;
+    }
+    if let Some(orphan) = files.iter().zip(&used).find(|(_, used)| !**used) {
+        return Err(format!(
+            "{} is the data of a .hdr/.img pair; give its .hdr file too.",
+            orphan.0.name
+        ));
+    }
+    Ok(scans)
+}
+
+/// How many distinct values, if every voxel is a non-negative integer and there are at most
+/// 255 of them; `None` for anything that cannot be a label map.
+fn label_values(volume: &Volume) -> Option<usize> {
+    let mut seen = std::collections::BTreeSet::new();
+    for &value in &volume.data {
+        if value < 0.0 || value.fract() != 0.0 {
+            return None;
+        }
+        seen.insert(value.to_bits());
+        if seen.len() > 255 {
+            return None;
+        }
+    }
+    Some(seen.len())
+}
+
+fn sounds_like_labels(name: &str) -> bool {
+    let name = lower(name);
+    [
+        "seg", "label", "mask", "gt", "truth", "annot", "aseg", "dseg",
+    ]
+    .iter()
+    .any(|hint| name.contains(hint))
+}
+
+/// Two scans dropped together: decides which one is the label map (the one that holds only
+/// small integers; if both do, the one whose name says so, else the one with fewer values) and
+/// pairs them.
+pub fn sort_image_and_labels(
+    mut scans: Vec<(String, Volume)>,
+    warnings_from: &[String],
+) -> Result<LoadedScan, String> {
+    match scans.len() {
+        2 => {}
+        0 => return Err("No NIfTI file was given.".into()),
+        1 => {
+            return Err(format!(
+                "Only one scan was given ({}); give the image and its label map together.",
+                scans[0].0
+            ));
+        }
+        n => {
+            return Err(format!(
+                "{n} scans were given; give exactly two: the image and its label map."
+            ));
+        }
+    }
+    let values = [label_values(&scans[0].1), label_values(&scans[1].1)];
+    let label_first = match values {
+        [Some(_), None] => true,
+        [None, Some(_)] => false,
+        [Some(a), Some(b)] => match (
+            sounds_like_labels(&scans[0].0),
+            sounds_like_labels(&scans[1].0),
+        ) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => a < b,
+        },
+        // Neither holds labels: pairing gives the sentence naming the bad voxel.
+        [None, None] => false,
+    };
+    if label_first {
+        scans.swap(0, 1);
+    }
+    let (label_name, labels) = scans.pop().expect("two scans");
+    let (image_name, image) = scans.pop().expect("two scans");
+    load_pair(image_name, image, label_name, labels, warnings_from)
+}
+
+/// The image and the label map, each given on its own.
+pub fn load_pair(
+    image_name: String,
+    image: Volume,
+    label_name: String,
+    labels: Volume,
+    warnings_from: &[String],
+) -> Result<LoadedScan, String> {
+    let (volume, mapping) = pair_image_and_labels(&image, &labels)
+        .map_err(|error| format!("{label_name} as the label map of {image_name}: {error}"))?;
+    let mut warnings = warnings_from.to_vec();
+    for (name, scan) in [(&image_name, &image), (&label_name, &labels)] {
+        warnings.extend(scan.warnings.iter().map(|w| format!("{name}: {w}")));
+    }
+    let class_names = mapping
+        .values
+        .iter()
+        .map(|v| format!("label {v}"))
+        .collect();
+    Ok(LoadedScan {
+        image,
+        volume,
+        mapping,
+        class_names,
+        demo: false,
+        image_name,
+        label_name,
+        warnings,
+    })
+}
+
+/// Files dropped together, in any order: two scans (four files for `.hdr`/`.img` pairs).
+pub fn load_dropped(files: &[NamedFile], limits: &Limits) -> Result<LoadedScan, String> {
+    sort_image_and_labels(read_scans(files, limits)?, &[])
+}
+
+/// The built-in demo: the seeded phantom with its geometry (1 mm voxels).
+pub fn demo_scan(size: usize) -> LoadedScan {
+    let volume = super::phantom(super::PhantomConfig {
+        size,
+        ..Default::default()
+    });
+    let image = Volume::from_data(volume.dims, 1.0, volume.image.clone());
+    LoadedScan {
+        image,
+        mapping: LabelMapping {
+            values: (0..volume.classes as i64).collect(),
+        },
+        volume,
+        image_name: format!("phantom {size}³ (built in)"),
+        label_name: "phantom labels".into(),
+        demo: true,
+        class_names: super::phantom::PHANTOM_CLASSES.map(String::from).to_vec(),
+        warnings: Vec::new(),
+    }
+}

@@ -1,0 +1,295 @@
+//! The page's pure parts, natively: URL state, slice pixels, chart geometry, the lab's probes,
+//! the exports.
+#![cfg(not(target_arch = "wasm32"))]
+
+use burn::tensor::Device;
+use gdl_lab::loss::Misuse;
+use gdl_lab::model::ModelKind;
+use gdl_lab::report::history_csv;
+use gdl_lab::train::{TrainingConfig, TrainingSession};
+use gdl_lab::view::chart::{Scale, Series, nice_ticks, path, thin, values_at};
+use gdl_lab::view::slice::{Overlay, PALETTE, Plane, SliceInput, Window, render};
+use gdl_lab::view::{BackendChoice, PageState};
+use gdl_lab::volume::demo_scan;
+
+// ---------------------------------------------------------------------------------------------
+// State behind the URL hash.
+
+#[test]
+fn the_default_state_is_an_empty_hash_and_changes_round_trip() {
+    assert_eq!(PageState::default().to_hash(), "");
+    assert_eq!(PageState::from_hash("").unwrap(), PageState::default());
+
+    let mut state = PageState::default();
+    state.config.model = ModelKind::Target;
+    state.config.pretrain_epochs = 2;
+    state.config.lr = 0.01;
+    state.config.misuse = Some(Misuse::Mask255);
+    state.page.backend = BackendChoice::Cpu;
+    state.page.eval_every = 0;
+    let hash = state.to_hash();
+    for key in ["model=target", "lr=0.01", "misuse=mask255", "backend=cpu", "eval_every=0"] {
+        assert!(hash.contains(key), "{key} missing from {hash}");
+    }
+    assert_eq!(PageState::from_hash(&format!("#{hash}")).unwrap(), state);
+    let small = PageState::default().small();
+    assert_eq!(PageState::from_hash(&small.to_hash()).unwrap(), small);
+    assert!(small.config.validate().is_ok() && small.page.validate().is_ok());
+}
+
+#[test]
+fn a_bad_link_gets_a_sentence_naming_the_setting() {
+    for (hash, expected) in [
+        ("colour=red", "colour"),
+        ("lr=fast", "lr"),
+        ("demo_size=7", "demo scan"),
+        ("backend=tpu", "tpu"),
+        ("model=unet&patch=30", "multiple of 4"),
+    ] {
+        let error = PageState::from_hash(hash).unwrap_err();
+        assert!(error.contains(expected), "{hash}: {error}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slices.
+
+#[test]
+fn planes_put_the_second_axis_up() {
+    let dims = [4, 3, 2];
+    assert_eq!(Plane::Axial.size(dims), (4, 3));
+    assert_eq!(Plane::Coronal.size(dims), (4, 2));
+    assert_eq!(Plane::Sagittal.size(dims), (3, 2));
+    // Top-left of the axial slice z = 1 is x = 0, y = ny − 1.
+    assert_eq!(Plane::Axial.voxel(dims, 1, 0, 0), 2 * 4 + 4 * 3);
+    // Bottom-right of the sagittal slice x = 3 is y = ny − 1, z = 0.
+    assert_eq!(Plane::Sagittal.voxel(dims, 3, 2, 1), 3 + 4 * 2);
+}
+
+#[test]
+fn the_automatic_window_ignores_background_and_hot_voxels() {
+    let mut image = vec![0.0f32; 1000];
+    for (i, v) in image.iter_mut().enumerate().skip(500) {
+        *v = 100.0 + (i % 100) as f32;
+    }
+    image[999] = 1e6;
+    let window = Window::auto(&image);
+    assert!(window.level > 120.0 && window.level < 180.0, "{window:?}");
+    assert!(window.width < 120.0, "{window:?}");
+    assert_eq!(window.grey(0.0), 0);
+    assert_eq!(window.grey(1e6), 255);
+}
+
+fn slice_input<'a>(
+    image: &'a [f32],
+    truth: &'a [u8],
+    prediction: Option<&'a [u8]>,
+    overlay: Overlay,
+) -> SliceInput<'a> {
+    SliceInput {
+        image,
+        dims: [4, 4, 1],
+        plane: Plane::Axial,
+        slice: 0,
+        window: Window {
+            level: 0.5,
+            width: 1.0,
+        },
+        overlay,
+        truth,
+        prediction,
+        probabilities: None,
+        class: 1,
+    }
+}
+
+fn pixel(pixels: &[u8], width: usize, u: usize, v: usize) -> [u8; 3] {
+    let at = 4 * (u + width * v);
+    [pixels[at], pixels[at + 1], pixels[at + 2]]
+}
+
+#[test]
+fn overlays_paint_classes_in_the_palette_and_leave_background_grey() {
+    let image = vec![0.5f32; 16];
+    // Class 1 in the 2×2 centre of the 4×4 slice.
+    let mut truth = vec![0u8; 16];
+    for index in [5, 6, 9, 10] {
+        truth[index] = 1;
+    }
+    let (w, h, plain) = render(&slice_input(&image, &truth, None, Overlay::None));
+    assert_eq!((w, h, plain.len()), (4, 4, 64));
+    assert!(plain.chunks(4).all(|p| p == [128, 128, 128, 255]));
+
+    let (_, _, filled) = render(&slice_input(&image, &truth, None, Overlay::Truth));
+    let centre = pixel(&filled, 4, 1, 1);
+    let corner = pixel(&filled, 4, 0, 0);
+    assert_eq!(corner, [128, 128, 128]);
+    // The fill leans towards the class colour (orange: more red than blue).
+    assert!(centre[0] > 128 && centre[2] < 128, "{centre:?}");
+
+    // No prediction yet: "both" shows only the truth's outline, in the full class colour.
+    let (_, _, both) = render(&slice_input(&image, &truth, None, Overlay::Both));
+    assert_eq!(pixel(&both, 4, 1, 1), PALETTE[0]);
+    // With a prediction of class 2 everywhere, the fill is class 2's colour under the outline.
+    let prediction = vec![2u8; 16];
+    let (_, _, both) = render(&slice_input(&image, &truth, Some(&prediction), Overlay::Both));
+    let outside = pixel(&both, 4, 0, 0);
+    assert!(outside[2] > outside[0], "sky blue fill expected: {outside:?}");
+}
+
+#[test]
+fn the_probability_overlay_grows_with_the_probability() {
+    let image = vec![0.0f32; 16];
+    let truth = vec![0u8; 16];
+    let mut probabilities = vec![0.0f32; 2 * 16];
+    probabilities[16] = 1.0; // class 1 certain at voxel 0 (bottom-left in the picture)
+    probabilities[17] = 0.3;
+    let mut input = slice_input(&image, &truth, None, Overlay::Probability);
+    input.probabilities = Some(&probabilities);
+    let (_, _, pixels) = render(&input);
+    let certain = pixel(&pixels, 4, 0, 3);
+    let unsure = pixel(&pixels, 4, 1, 3);
+    let none = pixel(&pixels, 4, 2, 3);
+    assert_eq!(none, [0, 0, 0]);
+    assert!(certain[0] > unsure[0] && unsure[0] > none[0], "{certain:?} {unsure:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Charts.
+
+fn series(points: Vec<(f64, f64)>) -> Series {
+    Series {
+        name: "s".into(),
+        colour: "#000".into(),
+        dashed: false,
+        points,
+    }
+}
+
+#[test]
+fn loss_charts_always_show_zero_and_negative_values_fall_below_it() {
+    let scale = Scale::fit(&[series(vec![(1.0, 0.4), (2.0, 0.9)])], false, &[0.0]);
+    assert!(scale.y_min < 0.0 && scale.y_max > 0.9);
+    let negative = Scale::fit(&[series(vec![(1.0, 0.4), (2.0, -0.3)])], false, &[0.0]);
+    let zero = negative.y(0.0).unwrap();
+    assert!(negative.y(-0.3).unwrap() > zero, "below the zero line means larger SVG y");
+    assert!(nice_ticks(negative.y_min, negative.y_max, 4).contains(&0.0));
+}
+
+#[test]
+fn a_log_axis_skips_values_it_cannot_draw() {
+    let scale = Scale::fit(&[series(vec![(1.0, 1e-4), (2.0, 0.0), (3.0, 1.0)])], true, &[]);
+    assert!(scale.y(0.0).is_none());
+    assert!(scale.y(1e-4).unwrap() > scale.y(1.0).unwrap());
+    let ticks = scale.y_ticks();
+    assert!(ticks.contains(&1e-2) || ticks.contains(&1e-3), "{ticks:?}");
+    // The unusable point breaks the line into two pieces.
+    let d = path(&series(vec![(1.0, 1e-4), (2.0, 0.0), (3.0, 1.0)]).points, &scale);
+    assert_eq!(d.matches('M').count(), 2, "{d}");
+}
+
+#[test]
+fn thinning_a_long_history_keeps_its_spikes() {
+    let mut points: Vec<(f64, f64)> = (0..5000).map(|i| (i as f64, 0.5)).collect();
+    points[3217].1 = -0.8; // one negative GDL
+    points[4000].1 = f64::NAN;
+    let thinned = thin(&points, 600);
+    assert!(thinned.len() <= 601, "{}", thinned.len());
+    assert!(thinned.iter().any(|p| p.1 == -0.8));
+    assert_eq!(thinned.last(), points.last());
+    assert_eq!(thin(&points[..10], 600).len(), 10);
+}
+
+#[test]
+fn hover_reads_the_nearest_step() {
+    let s = series(vec![(1.0, 0.1), (2.0, 0.2), (3.0, 0.3)]);
+    let values = values_at(&[s], 2.4);
+    assert_eq!(values[0].2, 2.0);
+    assert_eq!(values[0].3, 0.2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lab and the exports, on a real session.
+
+fn small_session() -> TrainingSession {
+    let scan = demo_scan(32);
+    let config = TrainingConfig {
+        steps_per_epoch: 2,
+        ..PageState::default().small().config
+    };
+    TrainingSession::new(config, &scan.volume, &Device::flex()).unwrap()
+}
+
+#[test]
+fn the_lab_probes_every_cause_on_the_current_batch_and_names_it() {
+    let mut session = small_session();
+    // Before the first step the probe draws its own batch.
+    let before = pollster::block_on(session.probe_gdl(None)).unwrap();
+    assert!((0.0..=1.0).contains(&before.value), "{before:?}");
+    assert!(before.violations.is_empty(), "{:?}", before.violations);
+    pollster::block_on(session.step()).unwrap();
+    let correct = pollster::block_on(session.probe_gdl(None)).unwrap();
+    assert_eq!(correct.channels, ["0", "1", "2", "3"]);
+    assert_eq!(correct.target.iter().sum::<f32>(), 16f32.powi(3));
+    // The probe does not train: the same batch gives the same value.
+    let again = pollster::block_on(session.probe_gdl(None)).unwrap();
+    assert_eq!(again.value, correct.value);
+
+    let names = [
+        (Misuse::Logits, "logits"),
+        (Misuse::LabelMapAsTarget, "label map"),
+        (Misuse::BratsLabels, "label map"),
+        (Misuse::Mask255, "0/255"),
+        (Misuse::SmoothNrAboveDr, "smooth_nr"),
+        (Misuse::NegativeWeight, "negative"),
+        (Misuse::NegatedDice, "−Dice"),
+    ];
+    for (misuse, name) in names {
+        let probe = pollster::block_on(session.probe_gdl(Some(misuse))).unwrap();
+        let first = probe.violations.first().cloned().unwrap_or_default();
+        assert!(first.contains(name), "{misuse:?}: {first}");
+        if misuse == Misuse::NegatedDice {
+            assert!((probe.value - (correct.value - 1.0)).abs() < 1e-5);
+        }
+    }
+}
+
+#[test]
+fn the_weights_export_holds_every_parameter_by_name() {
+    let session = small_session();
+    let bytes = pollster::block_on(gdl_lab::model::weights::to_safetensors(
+        session.net(),
+        &[("model", "simple".into())],
+    ))
+    .unwrap();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(
+        metadata.metadata().as_ref().and_then(|m| m.get("model")).map(String::as_str),
+        Some("simple")
+    );
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = tensors.names().into_iter().map(String::from).collect();
+    names.sort();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("Simple.")), "{names:?}");
+    let elements: usize = tensors
+        .tensors()
+        .iter()
+        .map(|(_, view)| view.shape().iter().product::<usize>())
+        .sum();
+    assert_eq!(elements, 3764);
+}
+
+#[test]
+fn the_history_csv_has_a_row_per_step_and_a_column_per_class() {
+    let mut session = small_session();
+    let history: Vec<_> = (0..3)
+        .map(|_| pollster::block_on(session.step()).unwrap())
+        .collect();
+    let csv = history_csv(&history);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0].contains("dice_3") && lines[0].contains("grad_norm_clipped"));
+    let columns = lines[0].split(',').count();
+    assert!(lines[1..].iter().all(|l| l.split(',').count() == columns));
+}
