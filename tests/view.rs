@@ -28,7 +28,13 @@ fn the_default_state_is_an_empty_hash_and_changes_round_trip() {
     state.page.backend = BackendChoice::Cpu;
     state.page.eval_every = 0;
     let hash = state.to_hash();
-    for key in ["model=target", "lr=0.01", "misuse=mask255", "backend=cpu", "eval_every=0"] {
+    for key in [
+        "model=target",
+        "lr=0.01",
+        "misuse=mask255",
+        "backend=cpu",
+        "eval_every=0",
+    ] {
         assert!(hash.contains(key), "{key} missing from {hash}");
     }
     assert_eq!(PageState::from_hash(&format!("#{hash}")).unwrap(), state);
@@ -132,9 +138,17 @@ fn overlays_paint_classes_in_the_palette_and_leave_background_grey() {
     assert_eq!(pixel(&both, 4, 1, 1), PALETTE[0]);
     // With a prediction of class 2 everywhere, the fill is class 2's colour under the outline.
     let prediction = vec![2u8; 16];
-    let (_, _, both) = render(&slice_input(&image, &truth, Some(&prediction), Overlay::Both));
+    let (_, _, both) = render(&slice_input(
+        &image,
+        &truth,
+        Some(&prediction),
+        Overlay::Both,
+    ));
     let outside = pixel(&both, 4, 0, 0);
-    assert!(outside[2] > outside[0], "sky blue fill expected: {outside:?}");
+    assert!(
+        outside[2] > outside[0],
+        "sky blue fill expected: {outside:?}"
+    );
 }
 
 #[test]
@@ -151,7 +165,10 @@ fn the_probability_overlay_grows_with_the_probability() {
     let unsure = pixel(&pixels, 4, 1, 3);
     let none = pixel(&pixels, 4, 2, 3);
     assert_eq!(none, [0, 0, 0]);
-    assert!(certain[0] > unsure[0] && unsure[0] > none[0], "{certain:?} {unsure:?}");
+    assert!(
+        certain[0] > unsure[0] && unsure[0] > none[0],
+        "{certain:?} {unsure:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -172,19 +189,29 @@ fn loss_charts_always_show_zero_and_negative_values_fall_below_it() {
     assert!(scale.y_min < 0.0 && scale.y_max > 0.9);
     let negative = Scale::fit(&[series(vec![(1.0, 0.4), (2.0, -0.3)])], false, &[0.0]);
     let zero = negative.y(0.0).unwrap();
-    assert!(negative.y(-0.3).unwrap() > zero, "below the zero line means larger SVG y");
+    assert!(
+        negative.y(-0.3).unwrap() > zero,
+        "below the zero line means larger SVG y"
+    );
     assert!(nice_ticks(negative.y_min, negative.y_max, 4).contains(&0.0));
 }
 
 #[test]
 fn a_log_axis_skips_values_it_cannot_draw() {
-    let scale = Scale::fit(&[series(vec![(1.0, 1e-4), (2.0, 0.0), (3.0, 1.0)])], true, &[]);
+    let scale = Scale::fit(
+        &[series(vec![(1.0, 1e-4), (2.0, 0.0), (3.0, 1.0)])],
+        true,
+        &[],
+    );
     assert!(scale.y(0.0).is_none());
     assert!(scale.y(1e-4).unwrap() > scale.y(1.0).unwrap());
     let ticks = scale.y_ticks();
     assert!(ticks.contains(&1e-2) || ticks.contains(&1e-3), "{ticks:?}");
     // The unusable point breaks the line into two pieces.
-    let d = path(&series(vec![(1.0, 1e-4), (2.0, 0.0), (3.0, 1.0)]).points, &scale);
+    let d = path(
+        &series(vec![(1.0, 1e-4), (2.0, 0.0), (3.0, 1.0)]).points,
+        &scale,
+    );
     assert_eq!(d.matches('M').count(), 2, "{d}");
 }
 
@@ -264,7 +291,11 @@ fn the_weights_export_holds_every_parameter_by_name() {
     .unwrap();
     let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     assert_eq!(
-        metadata.metadata().as_ref().and_then(|m| m.get("model")).map(String::as_str),
+        metadata
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("model"))
+            .map(String::as_str),
         Some("simple")
     );
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();

@@ -649,10 +649,7 @@ fn named(name: &str, bytes: Vec<u8>) -> gdl_lab::volume::NamedFile {
 
 /// A small phantom as an image file and a label file (BraTS-style label 4 for class 3).
 fn phantom_files() -> (Vec<u8>, Vec<u8>, gdl_lab::volume::LabelledVolume) {
-    let volume = phantom(PhantomConfig {
-        size: 32,
-        seed: 5,
-    });
+    let volume = phantom(PhantomConfig { size: 32, seed: 5 });
     let image = Volume::from_data(volume.dims, 1.0, volume.image.clone());
     let brats: Vec<u8> = volume
         .labels
@@ -671,9 +668,15 @@ fn dropped_files_are_sorted_into_image_and_labels_in_either_order() {
     use gdl_lab::volume::load_dropped;
     let (image, labels, volume) = phantom_files();
     for files in [
-        vec![named("t1.nii.gz", image.clone()), named("seg.nii.gz", labels.clone())],
+        vec![
+            named("t1.nii.gz", image.clone()),
+            named("seg.nii.gz", labels.clone()),
+        ],
         // Misnamed: the label map is told apart by its contents, not its name.
-        vec![named("b.nii.gz", labels.clone()), named("a.nii.gz", image.clone())],
+        vec![
+            named("b.nii.gz", labels.clone()),
+            named("a.nii.gz", image.clone()),
+        ],
     ] {
         let loaded = load_dropped(&files, &Limits::default()).unwrap();
         assert_eq!(loaded.volume.labels, volume.labels);
@@ -709,7 +712,10 @@ fn a_dropped_hdr_img_pair_counts_as_one_scan() {
 
     // Each half alone says what is missing.
     let no_img = load_dropped(
-        &[named("Brain.hdr", header), named("mask.nii", label_file.clone())],
+        &[
+            named("Brain.hdr", header),
+            named("mask.nii", label_file.clone()),
+        ],
         &Limits::default(),
     )
     .unwrap_err();
@@ -738,17 +744,26 @@ fn wrong_drops_get_a_sentence() {
         ),
         // Two images: neither can be the label map.
         (
-            vec![named("a.nii.gz", image.clone()), named("b.nii.gz", image.clone())],
+            vec![
+                named("a.nii.gz", image.clone()),
+                named("b.nii.gz", image.clone()),
+            ],
             "non-negative integers",
         ),
         (
-            vec![named("notes.txt", b"hello".to_vec()), named("seg.nii.gz", labels.clone())],
+            vec![
+                named("notes.txt", b"hello".to_vec()),
+                named("seg.nii.gz", labels.clone()),
+            ],
             "notes.txt",
         ),
     ];
     for (files, expected) in cases {
         let error = load_dropped(&files, &Limits::default()).unwrap_err();
-        assert!(error.contains(expected), "expected “{expected}” in: {error}");
+        assert!(
+            error.contains(expected),
+            "expected “{expected}” in: {error}"
+        );
     }
     // Shapes that differ are named.
     let small = Volume::from_data([2, 2, 2], 1.0, vec![0.0; 8]);
@@ -758,7 +773,10 @@ fn wrong_drops_get_a_sentence() {
         &Limits::default(),
     )
     .unwrap_err();
-    assert!(error.contains("2×2×2") && error.contains("32×32×32"), "{error}");
+    assert!(
+        error.contains("2×2×2") && error.contains("32×32×32"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use gdl_lab::backend::{self, BackendKind};
 use gdl_lab::train::{TrainingConfig, TrainingSession};
+use gdl_lab::view::PageState;
 use gdl_lab::volume::{SyntheticConfig, synthetic_volume};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -92,81 +93,334 @@ async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> 
     }
 }
 
+fn text(root: &web_sys::Element, id: &str) -> String {
+    by_test_id(root, id).inner_text()
+}
+
+fn exists(root: &web_sys::Element, id: &str) -> bool {
+    root.query_selector(&format!("[data-test='{id}']"))
+        .unwrap()
+        .is_some()
+}
+
+fn number(root: &web_sys::Element, id: &str) -> f64 {
+    let shown = text(root, id);
+    shown
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{id} shows {shown:?}, not a number"))
+}
+
+/// Runs JavaScript with two arguments (for what web-sys would need many features for).
+fn js(code: &str, a: &wasm_bindgen::JsValue, b: &wasm_bindgen::JsValue) -> wasm_bindgen::JsValue {
+    js_sys::Function::new_with_args("a, b", code)
+        .call2(&wasm_bindgen::JsValue::NULL, a, b)
+        .unwrap()
+}
+
+/// Sets a control as a person would, then lets the page react (effects run after the event).
+async fn set_control(id: &str, value: &str) {
+    js(
+        "const e = document.getElementById(a); e.value = b; e.dispatchEvent(new Event('change'));",
+        &id.into(),
+        &value.into(),
+    );
+    gloo_timers::future::TimeoutFuture::new(100).await;
+}
+
+fn hash() -> String {
+    web_sys::window().unwrap().location().hash().unwrap()
+}
+
+/// Drops files (name, bytes) on the drop zone, as a person dragging them from a folder would.
+fn drop_files(files: &[(&str, Vec<u8>)]) {
+    let list = js_sys::Array::new();
+    for (name, bytes) in files {
+        let pair = js_sys::Array::of2(&(*name).into(), &js_sys::Uint8Array::from(&bytes[..]));
+        list.push(&pair);
+    }
+    js(
+        "const t = new DataTransfer();
+         for (const [name, bytes] of a) t.items.add(new File([bytes], name));
+         document.querySelector(\"[data-test='dropzone']\")
+           .dispatchEvent(new DragEvent('drop', {dataTransfer: t, bubbles: true, cancelable: true}));",
+        &list,
+        &wasm_bindgen::JsValue::NULL,
+    );
+}
+
+/// Trains with Play until at least `steps` steps are shown, then pauses.
+async fn train_until(root: &web_sys::Element, steps: f64, limit: Duration) {
+    by_test_id(root, "play").click();
+    let mut polls = 0;
+    wait_until("training steps", limit, || {
+        polls += 1;
+        if polls % 200 == 0 {
+            console_log!("waiting: step {}, status {:?}", text(root, "step"), text(root, "status"));
+        }
+        assert!(
+            !exists(root, "train-error"),
+            "{}",
+            text(root, "train-error")
+        );
+        number(root, "step") >= steps
+    })
+    .await;
+    by_test_id(root, "pause").click();
+    wait_until("the pause", Duration::from_secs(120), || {
+        matches!(text(root, "status").as_str(), "paused" | "finished")
+    })
+    .await;
+}
+
+/// Selects a lab cause and waits for its reading.
+async fn toggle_lab(root: &web_sys::Element, key: &str) -> (f64, f64, String) {
+    by_test_id(root, &format!("lab-{key}")).click();
+    wait_until(
+        &format!("the lab reading for {key}"),
+        Duration::from_secs(120),
+        || {
+            by_test_id(root, "lab-misused")
+                .dataset()
+                .get("misuse")
+                .as_deref()
+                == Some(key)
+        },
+    )
+    .await;
+    (
+        number(root, "lab-misused"),
+        number(root, "lab-correct"),
+        text(root, "lab-explanation"),
+    )
+}
+
 #[wasm_bindgen_test]
-async fn clicking_train_demo_shows_steps_and_loss_on_the_page() {
+async fn the_page_loads_the_demo_trains_draws_and_runs_the_lab() {
+    // The longest main-thread task while the page trains (PerformanceObserver "longtask").
+    js(
+        "window.gdlLongest = 0; window.gdlLongTasks = 0;
+         new PerformanceObserver(list => { for (const e of list.getEntries()) {
+           window.gdlLongest = Math.max(window.gdlLongest, e.duration); window.gdlLongTasks += 1; } })
+           .observe({type: 'longtask'});",
+        &wasm_bindgen::JsValue::NULL,
+        &wasm_bindgen::JsValue::NULL,
+    );
+    // A shared link with small settings (16³ patches of the 32³ demo scan, a prediction every
+    // 3 steps): the state comes from the URL.
+    let mut state = PageState::default().small();
+    state.page.eval_every = 3;
+    let link = state.to_hash();
+    web_sys::window()
+        .unwrap()
+        .history()
+        .unwrap()
+        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&format!("#{link}")))
+        .unwrap();
+
     let root = document().create_element("div").unwrap();
     document().body().unwrap().append_child(&root).unwrap();
     let handle = leptos::mount::mount_to(root.clone().unchecked_into(), gdl_lab::app::App);
 
-    let train: web_sys::HtmlButtonElement = by_test_id(&root, "train").unchecked_into();
-    wait_until("the device to be ready", Duration::from_secs(60), || {
-        !train.disabled()
+    let play: web_sys::HtmlButtonElement = by_test_id(&root, "play").unchecked_into();
+    wait_until(
+        "the device and the demo scan",
+        Duration::from_secs(120),
+        || !play.disabled() && exists(&root, "scan-summary"),
+    )
+    .await;
+    by_test_id(&root, "demo").click();
+    // The page redraws after the click's handler returns.
+    gloo_timers::future::TimeoutFuture::new(200).await;
+    wait_until("the demo scan", Duration::from_secs(60), || {
+        text(&root, "load-status").is_empty()
+            && exists(&root, "scan-summary")
+            && text(&root, "scan-dims") == "32×32×32"
     })
     .await;
-    console_log!(
-        "page backend: {}",
-        by_test_id(&root, "backend").inner_text()
+    assert_eq!(
+        hash(),
+        format!("#{link}"),
+        "the URL keeps the link's settings"
     );
-    train.click();
+    console_log!("page device: {}", text(&root, "backend"));
 
-    let step = || {
-        by_test_id(&root, "step")
-            .inner_text()
-            .parse::<usize>()
-            .unwrap_or(0)
-    };
-    wait_until("three training steps", Duration::from_secs(120), || {
-        step() >= 3
-    })
-    .await;
-    let loss_text = by_test_id(&root, "loss").inner_text();
-    let loss: f32 = loss_text
-        .parse()
-        .unwrap_or_else(|_| panic!("the loss shown is not a number: {loss_text:?}"));
-    let first_text = by_test_id(&root, "first-loss").inner_text();
-    let first: f32 = first_text
-        .trim_start_matches("from ")
-        .parse()
-        .unwrap_or_else(|_| panic!("the first loss shown is not a number: {first_text:?}"));
-    // A wrong GPU kernel once made this 3366 after two steps; training must lower the loss.
+    // Three steps on the page's device (WebGPU here): the charts get points, the slices are
+    // drawn, the prediction comes every 3 steps.
+    train_until(&root, 3.0, Duration::from_secs(300)).await;
+    let steps = number(&root, "step");
+    let points: f64 = by_test_id(&root, "chart-total")
+        .dataset()
+        .get("points")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    assert!(points >= 3.0, "the total-loss chart has {points} points");
+    let path = root
+        .query_selector("[data-test='chart-components'] path")
+        .unwrap()
+        .expect("a line in the components chart")
+        .get_attribute("d")
+        .unwrap_or_default();
     assert!(
-        loss.is_finite() && loss > 0.0 && loss < first,
-        "loss shown: {loss}, first loss: {first}"
+        path.starts_with('M') && path.contains('L'),
+        "line: {path:?}"
     );
-    // The mixed loss's parts are on the page too; with valid inputs the GDL lies in [0, 1].
-    let gdl_text = by_test_id(&root, "gdl").inner_text();
-    let gdl: f32 = gdl_text
-        .parse()
-        .unwrap_or_else(|_| panic!("the GDL shown is not a number: {gdl_text:?}"));
+    let gdl = number(&root, "gdl");
     assert!((0.0..=1.0).contains(&gdl), "GDL shown: {gdl}");
-    assert!(
-        by_test_id(&root, "lambda")
-            .inner_text()
-            .parse::<f64>()
-            .is_ok()
-    );
-    let millis_text = by_test_id(&root, "millis").inner_text();
-    assert!(
-        millis_text.parse::<f64>().is_ok(),
-        "ms/step shown: {millis_text:?}"
-    );
     console_log!(
-        "page shows step {}, loss {loss_text}, {millis_text} ms/step",
-        step()
+        "page: {steps} steps, loss {}, {} ms/step on {}",
+        text(&root, "loss"),
+        text(&root, "millis"),
+        text(&root, "run-device")
     );
-
-    // Stop ends the run: the train button comes back.
-    by_test_id(&root, "stop").click();
-    wait_until("training to stop", Duration::from_secs(60), || {
-        !train.disabled()
+    wait_until("a prediction", Duration::from_secs(300), || {
+        text(&root, "prediction-status").contains("hard Dice")
     })
     .await;
-    assert_eq!(by_test_id(&root, "status").inner_text(), "done");
+    let canvas: web_sys::HtmlCanvasElement = by_test_id(&root, "canvas-axial").unchecked_into();
+    let context: web_sys::CanvasRenderingContext2d =
+        canvas.get_context("2d").unwrap().unwrap().unchecked_into();
+    let pixels = context
+        .get_image_data(0.0, 0.0, canvas.width() as f64, canvas.height() as f64)
+        .unwrap()
+        .data();
+    let lit = pixels
+        .chunks(4)
+        .filter(|p| p[0] > 20 || p[1] > 20 || p[2] > 20)
+        .count();
     assert!(
-        root.query_selector("[data-test='train-error']")
+        canvas.width() == 32 && lit > 100,
+        "the axial slice is blank ({lit} lit pixels of {}×{})",
+        canvas.width(),
+        canvas.height()
+    );
+
+    // The lab on the current batch. Logits are not probabilities, and the monitor says so.
+    let (misused, correct, sentence) = toggle_lab(&root, "logits").await;
+    console_log!("lab after {steps} steps: logits {misused} (correct {correct}): {sentence}");
+    assert!((0.0..=1.0).contains(&correct));
+    assert!(sentence.contains("logits"), "{sentence}");
+
+    // The causes show as the net improves: train on (the CPU backend, fast without a real GPU)
+    // until the 0/255 mask drives the GDL below zero while the correct GDL stays in [0, 1].
+    set_control("backend", "cpu").await;
+    assert!(hash().contains("backend=cpu"), "{}", hash());
+    let mut lowest = f64::INFINITY;
+    let mut trained = 0.0;
+    while lowest >= 0.0 && trained < 200.0 {
+        trained += 20.0;
+        train_until(&root, trained, Duration::from_secs(300)).await;
+        let (misused, correct, sentence) = toggle_lab(&root, "mask255").await;
+        assert!((0.0..=1.0).contains(&correct), "correct GDL {correct}");
+        if misused < 0.0 {
+            assert!(sentence.contains("0/255"), "{sentence}");
+        }
+        console_log!("step {trained}: GDL with a 0/255 mask {misused:.4}, correct {correct:.4}");
+        lowest = lowest.min(misused);
+        by_test_id(&root, "lab-mask255").click(); // off again
+    }
+    assert!(
+        lowest < 0.0,
+        "the 0/255 mask never drove the GDL below 0 in {trained} steps"
+    );
+    for key in [
+        "label_map_as_target",
+        "brats_labels",
+        "smooth_nr_above_dr",
+        "negative_weight",
+        "negated_dice",
+    ] {
+        let (misused, correct, sentence) = toggle_lab(&root, key).await;
+        console_log!("lab {key}: {misused:.4} (correct {correct:.4}): {sentence}");
+        assert!(!sentence.is_empty());
+    }
+    let longest = js_sys::Reflect::get(&web_sys::window().unwrap(), &"gdlLongest".into())
+        .unwrap()
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let count = js_sys::Reflect::get(&web_sys::window().unwrap(), &"gdlLongTasks".into())
+        .unwrap()
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    console_log!(
+        "longest main-thread task while loading and training: {longest:.0} ms ({count} long tasks)"
+    );
+
+    // URL state: a control changes the hash; a pasted link changes the controls.
+    set_control("lr", "0.01").await;
+    assert!(hash().contains("lr=0.01"), "{}", hash());
+    web_sys::window()
+        .unwrap()
+        .location()
+        .set_hash("model=target&lr=0.02")
+        .unwrap();
+    wait_until("the pasted link to apply", Duration::from_secs(10), || {
+        let lr: web_sys::HtmlInputElement =
+            document().get_element_by_id("lr").unwrap().unchecked_into();
+        let model: web_sys::HtmlSelectElement = document()
+            .get_element_by_id("model")
             .unwrap()
-            .is_none(),
-        "an error was shown"
+            .unchecked_into();
+        lr.value() == "0.02" && model.value() == "target"
+    })
+    .await;
+    web_sys::window()
+        .unwrap()
+        .location()
+        .set_hash("lr=fast")
+        .unwrap();
+    wait_until("the bad link's sentence", Duration::from_secs(10), || {
+        exists(&root, "link-error") && text(&root, "link-error").contains("lr=fast")
+    })
+    .await;
+
+    // Files: a malformed one gets the reader's sentence and the loaded scan stays; a good pair
+    // dropped in any order loads.
+    let dims_before = text(&root, "scan-dims");
+    drop_files(&[
+        ("broken.nii", b"not a NIfTI file at all".to_vec()),
+        ("seg.nii", vec![0; 10]),
+    ]);
+    wait_until("the error sentence", Duration::from_secs(30), || {
+        exists(&root, "load-error")
+    })
+    .await;
+    let error = text(&root, "load-error");
+    assert!(
+        error.contains("broken.nii") && error.contains("NIfTI"),
+        "{error}"
+    );
+    assert_eq!(
+        text(&root, "scan-dims"),
+        dims_before,
+        "the loaded scan was lost"
+    );
+    let demo = gdl_lab::volume::demo_scan(32);
+    let image = gdl_lab::volume::nifti::write_nifti_gz(
+        gdl_lab::volume::nifti::Voxels::Float32(&demo.image.data),
+        &demo.image,
+    );
+    let labels = gdl_lab::volume::write_label_map(&demo.volume.labels, &demo.image);
+    drop_files(&[("case_seg.nii.gz", labels), ("case_t1.nii.gz", image)]);
+    wait_until("the dropped files", Duration::from_secs(60), || {
+        exists(&root, "scan-name") && text(&root, "scan-name") == "case_t1.nii.gz"
+    })
+    .await;
+    assert!(!exists(&root, "load-error"));
+
+    // Scans never leave the machine: every resource the page fetched is its own.
+    let foreign = js(
+        "return performance.getEntriesByType('resource').map(e => e.name)
+           .filter(n => !n.startsWith(location.origin) && !n.startsWith('blob:') && !n.startsWith('data:'));",
+        &wasm_bindgen::JsValue::NULL,
+        &wasm_bindgen::JsValue::NULL,
+    );
+    let foreign: js_sys::Array = foreign.unchecked_into();
+    assert_eq!(
+        foreign.length(),
+        0,
+        "requests left the page: {:?}",
+        foreign.to_vec()
     );
     drop(handle);
 }

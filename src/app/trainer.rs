@@ -102,7 +102,7 @@ impl Trainer {
     }
 
     pub fn play(&self) {
-        if self.running.get_untracked() || self.busy.get_untracked() {
+        if self.running.get_untracked() {
             return;
         }
         self.failure.set(None);
@@ -110,6 +110,11 @@ impl Trainer {
         let trainer = *self;
         spawn_local(async move {
             while trainer.running.get_untracked() {
+                // A prediction, probe or export started before Play finishes first.
+                if trainer.busy.get_untracked() {
+                    gloo_timers::future::TimeoutFuture::new(20).await;
+                    continue;
+                }
                 if !trainer.advance().await {
                     break;
                 }
@@ -146,6 +151,12 @@ impl Trainer {
     /// Selects a lab cause (or none) and measures it on the current batch.
     pub fn select_lab(&self, selection: Option<Misuse>) {
         self.lab_selection.set(Some(selection));
+        // The old reading's cause goes at once, so nothing shows a value for the wrong cause.
+        self.lab.update(|reading| {
+            if let Some(reading) = reading {
+                reading.misused = None;
+            }
+        });
         if !self.running.get_untracked() {
             self.with_session(|trainer, mut session, generation| async move {
                 trainer.run_probe(&mut session, generation).await;
