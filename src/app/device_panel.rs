@@ -9,7 +9,7 @@ pub fn DevicePanel(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView 
     move || match compute.get() {
         None => view! {
             <section class="panel device" data-test="device" aria-busy="true">
-                <h2>"Device"</h2>
+                <h2>"7 · Device"</h2>
                 <p>"Starting WebGPU…"</p>
             </section>
         }
@@ -27,14 +27,15 @@ pub fn DevicePanel(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView 
                 view! {
                     <p class="banner note" data-test="slow-banner">
                         "This WebGPU adapter is a software implementation (no GPU is being used), "
-                        "so the demo trains a small volume. On a real GPU it is much faster."
+                        "so each step takes about a second even for small nets and blocks the page "
+                        "while it runs. The CPU backend is usually faster here (Settings → Train on)."
                     </p>
                 }
             });
             let adapter = compute.adapter;
             view! {
                 <section class="panel device" data-test="device">
-                    <h2>"Device"</h2>
+                    <h2>"7 · Device"</h2>
                     {fallback}
                     {slow_adapter}
                     <dl>

@@ -8,7 +8,8 @@ use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 
 use super::browser::read_files;
-use super::trainer::{Trainer, yield_to_browser};
+use super::trainer::Trainer;
+use crate::backend::yield_now as yield_to_browser;
 use crate::view::PageState;
 use crate::view::slice::{class_colour, class_shares};
 use crate::volume::files::{load_pair, read_scans};

@@ -51,11 +51,6 @@ pub struct Trainer {
     generation: StoredValue<u64>,
 }
 
-/// Lets the browser paint and handle input between steps.
-pub async fn yield_to_browser() {
-    gloo_timers::future::TimeoutFuture::new(0).await;
-}
-
 impl Trainer {
     pub fn new(
         state: RwSignal<PageState>,
@@ -118,7 +113,7 @@ impl Trainer {
                 if !trainer.advance().await {
                     break;
                 }
-                yield_to_browser().await;
+                crate::backend::yield_now().await;
             }
             trainer.running.set(false);
         });

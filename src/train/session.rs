@@ -498,6 +498,9 @@ impl TrainingSession {
                     let probs = burn::tensor::activation::softmax(net.forward(input), 1)
                         * weight_tensor.clone();
                     let probs = read_back(probs).await?;
+                    // On the CPU backend the read-back is ready at once; without this the whole
+                    // prediction would be one long task on the page's thread.
+                    crate::backend::yield_now().await;
                     accumulate_window(
                         &mut sum,
                         &mut weight_sum,
