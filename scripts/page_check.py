@@ -117,6 +117,7 @@ def main():
     parser.add_argument("--chrome", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     parser.add_argument("--out", default="docs", help="folder for the screenshots")
+    parser.add_argument("--prefix", default="screenshot", help="screenshot file names start so")
     parser.add_argument("--steps", type=int, default=12, help="steps before the first shot")
     parser.add_argument("--lab-steps", type=int, default=120,
                         help="steps to train on the CPU backend before the lab")
@@ -172,7 +173,7 @@ def main():
             return enough
 
         wait(f"{options.steps} steps", 900, trained(options.steps))
-        shoot(webdriver, f"{options.out}/screenshot.png")
+        shoot(webdriver, f"{options.out}/{options.prefix}.png")
         print(f"step {webdriver.test_text('step')}, loss {webdriver.test_text('loss')}, "
               f"{webdriver.test_text('millis')} ms/step, "
               f"chart points {webdriver.script('return document.querySelector(`[data-test=chart-total]`).dataset.points')}")
@@ -204,10 +205,17 @@ def main():
             print(f"  {toggle:28} {misused:>12} / {correct:<9} {sentence[:110]}")
             if not sentence:
                 failures.append(f"{toggle}: no explanation shown")
-        shoot(webdriver, f"{options.out}/screenshot-lab.png", "lab-title")
+        webdriver.click("lab-mask255")
+        wait("the 0/255 reading", 120, lambda: webdriver.script(
+            "return document.querySelector(\"[data-test='lab-misused']\").dataset.misuse"
+            " === 'mask255';"))
+        shoot(webdriver, f"{options.out}/{options.prefix}-lab.png", "charts-title")
 
+        count = lambda: webdriver.script(
+            "return document.querySelector(\"[data-test='prediction-status']\").dataset.count;")
+        before = count()
         webdriver.click("predict")
-        wait("a prediction", 600, lambda: "hard Dice" in (webdriver.test_text("prediction-status") or ""))
+        wait("a prediction", 600, lambda: count() != before)
         print(webdriver.test_text("prediction-status"))
         for button in ("export-prediction", "export-history", "export-weights"):
             webdriver.click(button)

@@ -252,6 +252,14 @@ mod web {
     }
 }
 
+/// Lets the browser run its event loop (paint, input) before the caller goes on; natively a
+/// no-op. Long CPU work on the page's thread calls this between chunks, so that no chunk
+/// becomes a long task.
+pub async fn yield_now() {
+    #[cfg(target_arch = "wasm32")]
+    gloo_timers::future::TimeoutFuture::new(0).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,12 +278,4 @@ mod tests {
         assert!(looks_like_software("llvmpipe (LLVM 15.0.6, 256 bits)"));
         assert!(!looks_like_software("NVIDIA GeForce RTX 4090"));
     }
-}
-
-/// Lets the browser run its event loop (paint, input) before the caller goes on; natively a
-/// no-op. Long CPU work on the page's thread calls this between chunks, so that no chunk
-/// becomes a long task.
-pub async fn yield_now() {
-    #[cfg(target_arch = "wasm32")]
-    gloo_timers::future::TimeoutFuture::new(0).await;
 }

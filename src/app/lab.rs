@@ -16,16 +16,24 @@ pub fn misuse_key(misuse: Misuse) -> String {
         .unwrap_or_default()
 }
 
+/// Sums of thousands of voxels need no four decimals; ratios do.
+fn compact(value: f32) -> String {
+    if value.abs() >= 100.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.4}")
+    }
+}
+
 #[component]
-fn AnatomyTable(anatomy: GdlAnatomy, test_id: &'static str) -> impl IntoView {
+fn AnatomyTable(anatomy: GdlAnatomy, title: &'static str, test_id: &'static str) -> impl IntoView {
     let rows = anatomy
         .channels
         .iter()
         .enumerate()
         .map(|(i, channel)| {
-            let cell =
-                |values: &Vec<f32>| format!("{:.4}", values.get(i).copied().unwrap_or(f32::NAN));
-            let weight = format!("{:.3e}", anatomy.weight.get(i).copied().unwrap_or(f32::NAN));
+            let cell = |values: &Vec<f32>| compact(values.get(i).copied().unwrap_or(f32::NAN));
+            let weight = format!("{:.2e}", anatomy.weight.get(i).copied().unwrap_or(f32::NAN));
             view! {
                 <tr>
                     <th scope="row">{channel.clone()}</th>
@@ -41,7 +49,7 @@ fn AnatomyTable(anatomy: GdlAnatomy, test_id: &'static str) -> impl IntoView {
         .collect_view();
     view! {
         <table class="anatomy" data-test=test_id>
-            <caption>{format!("GDL = {:.5}", anatomy.value)}</caption>
+            <caption>{format!("{title}: GDL = {:.5}", anatomy.value)}</caption>
             <thead>
                 <tr>
                     <th scope="col">"channel"</th>
@@ -143,8 +151,8 @@ pub fn Lab(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                 <p class="banner warning" data-test="lab-explanation" role="status">{sentence}</p>
             })}
             <div class="tables">
-                {move || reading.get().map(|r| view! { <AnatomyTable anatomy=r.correct test_id="lab-table-correct" /> })}
-                {move || reading.get().and_then(|r| r.misused).map(|(_, a)| view! { <AnatomyTable anatomy=a test_id="lab-table" /> })}
+                {move || reading.get().map(|r| view! { <AnatomyTable anatomy=r.correct title="correct" test_id="lab-table-correct" /> })}
+                {move || reading.get().and_then(|r| r.misused).map(|(_, a)| view! { <AnatomyTable anatomy=a title="with the cause" test_id="lab-table" /> })}
             </div>
             <div class="field check">
                 <input

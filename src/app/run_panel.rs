@@ -75,7 +75,7 @@ pub fn RunPanel(
         export_error.set(result.err());
     };
     let download_weights = move |_| {
-        if trainer.busy.get_untracked() || trainer.running.get_untracked() {
+        if trainer.running.get_untracked() {
             export_error.set(Some("Pause training first.".into()));
             return;
         }

@@ -242,7 +242,8 @@ pub fn Slices(scan: RwSignal<Option<Arc<LoadedScan>>>, trainer: Trainer) -> impl
             </div>
             <div class="slice-grid">{views}</div>
             <ul class="legend">{legend}</ul>
-            <p class="status" data-test="prediction-status" aria-live="polite">{status}</p>
+            <p class="status" data-test="prediction-status" aria-live="polite"
+                data-count=move || trainer.evaluations.get()>{status}</p>
         </section>
     }
 }

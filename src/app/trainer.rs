@@ -34,6 +34,8 @@ pub struct LabReading {
 pub struct Trainer {
     pub history: RwSignal<Vec<StepReport>>,
     pub evaluation: RwSignal<Option<Arc<Evaluation>>>,
+    /// How many predictions were made, so that a newer one can be told from an older one.
+    pub evaluations: RwSignal<usize>,
     pub running: RwSignal<bool>,
     /// A step, prediction, probe or export is using the session.
     pub busy: RwSignal<bool>,
@@ -60,6 +62,7 @@ impl Trainer {
         Self {
             history: RwSignal::new(Vec::new()),
             evaluation: RwSignal::new(None),
+            evaluations: RwSignal::new(0),
             running: RwSignal::new(false),
             busy: RwSignal::new(false),
             failure: RwSignal::new(None),
@@ -160,17 +163,17 @@ impl Trainer {
         }
     }
 
-    /// Runs `work` on the session (created if needed) unless it is busy.
+    /// Runs `work` on the session (created if needed) as soon as nothing else uses it.
     fn with_session<F, Fut>(&self, work: F)
     where
         F: FnOnce(Trainer, TrainingSession, u64) -> Fut + 'static,
         Fut: std::future::Future<Output = TrainingSession> + 'static,
     {
-        if self.busy.get_untracked() {
-            return;
-        }
         let trainer = *self;
         spawn_local(async move {
+            while trainer.busy.get_untracked() {
+                gloo_timers::future::TimeoutFuture::new(20).await;
+            }
             let Some(session) = trainer.take_session() else {
                 return;
             };
@@ -280,7 +283,8 @@ impl Trainer {
     async fn run_evaluation(&self, session: &TrainingSession, generation: u64) {
         match session.evaluate().await {
             Ok(evaluation) if !self.stale(generation) => {
-                self.evaluation.set(Some(Arc::new(evaluation)))
+                self.evaluation.set(Some(Arc::new(evaluation)));
+                self.evaluations.update(|count| *count += 1);
             }
             Ok(_) => {}
             Err(error) => self.fail(error),
