@@ -285,6 +285,28 @@ async fn the_page_loads_the_demo_trains_draws_and_runs_the_lab() {
         path.starts_with('M') && path.contains('L'),
         "line: {path:?}"
     );
+    // Hovering a chart reads out the values at the step under the pointer.
+    js(
+        "const svg = document.querySelector(\"[data-test='chart-total'] svg\");
+         const box = svg.getBoundingClientRect();
+         svg.dispatchEvent(new MouseEvent('mousemove', {clientX: box.right - 10,
+           clientY: box.top + box.height / 2, bubbles: true}));",
+        &wasm_bindgen::JsValue::NULL,
+        &wasm_bindgen::JsValue::NULL,
+    );
+    wait_until("the hover read-out", Duration::from_secs(5), || {
+        exists(&root, "chart-total-hover")
+    })
+    .await;
+    let hover = root
+        .query_selector("[data-test='chart-total-hover']")
+        .unwrap()
+        .and_then(|e| e.text_content())
+        .unwrap_or_default();
+    assert!(
+        hover.starts_with("step ") && hover.contains("total"),
+        "{hover}"
+    );
     let gdl = number(&root, "gdl");
     assert!((0.0..=1.0).contains(&gdl), "GDL shown: {gdl}");
     console_log!(
@@ -367,6 +389,22 @@ async fn the_page_loads_the_demo_trains_draws_and_runs_the_lab() {
         "longest main-thread task, CPU training with a prediction every 3 steps: {}",
         longest_task()
     );
+
+    // A blown-up loss stops training with the diagnosis on the page.
+    set_control("lr", "1e30").await;
+    by_test_id(&root, "play").click();
+    wait_until("the NaN stop", Duration::from_secs(120), || {
+        exists(&root, "train-error")
+    })
+    .await;
+    let stop = text(&root, "train-error");
+    assert!(stop.contains("Training stopped at step"), "{stop}");
+    assert!(
+        text(&root, "status").starts_with("stopped"),
+        "{}",
+        text(&root, "status")
+    );
+    console_log!("NaN stop shown: {stop}");
 
     // URL state: a control changes the hash; a pasted link changes the controls.
     set_control("lr", "0.01").await;

@@ -15,14 +15,6 @@ pub fn DevicePanel(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView 
         }
         .into_any(),
         Some(compute) => {
-            let fallback = compute.fallback_reason.clone().map(|reason| {
-                view! {
-                    <p class="banner warning" role="alert" data-test="fallback-banner">
-                        "WebGPU is not available, so training runs on the CPU (flex backend). "
-                        "Reason: " {reason}
-                    </p>
-                }
-            });
             let slow_adapter = (compute.is_slow() && compute.fallback_reason.is_none()).then(|| {
                 view! {
                     <p class="banner note" data-test="slow-banner">
@@ -36,7 +28,6 @@ pub fn DevicePanel(compute: ReadSignal<Option<ComputeDevice>>) -> impl IntoView 
             view! {
                 <section class="panel device" data-test="device">
                     <h2>"7 · Device"</h2>
-                    {fallback}
                     {slow_adapter}
                     <dl>
                         <dt>"Backend"</dt>

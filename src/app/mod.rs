@@ -76,6 +76,12 @@ pub fn App() -> impl IntoView {
                 "from cross-entropy to the Generalized Dice Loss. Your scans never leave this page."
             </p>
         </header>
+        {move || gpu.get().and_then(|g| g.fallback_reason).map(|reason| view! {
+            <p class="banner warning" role="alert" data-test="fallback-banner">
+                "WebGPU is not available, so training runs on the CPU (burn's flex backend, "
+                "compiled into this page). Reason: " {reason}
+            </p>
+        })}
         {move || link_error.get().map(|message| view! {
             <p class="banner warning" role="alert" data-test="link-error">{message}</p>
         })}
