@@ -23,24 +23,12 @@ pub struct StepReport {
     pub warmup: f32,
     /// The GDL term on its own (as the pipeline computes it, misuse included).
     pub gdl: f32,
-    /// The names of the GDL's channels: class numbers, or "foreground" for a one-channel misuse.
-    pub gdl_channels: Vec<String>,
-    /// Per channel: soft Dice, weight w_c, intersection I, prediction sum P, target sum G, and
-    /// the share of the fraction (2·w·I / denominator). Means over samples for the ratios and
-    /// weights, sums over the batch for I, P and G.
-    pub dice: Vec<f32>,
-    pub weight: Vec<f32>,
-    pub intersection: Vec<f32>,
-    pub prediction: Vec<f32>,
-    pub target: Vec<f32>,
-    pub contribution: Vec<f32>,
+    /// What the GDL was made of on this batch: I, P, G, w, Dice and contribution per channel, and
+    /// the invariant monitor's verdict.
+    pub anatomy: GdlAnatomy,
     /// Global L2 norm of all gradients before and after clipping (equal when clipping is off).
     pub grad_norm: f32,
     pub grad_norm_clipped: f32,
-    /// The GDL's inputs as the invariant monitor saw them.
-    pub monitor: GdlInputStats,
-    /// Set when GDL left [0, 1]: the broken assumption, in one sentence.
-    pub explanation: Option<String>,
     /// Wall-clock time of the step, readback included, in milliseconds.
     pub millis: f64,
 }
@@ -72,8 +60,11 @@ pub struct GdlAnatomy {
     /// Every broken assumption the monitor found, whether or not the value left [0, 1].
     pub violations: Vec<String>,
     pub monitor: GdlInputStats,
-    /// Per channel, as in [`StepReport`].
+    /// The channels' names: class numbers, or "foreground" for a one-channel misuse.
     pub channels: Vec<String>,
+    /// Per channel: soft Dice, weight w_c, intersection I, prediction sum P, target sum G, and
+    /// the share of the fraction (2·w·I / denominator). Means over samples for the ratios and
+    /// weights, sums over the batch for I, P and G.
     pub dice: Vec<f32>,
     pub weight: Vec<f32>,
     pub intersection: Vec<f32>,
@@ -88,7 +79,7 @@ pub fn history_csv(history: &[StepReport]) -> String {
         String::from("step,epoch,model,lambda,total,warmup,gdl,grad_norm,grad_norm_clipped,millis");
     if let Some(first) = history.first() {
         for part in ["dice", "weight", "intersection", "prediction", "target"] {
-            for channel in &first.gdl_channels {
+            for channel in &first.anatomy.channels {
                 csv.push_str(&format!(",{part}_{channel}"));
             }
         }
@@ -108,12 +99,13 @@ pub fn history_csv(history: &[StepReport]) -> String {
             r.grad_norm_clipped,
             r.millis
         ));
+        let a = &r.anatomy;
         for row in [
-            &r.dice,
-            &r.weight,
-            &r.intersection,
-            &r.prediction,
-            &r.target,
+            &a.dice,
+            &a.weight,
+            &a.intersection,
+            &a.prediction,
+            &a.target,
         ] {
             for value in row.iter() {
                 csv.push_str(&format!(",{value}"));

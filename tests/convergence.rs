@@ -68,7 +68,11 @@ fn unet_learns_the_32_cubed_volume_to_a_foreground_dice_of_0_7() {
             report.step,
             report.gdl
         );
-        assert!(report.explanation.is_none(), "{:?}", report.explanation);
+        assert!(
+            report.anatomy.explanation.is_none(),
+            "{:?}",
+            report.anatomy.explanation
+        );
     }
     let evaluation = pollster::block_on(session.evaluate()).expect("evaluation");
     eprintln!("hard Dice per class {:?}", evaluation.dice);
@@ -99,7 +103,9 @@ fn with_valid_inputs_gdl_stays_in_0_1_for_the_whole_run() {
         "GDL left [0, 1]: {gdl:?}"
     );
     assert!(
-        reports.iter().all(|report| report.explanation.is_none()),
+        reports
+            .iter()
+            .all(|report| report.anatomy.explanation.is_none()),
         "the monitor complained about valid inputs"
     );
     // It is a real run: the GDL fell after the switch.
@@ -124,6 +130,7 @@ fn with_the_label_map_as_target_gdl_goes_negative_as_the_net_improves() {
     assert!(first_negative > 5, "negative from the start: {gdl:?}");
     assert!(gdl[119] < 0.0, "{gdl:?}");
     let sentence = reports[119]
+        .anatomy
         .explanation
         .as_deref()
         .expect("the monitor explains");

@@ -113,22 +113,25 @@ fn one_report_carries_every_component_and_the_gdl_anatomy() {
     let expected =
         (1.0 - report.lambda) as f32 * 0.5 * report.warmup + report.lambda as f32 * report.gdl;
     assert!((report.total - expected).abs() < 1e-5, "{report:?}");
-    assert_eq!(report.gdl_channels, ["0", "1", "2", "3"]);
+    assert_eq!(report.anatomy.channels, ["0", "1", "2", "3"]);
     for row in [
-        &report.dice,
-        &report.weight,
-        &report.intersection,
-        &report.prediction,
-        &report.target,
-        &report.contribution,
+        &report.anatomy.dice,
+        &report.anatomy.weight,
+        &report.anatomy.intersection,
+        &report.anatomy.prediction,
+        &report.anatomy.target,
+        &report.anatomy.contribution,
     ] {
         assert_eq!(row.len(), 4);
     }
     // G counts the voxels of each class in the patch; P sums probabilities (one per voxel).
-    assert_eq!(report.target.iter().sum::<f32>(), 16.0 * 16.0 * 16.0);
-    assert!((report.prediction.iter().sum::<f32>() - 4096.0).abs() < 0.5);
+    assert_eq!(
+        report.anatomy.target.iter().sum::<f32>(),
+        16.0 * 16.0 * 16.0
+    );
+    assert!((report.anatomy.prediction.iter().sum::<f32>() - 4096.0).abs() < 0.5);
     assert!((0.0..=1.0).contains(&report.gdl));
-    assert!(report.explanation.is_none());
+    assert!(report.anatomy.explanation.is_none());
     assert!(report.grad_norm_clipped <= 0.5 + 1e-4, "{report:?}");
     assert!(report.grad_norm >= report.grad_norm_clipped);
 }

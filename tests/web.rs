@@ -52,7 +52,7 @@ async fn webgpu_trains_simple_model_for_three_steps_at_16_cubed() {
             report.millis
         );
         assert!((0.0..=1.0).contains(&report.gdl), "{report:?}");
-        assert_eq!(report.dice.len(), 4);
+        assert_eq!(report.anatomy.dice.len(), 4);
         losses.push(report.warmup);
     }
     assert!(losses.iter().all(|loss| loss.is_finite()), "{losses:?}");

@@ -177,10 +177,12 @@ pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
     let history = trainer.history;
     let total = Signal::derive(move || history.with(|h| charts::total(h)));
     let components = Signal::derive(move || history.with(|h| charts::components(h)));
-    let dice =
-        Signal::derive(move || history.with(|h| charts::per_channel(h, "Dice", |r| &r.dice)));
-    let weights =
-        Signal::derive(move || history.with(|h| charts::per_channel(h, "w", |r| &r.weight)));
+    let dice = Signal::derive(move || {
+        history.with(|h| charts::per_channel(h, "Dice", |r| &r.anatomy.dice))
+    });
+    let weights = Signal::derive(move || {
+        history.with(|h| charts::per_channel(h, "w", |r| &r.anatomy.weight))
+    });
     let norms = Signal::derive(move || history.with(|h| charts::gradient_norms(h)));
     let threshold = Signal::derive(move || {
         let max = clip.get();

@@ -158,7 +158,7 @@ pub fn RunPanel(
                 <dt>"ms / step"</dt><dd data-test="millis">{readout("millis")}</dd>
                 <dt>"device"</dt><dd data-test="run-device">{move || trainer.device_label.get()}</dd>
             </dl>
-            {move || last().and_then(|r| r.explanation).map(|sentence| view! {
+            {move || last().and_then(|r| r.anatomy.explanation).map(|sentence| view! {
                 <p class="banner warning" role="status" data-test="monitor">{sentence}</p>
             })}
             {move || trainer.failure.get().map(|failure| {

@@ -184,7 +184,7 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
                 if report.step % steps_per_epoch == 0 || report.step == steps {
                     eprintln!("{}  ({steps} steps)", report.summary());
                 }
-                if let Some(explanation) = &report.explanation {
+                if let Some(explanation) = &report.anatomy.explanation {
                     eprintln!("monitor: {explanation}");
                 }
                 history.push(report);

@@ -264,7 +264,7 @@ pub mod charts {
         ]
     }
 
-    /// Per-channel soft Dice (`pick` = |r| &r.dice) or GDL weight (`|r| &r.weight`).
+    /// Per-channel soft Dice (`pick` = |r| &r.anatomy.dice) or GDL weight (`|r| &r.anatomy.weight`).
     pub fn per_channel(
         history: &[StepReport],
         prefix: &str,
@@ -273,7 +273,8 @@ pub mod charts {
         let Some(last) = history.last() else {
             return Vec::new();
         };
-        last.gdl_channels
+        last.anatomy
+            .channels
             .iter()
             .enumerate()
             .map(|(index, name)| {
@@ -289,7 +290,7 @@ pub mod charts {
                     dashed: false,
                     points: history
                         .iter()
-                        .filter(|r| r.gdl_channels.len() == last.gdl_channels.len())
+                        .filter(|r| r.anatomy.channels.len() == last.anatomy.channels.len())
                         .map(|r| {
                             let value = pick(r).get(index).copied().unwrap_or(f32::NAN);
                             (r.step as f64, value as f64)
