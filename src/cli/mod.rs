@@ -68,6 +68,24 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         classes: usize,
     },
+    /// Time training steps (patch sampling, forward, mixed loss, backward, clipping, Adam, one
+    /// read-back) after warm-up steps; the last stdout line is a JSON summary
+    Bench {
+        #[arg(long, value_enum, default_value_t = BenchModel::Target)]
+        model: BenchModel,
+        /// Edge of the cubic volume and patch, in voxels (a multiple of 4 for the U-Net)
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(4..=256))]
+        size: u16,
+        /// Timed steps
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Untimed steps first (shader compilation, autotuning, allocator warm-up)
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Backend to train on
+        #[arg(long, value_enum, default_value_t = BackendChoice::Flex)]
+        backend: BackendChoice,
+    },
     /// Train the seed's Simple3DModel on the built-in synthetic volume with the mixed loss
     /// (BCE warm-up for 2 epochs of 25 steps, then GDL)
     Demo {
@@ -90,6 +108,13 @@ enum Command {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BenchModel {
+    Simple,
+    Target,
+    Unet,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum BackendChoice {
     /// burn's pure-Rust CPU backend
     Flex,
@@ -104,6 +129,23 @@ pub fn main() -> ExitCode {
         Command::Inspect { file } => inspect(&file),
         Command::Train { args, backend } => match device_for(backend) {
             Ok(device) => train::train(&device, &args),
+            Err(code) => code,
+        },
+        Command::Bench {
+            model,
+            size,
+            steps,
+            warmup,
+            backend,
+        } => match device_for(backend) {
+            Ok(device) => {
+                let model = match model {
+                    BenchModel::Simple => ModelKind::Simple,
+                    BenchModel::Target => ModelKind::Target,
+                    BenchModel::Unet => ModelKind::Unet,
+                };
+                bench(&device, model, size as usize, steps, warmup)
+            }
             Err(code) => code,
         },
         Command::Phantom {
@@ -200,6 +242,91 @@ fn demo(
         "last_step_ms": last.as_ref().map(|report| report.millis),
     });
     println!("{summary}");
+    ExitCode::SUCCESS
+}
+
+/// The settings `bench` times, matching `bench/pytorch_step.py`: the whole `size`³ volume as
+/// one patch, BCE-with-logits and the 1/G-weighted GDL both computed every step (λ = 0.5 from
+/// the start), clipping at norm 1, Adam.
+fn bench_config(model: ModelKind, size: usize) -> TrainingConfig {
+    TrainingConfig {
+        model,
+        warmup: crate::loss::WarmupLoss::Bce,
+        schedule: crate::loss::Schedule::Linear,
+        warmup_epochs: 0.0,
+        ramp_epochs: 1e9,
+        bce_weight: 1.0,
+        gdl_weight: 1.0,
+        patch: size,
+        batch: 1,
+        lr: 1e-3,
+        clip: 1.0,
+        steps_per_epoch: 1,
+        epochs: usize::MAX / 2,
+        ..TrainingConfig::default()
+    }
+}
+
+fn bench(
+    device: &ComputeDevice,
+    model: ModelKind,
+    size: usize,
+    steps: usize,
+    warmup: usize,
+) -> ExitCode {
+    eprintln!("device: {}", device.describe());
+    let volume = synthetic_volume(SyntheticConfig {
+        size,
+        ..SyntheticConfig::default()
+    });
+    let mut session = match TrainingSession::new(bench_config(model, size), &volume, &device.device)
+    {
+        Ok(session) => session,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut seconds = Vec::with_capacity(steps + warmup);
+    for index in 0..warmup + steps.max(1) {
+        let started = std::time::Instant::now();
+        match pollster::block_on(session.step()) {
+            Ok(report) => {
+                let elapsed = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "{} step {:>3}: {:8.1} ms  (total loss {:.4})",
+                    if index < warmup { "warm-up" } else { "timed  " },
+                    index + 1,
+                    elapsed * 1000.0,
+                    report.total
+                );
+                seconds.push(elapsed);
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut timed = seconds[warmup.min(seconds.len() - 1)..].to_vec();
+    timed.sort_by(f64::total_cmp);
+    let median = if timed.len() % 2 == 1 {
+        timed[timed.len() / 2]
+    } else {
+        (timed[timed.len() / 2 - 1] + timed[timed.len() / 2]) / 2.0
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "median_step_s": median,
+            "first_step_s": seconds[0],
+            "backend": device.adapter.backend,
+            "adapter": device.adapter.name,
+            "model": model.name(),
+            "size": size,
+            "steps": timed.len(),
+        })
+    );
     ExitCode::SUCCESS
 }
 
