@@ -257,3 +257,31 @@ fn cli_models_lists_each_net_with_its_parameter_count() {
         );
     }
 }
+
+#[test]
+fn cli_bench_times_the_steps_it_was_asked_for_and_ends_with_json() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
+        .args([
+            "bench", "--model", "unet", "--size", "8", "--steps", "3", "--warmup", "1",
+        ])
+        .output()
+        .expect("the gdl-lab binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
+    assert_eq!(summary["steps"], 3);
+    assert_eq!(summary["model"], "unet");
+    assert_eq!(summary["backend"], "Flex");
+    let median = summary["median_step_s"].as_f64().unwrap();
+    assert!(median > 0.0 && summary["first_step_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(stderr.matches("timed").count(), 3, "{stderr}");
+    // A size the U-Net cannot take is refused with a sentence.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
+        .args(["bench", "--model", "unet", "--size", "10"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("multiple of 4"));
+}
