@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use web_time::Instant;
 
 use crate::backend::ComputeDevice;
@@ -178,20 +179,37 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
     };
     let started = Instant::now();
     let mut history: Vec<StepReport> = Vec::with_capacity(steps);
+    // Drawn only when stderr is a terminal; the per-epoch lines are printed either way.
+    let bar = ProgressBar::new(steps as u64).with_style(
+        ProgressStyle::with_template("{bar:32} {pos}/{len} steps  {msg}  {elapsed} (eta {eta})")
+            .expect("a valid template"),
+    );
     for _ in 0..steps {
         match pollster::block_on(session.step()) {
             Ok(report) => {
-                if report.step % steps_per_epoch == 0 || report.step == steps {
-                    eprintln!("{}  ({steps} steps)", report.summary());
-                }
-                if let Some(explanation) = &report.anatomy.explanation {
-                    eprintln!("monitor: {explanation}");
-                }
+                bar.set_message(format!(
+                    "loss {:.4}  GDL {:+.4}  λ {:.2}",
+                    report.total, report.gdl, report.lambda
+                ));
+                bar.inc(1);
+                bar.suspend(|| {
+                    if report.step % steps_per_epoch == 0 || report.step == steps {
+                        eprintln!("{}  ({steps} steps)", report.summary());
+                    }
+                    if let Some(explanation) = &report.anatomy.explanation {
+                        eprintln!("monitor: {explanation}");
+                    }
+                });
                 history.push(report);
             }
-            Err(error) => return fail(error.to_string()),
+            Err(error) => {
+                bar.abandon();
+                return fail(error.to_string());
+            }
         }
     }
+    bar.finish_and_clear();
+    eprintln!("predicting the whole volume with sliding windows…");
     let evaluation = match pollster::block_on(session.evaluate()) {
         Ok(evaluation) => evaluation,
         Err(error) => return fail(error.to_string()),
