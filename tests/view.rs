@@ -73,6 +73,19 @@ fn planes_put_the_second_axis_up() {
 }
 
 #[test]
+fn a_scan_opens_on_the_slices_through_its_labels() {
+    let dims = [4, 3, 10];
+    let mut labels = vec![0u8; 4 * 3 * 10];
+    assert_eq!(Plane::Axial.foreground_centre(dims, &labels), 5);
+    for z in [6, 8] {
+        labels[1 + 4 * (2 + 3 * z)] = 2; // x = 1, y = 2
+    }
+    assert_eq!(Plane::Axial.foreground_centre(dims, &labels), 7);
+    assert_eq!(Plane::Coronal.foreground_centre(dims, &labels), 2);
+    assert_eq!(Plane::Sagittal.foreground_centre(dims, &labels), 1);
+}
+
+#[test]
 fn the_automatic_window_ignores_background_and_hot_voxels() {
     let mut image = vec![0.0f32; 1000];
     for (i, v) in image.iter_mut().enumerate().skip(500) {

@@ -501,12 +501,24 @@ fn cli(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .expect("the gdl-lab binary runs")
 }
 
+/// Runs the CLI, checks that it succeeded, and parses its last stdout line as JSON.
+fn cli_ok_json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let output = cli(args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap()
+}
+
 #[test]
 fn cli_phantom_writes_files_that_cli_inspect_describes() {
     let dir = std::env::temp_dir().join(format!("gdl-lab-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (image, label) = (dir.join("a.nii.gz"), dir.join("b.nii.gz"));
-    let output = cli(&[
+    let written = cli_ok_json(&[
         "phantom".as_ref(),
         "--size".as_ref(),
         "32".as_ref(),
@@ -515,21 +527,9 @@ fn cli_phantom_writes_files_that_cli_inspect_describes() {
         "--label".as_ref(),
         label.as_os_str(),
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_eq!(written["dims"], serde_json::json!([32, 32, 32]));
 
-    let output = cli(&["inspect".as_ref(), image.as_os_str()]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let summary: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
+    let summary = cli_ok_json(&["inspect".as_ref(), image.as_os_str()]);
     assert_eq!(summary["dims"], serde_json::json!([32, 32, 32]));
     assert_eq!(summary["datatype"], "float32");
     assert_eq!(summary["nifti_version"], 1);
@@ -596,15 +596,7 @@ fn cli_train_reads_nifti_trains_and_writes_report_prediction_and_a_json_line() {
         "--steps_per_epoch".as_ref(),
         "2".as_ref(),
     ];
-    let output = cli(&args);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let summary: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
+    let summary = cli_ok_json(&args);
     let dice = summary["dice"].as_object().expect("dice per label");
     assert_eq!(dice.keys().collect::<Vec<_>>(), ["1", "2", "4"]);
     assert_eq!(summary["steps"], 3);

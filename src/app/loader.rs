@@ -12,21 +12,8 @@ use super::trainer::Trainer;
 use crate::backend::yield_now as yield_to_browser;
 use crate::view::PageState;
 use crate::view::slice::{class_colour, class_shares};
-use crate::volume::files::{load_pair, read_scans};
-use crate::volume::{Limits, LoadedScan, NamedFile, demo_scan, load_dropped};
-
-/// Reads one picker's files: one scan (two files for a `.hdr`/`.img` pair).
-fn one_scan(files: &[NamedFile], what: &str) -> Result<(String, crate::volume::Volume), String> {
-    let mut scans = read_scans(files, &Limits::default())?;
-    match scans.len() {
-        1 => Ok(scans.remove(0)),
-        0 => Err(format!("Choose the {what} file.")),
-        _ => Err(format!(
-            "The {what} picker got {} scans; choose one (its .hdr and .img together for a pair).",
-            scans.len()
-        )),
-    }
-}
+use crate::volume::files::{load_pair, read_one_scan};
+use crate::volume::{Limits, LoadedScan, demo_scan, load_dropped};
 
 fn input_files(id: &str) -> Option<web_sys::FileList> {
     let input: web_sys::HtmlInputElement = document().get_element_by_id(id)?.dyn_into().ok()?;
@@ -87,8 +74,9 @@ pub fn Loader(
         loading.set(Some("reading the files…".into()));
         spawn_local(async move {
             let result = async {
-                let image = one_scan(&read_files(image).await?, "image")?;
-                let label = one_scan(&read_files(label).await?, "label map")?;
+                let image = read_one_scan(&read_files(image).await?, "image", &Limits::default())?;
+                let label =
+                    read_one_scan(&read_files(label).await?, "label map", &Limits::default())?;
                 load_pair(image.0, image.1, label.0, label.1, &[])
             }
             .await;

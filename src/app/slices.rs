@@ -24,7 +24,7 @@ fn SliceView(
 ) -> impl IntoView {
     let dims = scan.volume.dims;
     let depth = dims[plane.axis()];
-    let slice = RwSignal::new(slice_through_foreground(&scan, plane));
+    let slice = RwSignal::new(plane.foreground_centre(scan.volume.dims, &scan.volume.labels));
     let canvas = NodeRef::<Canvas>::new();
     let (width, height) = plane.size(dims);
     let spacing = scan.image.spacing;
@@ -94,25 +94,6 @@ fn SliceView(
                 }
             />
         </figure>
-    }
-}
-
-/// The slice through the middle of the labelled foreground (the middle of the volume if none).
-fn slice_through_foreground(scan: &LoadedScan, plane: Plane) -> usize {
-    let [nx, ny, _] = scan.volume.dims;
-    let axis = plane.axis();
-    let (mut low, mut high) = (usize::MAX, 0);
-    for (index, &label) in scan.volume.labels.iter().enumerate() {
-        if label > 0 {
-            let coordinate = [index % nx, (index / nx) % ny, index / (nx * ny)][axis];
-            low = low.min(coordinate);
-            high = high.max(coordinate);
-        }
-    }
-    if low > high {
-        scan.volume.dims[axis] / 2
-    } else {
-        (low + high) / 2
     }
 }
 

@@ -62,6 +62,24 @@ impl Plane {
         }
     }
 
+    /// The slice through the middle of the labelled (non-zero) voxels along this plane's axis,
+    /// or the middle of the volume when nothing is labelled: where a scan opens.
+    pub fn foreground_centre(self, dims: [usize; 3], labels: &[u8]) -> usize {
+        let [nx, ny, _] = dims;
+        let axis = self.axis();
+        let (mut low, mut high) = (usize::MAX, 0);
+        for (index, _) in labels.iter().enumerate().filter(|(_, label)| **label > 0) {
+            let coordinate = [index % nx, (index / nx) % ny, index / (nx * ny)][axis];
+            low = low.min(coordinate);
+            high = high.max(coordinate);
+        }
+        if low > high {
+            dims[axis] / 2
+        } else {
+            (low + high) / 2
+        }
+    }
+
     /// The voxel index shown at pixel (`u`, `v`) of slice `slice`; row 0 is the top, so the
     /// second in-plane axis is flipped to point up.
     pub fn voxel(self, dims: [usize; 3], slice: usize, u: usize, v: usize) -> usize {

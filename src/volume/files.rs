@@ -83,6 +83,22 @@ pub fn read_scans(files: &[NamedFile], limits: &Limits) -> Result<Vec<(String, V
     Ok(scans)
 }
 
+/// One picker's files: exactly one scan (its `.hdr` and `.img` together for a pair).
+pub fn read_one_scan(
+    files: &[NamedFile],
+    what: &str,
+    limits: &Limits,
+) -> Result<(String, Volume), String> {
+    let mut scans = read_scans(files, limits)?;
+    match scans.len() {
+        1 => Ok(scans.remove(0)),
+        0 => Err(format!("Choose the {what} file.")),
+        n => Err(format!(
+            "The {what} picker got {n} scans; choose one (its .hdr and .img together for a pair)."
+        )),
+    }
+}
+
 /// How many distinct values, if every voxel is a non-negative integer and there are at most
 /// 255 of them; `None` for anything that cannot be a label map.
 fn label_values(volume: &Volume) -> Option<usize> {
