@@ -115,10 +115,31 @@ fn looks_like_software(name: &str) -> bool {
         .any(|marker| name.contains(marker))
 }
 
+/// Runs the wasm module's static constructors (the `inventory` registrations of CubeCL's shader
+/// compiler), once. Call it first thing in the page and in each browser test.
+///
+/// Why by hand: a binary with `main` links as a wasm "command", and unless the code calls
+/// `__wasm_call_ctors` itself, the linker makes *every* export run all constructors again: each
+/// call from JavaScript into the module (promise callbacks, timers, WebGPU callbacks). Chrome's
+/// profiler showed that as most of the page's ~0.8 s WebGPU step (BENCHMARKS.md, "d"). This
+/// explicit call is the fix the `inventory` crate documents.
+#[cfg(target_arch = "wasm32")]
+pub fn run_static_constructors() {
+    unsafe extern "C" {
+        fn __wasm_call_ctors();
+    }
+    static DONE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: the linker-made function runs every constructor of the module; `Once` makes that
+    // happen once, before anything that reads the registrations (shader compilation).
+    DONE.call_once(|| unsafe { __wasm_call_ctors() });
+}
+
 /// Initialise burn's wgpu runtime and describe the adapter it picked.
 ///
 /// Call at most once per process: a second initialisation fails in burn. Use [`acquire`].
 pub async fn init_wgpu() -> Result<ComputeDevice, String> {
+    #[cfg(target_arch = "wasm32")]
+    run_static_constructors();
     #[cfg(target_arch = "wasm32")]
     let browser = web::probe_adapter().await?;
 

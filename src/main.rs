@@ -2,6 +2,7 @@
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    gdl_lab::backend::run_static_constructors();
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(gdl_lab::app::App);
 }

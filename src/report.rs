@@ -129,6 +129,8 @@ pub struct Evaluation {
     /// Softmax probabilities, class planes of x-fastest voxels.
     #[serde(skip)]
     pub probabilities: Vec<f32>,
+    /// Forward passes of one window each.
+    pub windows: usize,
     pub millis: f64,
 }
 

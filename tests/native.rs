@@ -285,3 +285,32 @@ fn cli_bench_times_the_steps_it_was_asked_for_and_ends_with_json() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("multiple of 4"));
 }
+
+#[test]
+fn cli_bench_predict_times_one_sliding_window_pass_over_the_dims_it_was_given() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
+        .args(["bench", "--model", "simple", "--size", "8", "--predict", "12x16x8"])
+        .output()
+        .expect("the gdl-lab binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
+    assert_eq!(summary["dims"], serde_json::json!([12, 16, 8]));
+    // 8-voxel windows at 50 % overlap: x starts 0,4; y 0,4,8; z 0.
+    assert_eq!(summary["windows"], 6);
+    assert!(summary["predict_s"].as_f64().unwrap() > 0.0);
+    if cfg!(target_os = "linux") {
+        assert!(summary["peak_rss_mib"].as_f64().unwrap() > 1.0, "{summary}");
+    }
+    // Dims that are not three edges are refused with a sentence, before any work.
+    for bad in ["12x16", "12x16x2", "axbxc"] {
+        let refused = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
+            .args(["bench", "--predict", bad])
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("240x240x155") || stderr.contains("4 to 1024"), "{stderr}");
+    }
+}

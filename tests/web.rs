@@ -16,6 +16,7 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen_test]
 async fn webgpu_trains_simple_model_for_three_steps_at_16_cubed() {
+    backend::run_static_constructors();
     let compute = backend::acquire().await;
     console_log!("adapter: {}", compute.describe());
     assert_eq!(
@@ -217,6 +218,7 @@ async fn toggle_lab(root: &web_sys::Element, key: &str) -> (f64, f64, String) {
 
 #[wasm_bindgen_test]
 async fn the_page_loads_the_demo_trains_draws_and_runs_the_lab() {
+    backend::run_static_constructors();
     // The longest main-thread task while the page trains (PerformanceObserver "longtask").
     js(
         "window.gdlLongest = 0; window.gdlLongTasks = 0;

@@ -478,6 +478,7 @@ impl TrainingSession {
 
         let mut sum = vec![0.0f32; classes * volume.voxel_count()];
         let mut weight_sum = vec![0.0f32; volume.voxel_count()];
+        let mut windows = 0;
         for &z0 in &window_starts(nz, edge, 0.5) {
             for &y0 in &window_starts(ny, edge, 0.5) {
                 for &x0 in &window_starts(nx, edge, 0.5) {
@@ -490,6 +491,7 @@ impl TrainingSession {
                     let probs = burn::tensor::activation::softmax(net.forward(input), 1)
                         * weight_tensor.clone();
                     let probs = read_back(probs).await?;
+                    windows += 1;
                     // On the CPU backend the read-back is ready at once; without this the whole
                     // prediction would be one long task on the page's thread.
                     crate::backend::yield_now().await;
@@ -527,6 +529,7 @@ impl TrainingSession {
             mean_foreground_dice,
             labels,
             probabilities: sum,
+            windows,
             millis: started.elapsed().as_secs_f64() * 1000.0,
         })
     }

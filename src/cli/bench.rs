@@ -1,0 +1,237 @@
+//! `gdl-lab bench`: times training steps, or a whole-volume prediction, and reports peak memory.
+//! BENCHMARKS.md's rows come from here and from `bench/pytorch_step.py`.
+
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use clap::{Args, ValueEnum};
+use web_time::Instant;
+
+use super::BackendChoice;
+use crate::backend::ComputeDevice;
+use crate::model::ModelKind;
+use crate::train::{TrainingConfig, TrainingSession};
+use crate::volume::{LabelledVolume, SyntheticConfig, synthetic_volume};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value_t = BenchModel::Target)]
+    model: BenchModel,
+    /// Edge of the cubic volume and patch (the prediction window with --predict), in voxels; a
+    /// multiple of 4 for the U-Net
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(4..=256))]
+    size: u16,
+    /// Timed steps
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Untimed steps first (shader compilation, autotuning, allocator warm-up)
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Backend to train on
+    #[arg(long, value_enum, default_value_t = BackendChoice::Flex)]
+    pub backend: BackendChoice,
+    /// Instead of training steps, time one sliding-window prediction (50 % overlap, Gaussian
+    /// blending, --size windows) of a volume of these dims, e.g. 240x240x155
+    #[arg(long)]
+    predict: Option<Dims>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BenchModel {
+    Simple,
+    Target,
+    Unet,
+}
+
+impl BenchModel {
+    fn kind(self) -> ModelKind {
+        match self {
+            Self::Simple => ModelKind::Simple,
+            Self::Target => ModelKind::Target,
+            Self::Unet => ModelKind::Unet,
+        }
+    }
+}
+
+/// `XxYxZ`, each edge 4–1024 voxels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Dims([usize; 3]);
+
+impl FromStr for Dims {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let edges: Vec<usize> = text
+            .split(['x', 'X', '×'])
+            .map(|edge| edge.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("`{text}` is not three whole numbers like 240x240x155"))?;
+        match edges[..] {
+            [x, y, z] if [x, y, z].iter().all(|edge| (4..=1024).contains(edge)) => {
+                Ok(Self([x, y, z]))
+            }
+            [_, _, _] => Err(format!("each edge of `{text}` must be 4 to 1024 voxels")),
+            _ => Err(format!("`{text}` is not three numbers like 240x240x155")),
+        }
+    }
+}
+
+/// The settings `bench` times, matching `bench/pytorch_step.py`: the whole `size`³ volume as
+/// one patch, BCE-with-logits and the 1/G-weighted GDL both computed every step (λ = 0.5 from
+/// the start), clipping at norm 1, Adam.
+fn bench_config(model: ModelKind, size: usize) -> TrainingConfig {
+    TrainingConfig {
+        model,
+        warmup: crate::loss::WarmupLoss::Bce,
+        schedule: crate::loss::Schedule::Linear,
+        warmup_epochs: 0.0,
+        ramp_epochs: 1e9,
+        bce_weight: 1.0,
+        gdl_weight: 1.0,
+        patch: size,
+        batch: 1,
+        lr: 1e-3,
+        clip: 1.0,
+        steps_per_epoch: 1,
+        epochs: usize::MAX / 2,
+        ..TrainingConfig::default()
+    }
+}
+
+pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
+    eprintln!("device: {}", device.describe());
+    let model = args.model.kind();
+    let size = args.size as usize;
+    let volume = match args.predict {
+        Some(Dims(dims)) => volume_of(dims, SyntheticConfig::default().classes),
+        None => synthetic_volume(SyntheticConfig {
+            size,
+            ..SyntheticConfig::default()
+        }),
+    };
+    let mut session = match TrainingSession::new(bench_config(model, size), &volume, &device.device)
+    {
+        Ok(session) => session,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let timing = match args.predict {
+        Some(Dims(dims)) => time_prediction(&session, dims),
+        None => time_steps(&mut session, args.steps, args.warmup),
+    };
+    let mut summary = match timing {
+        Ok(summary) => summary,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let extra = serde_json::json!({
+        "backend": device.adapter.backend,
+        "adapter": device.adapter.name,
+        "model": model.name(),
+        "size": size,
+        "peak_rss_mib": peak_resident_mib(),
+    });
+    if let (Some(summary), serde_json::Value::Object(extra)) = (summary.as_object_mut(), extra) {
+        summary.extend(extra);
+    }
+    println!("{summary}");
+    ExitCode::SUCCESS
+}
+
+/// Median and first of `warmup + steps` training steps.
+fn time_steps(
+    session: &mut TrainingSession,
+    steps: usize,
+    warmup: usize,
+) -> Result<serde_json::Value, String> {
+    let mut seconds = Vec::with_capacity(steps + warmup);
+    for index in 0..warmup + steps.max(1) {
+        let started = Instant::now();
+        let report = pollster::block_on(session.step()).map_err(|error| error.to_string())?;
+        let elapsed = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{} step {:>3}: {:8.1} ms  (total loss {:.4})",
+            if index < warmup { "warm-up" } else { "timed  " },
+            index + 1,
+            elapsed * 1000.0,
+            report.total
+        );
+        seconds.push(elapsed);
+    }
+    let mut timed = seconds[warmup.min(seconds.len() - 1)..].to_vec();
+    timed.sort_by(f64::total_cmp);
+    let median = if timed.len() % 2 == 1 {
+        timed[timed.len() / 2]
+    } else {
+        (timed[timed.len() / 2 - 1] + timed[timed.len() / 2]) / 2.0
+    };
+    Ok(serde_json::json!({
+        "median_step_s": median,
+        "first_step_s": seconds[0],
+        "steps": timed.len(),
+    }))
+}
+
+/// One whole-volume prediction of the (untrained) net: the cost does not depend on the weights.
+fn time_prediction(
+    session: &TrainingSession,
+    dims: [usize; 3],
+) -> Result<serde_json::Value, String> {
+    let started = Instant::now();
+    let evaluation = pollster::block_on(session.evaluate()).map_err(|error| error.to_string())?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "predicted {}x{}x{} in {:.2} s ({} windows)",
+        dims[0], dims[1], dims[2], seconds, evaluation.windows
+    );
+    Ok(serde_json::json!({
+        "predict_s": seconds,
+        "dims": dims,
+        "windows": evaluation.windows,
+    }))
+}
+
+/// A volume of any dims for timing predictions: a sphere of class 1 in a background, so that
+/// the session accepts it; the content does not change the cost.
+fn volume_of(dims: [usize; 3], classes: usize) -> LabelledVolume {
+    let [nx, ny, nz] = dims;
+    let centre = dims.map(|n| n as f32 / 2.0);
+    let radius = dims.iter().copied().min().unwrap_or(4) as f32 / 3.0;
+    let mut image = Vec::with_capacity(nx * ny * nz);
+    let mut labels = Vec::with_capacity(nx * ny * nz);
+    for z in 0..nz {
+        for y in 0..ny {
+            for x in 0..nx {
+                let distance = [x, y, z]
+                    .iter()
+                    .zip(centre)
+                    .map(|(&p, c)| (p as f32 - c).powi(2))
+                    .sum::<f32>()
+                    .sqrt();
+                let class = ((radius - distance) / radius * classes as f32)
+                    .clamp(0.0, (classes - 1) as f32) as u8;
+                labels.push(class);
+                image.push(class as f32 + 0.1 * ((x ^ y ^ z) % 7) as f32);
+            }
+        }
+    }
+    LabelledVolume {
+        dims,
+        image,
+        labels,
+        classes,
+    }
+}
+
+/// The process's peak resident memory (VmHWM) in MiB, where the OS reports it (Linux); on the
+/// wgpu backend with a software Vulkan driver this includes the "GPU" buffers, which live in
+/// host memory.
+fn peak_resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
