@@ -96,6 +96,17 @@ class WebDriver:
         return self.session_call("POST", "/se/log", {"type": "browser"})
 
 
+def serve_with_chromedriver(dist, chromedriver):
+    """Serves `dist` on a free port and starts chromedriver on another:
+    (server, the page's origin, the chromedriver process, a WebDriver client)."""
+    server = serve(dist)
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    port = free_port()
+    driver = subprocess.Popen([chromedriver, f"--port={port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return server, origin, driver, WebDriver(f"http://127.0.0.1:{port}")
+
+
 def wait(what, timeout, condition):
     deadline = time.time() + timeout
     while not condition():
@@ -128,12 +139,7 @@ def main():
                         help="start Chromium without WebGPU, to show the CPU fallback")
     options = parser.parse_args()
 
-    server = serve(options.dist)
-    origin = f"http://127.0.0.1:{server.server_address[1]}"
-    driver_port = free_port()
-    driver = subprocess.Popen([options.chromedriver, f"--port={driver_port}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    webdriver = WebDriver(f"http://127.0.0.1:{driver_port}")
+    server, origin, driver, webdriver = serve_with_chromedriver(options.dist, options.chromedriver)
     downloads = tempfile.mkdtemp(prefix="gdl-lab-downloads-")
     failures = []
     try:
