@@ -289,11 +289,23 @@ fn cli_bench_times_the_steps_it_was_asked_for_and_ends_with_json() {
 #[test]
 fn cli_bench_predict_times_one_sliding_window_pass_over_the_dims_it_was_given() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
-        .args(["bench", "--model", "simple", "--size", "8", "--predict", "12x16x8"])
+        .args([
+            "bench",
+            "--model",
+            "simple",
+            "--size",
+            "8",
+            "--predict",
+            "12x16x8",
+        ])
         .output()
         .expect("the gdl-lab binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let summary: serde_json::Value =
         serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
     assert_eq!(summary["dims"], serde_json::json!([12, 16, 8]));
@@ -311,6 +323,9 @@ fn cli_bench_predict_times_one_sliding_window_pass_over_the_dims_it_was_given() 
             .unwrap();
         assert_eq!(refused.status.code(), Some(2), "{bad}");
         let stderr = String::from_utf8_lossy(&refused.stderr);
-        assert!(stderr.contains("240x240x155") || stderr.contains("4 to 1024"), "{stderr}");
+        assert!(
+            stderr.contains("240x240x155") || stderr.contains("4 to 1024"),
+            "{stderr}"
+        );
     }
 }
