@@ -6,15 +6,8 @@ time of one whole-volume sliding-window prediction for a few volume sizes. Print
                    [--sizes 16,32,48,64,80,96] [--predict 128x128x128,240x240x155] [--window 32]
 """
 import argparse
-import json
-import subprocess
 
-
-def last_json(command):
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        return {"error": f"failed (exit {result.returncode}): {result.stderr.strip()[-200:]}"}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+from compare import last_json  # same folder
 
 
 def main():
