@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def last_json(command, env=None):
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
-        return {"error": f"failed (exit {result.returncode}): {result.stderr.strip()[-200:]}"}
+        return {"error": f"failed (exit {result.returncode}): {' '.join(result.stderr.split())[-200:]}"}
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
