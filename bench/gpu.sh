@@ -1,10 +1,66 @@
 #!/usr/bin/env bash
-# On a machine with an NVIDIA GPU: gdl-lab wgpu (Vulkan) against PyTorch CUDA for the three
-# nets at 32³ and 64³, in one go, printing the ratios. Needs Rust, Python 3 and the NVIDIA driver
-# with its Vulkan ICD; torch comes from PyPI into bench/.venv on first use.
+# gdl-lab wgpu (Vulkan) against PyTorch CUDA (with and without cudnn.benchmark) on an NVIDIA
+# GPU, in one go: the table of BENCHMARKS.md's "GPU" section, with the default convolution
+# and burn's own conv3d as two columns, and a per-kernel GPU profile of Target 64³ steps with
+# each convolution. About 9 minutes on an H200 (each cell is a new process that compiles its
+# shaders and autotunes; a cell that takes over RUN_TIMEOUT seconds says so); ROWS=net:size,…
+# and CONVS=auto,gemm,burn choose less or more.
+#
+# Two ways to run it:
+#   - on a machine with Rust: `bench/gpu.sh` builds the release binary itself;
+#   - on the lent GPU machine (no Rust, no network): `./x gpu-pack` here first (release binary,
+#     stripped and gzipped, and the Vulkan loader's .deb files, into .gpu-bench/), then in one
+#     `device` call that carries .gpu-bench: `bench/gpu.sh`.
+# PyTorch: the machine's python3 when it has torch, else bench/pytorch.sh's venv.
+# Results go to stdout and, when set, to $OUT (profiles, logs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gdl-lab/target}"
-cargo build --release --locked --quiet
-exec bench/compare.py --gdl-lab "$CARGO_TARGET_DIR/release/gdl-lab" --backends wgpu \
-  --sizes "${SIZES:-32,64}" --torch-device cuda "$@"
+OUT="${OUT:-$(mktemp -d)}"
+PACK=.gpu-bench
+
+if [ -n "${GDL_LAB:-}" ]; then
+  BIN="$GDL_LAB"
+elif [ -f "$PACK/gdl-lab.gz" ]; then
+  BIN=/tmp/gdl-lab
+  gunzip -c "$PACK/gdl-lab.gz" >"$BIN"
+  chmod +x "$BIN"
+else
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gdl-lab/target}"
+  cargo build --release --locked --quiet
+  BIN="$CARGO_TARGET_DIR/release/gdl-lab"
+fi
+
+# NVIDIA's container images ship the driver's Vulkan ICD but no loader.
+if ! ldconfig -p | grep -q 'libvulkan.so.1 '; then
+  ls "$PACK"/*.deb >/dev/null 2>&1 || { echo "gpu.sh: no Vulkan loader here and no $PACK/*.deb (./x gpu-pack)" >&2; exit 1; }
+  for deb in "$PACK"/*.deb; do dpkg -x "$deb" /; done
+  ldconfig
+fi
+ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$ICD" ] && export VK_DRIVER_FILES="$ICD"
+
+PYTHON=()
+python3 -c 'import torch' 2>/dev/null && PYTHON=(--python python3)
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+"$BIN" doctor 2>&1 | tail -n 4
+
+echo
+echo "## gdl-lab against PyTorch (--conv auto: the default; burn: burn's conv3d everywhere)"
+bench/compare.py --gdl-lab "$BIN" --backends wgpu --convs "${CONVS:-auto,burn}" --torch-device cuda \
+  --cudnn-benchmark "${PYTHON[@]}" --timeout "${RUN_TIMEOUT:-60}" \
+  --rows "${ROWS:-simple:32,simple:64,target:32,target:64,target:96,target:128,unet:32,unet:64,unet:96,unet:128}"
+
+echo
+echo "## Per-kernel GPU time of Target 64³ steps (CubeCL's profiler; logs in \$OUT)"
+# CubeCL reads cubecl.toml from the working directory: kernel timings only, to stderr (the
+# environment variables would also dump every compiled shader).
+PROFILE_DIR="$(mktemp -d)"
+printf '[profiling.logger]\nlevel = "basic"\nstderr = true\n' >"$PROFILE_DIR/cubecl.toml"
+for conv in gemm burn; do
+  log="$OUT/profile-target64-$conv.log"
+  (cd "$PROFILE_DIR" && timeout 60 "$BIN" bench --model target --size 64 --steps 2 --warmup 2 \
+    --backend wgpu --conv "$conv" >/dev/null 2>"$log") ||
+    echo "profile with --conv $conv failed or timed out"
+  python3 bench/profile_summary.py "$log" --title "Target 64³, --conv $conv" || true
+done

@@ -92,7 +92,10 @@ def main():
     parser.add_argument("--classes", type=int, default=4)
     parser.add_argument("--threads", type=int, default=0, help="0: torch's default")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="let cuDNN time its convolution algorithms first (PyTorch at its best)")
     options = parser.parse_args()
+    torch.backends.cudnn.benchmark = options.cudnn_benchmark
     if options.threads:
         torch.set_num_threads(options.threads)
     torch.manual_seed(42)
@@ -124,6 +127,7 @@ def main():
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "device": options.device,
+        "cudnn_benchmark": options.cudnn_benchmark,
     }))
 
 

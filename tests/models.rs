@@ -114,3 +114,127 @@ fn widening_with_noise_stays_close_but_breaks_the_symmetry() {
     );
     assert!(copies > 0.0);
 }
+
+/// Which convolution a test runs, with the column cap of the matmul paths.
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    Burn,
+    Gemm(usize),
+}
+
+/// One convolution's output and its three gradients (input, weight, bias) on flex.
+fn convolution_and_gradients(
+    path: Path,
+    input: &Tensor<5>,
+    weight: &Tensor<5>,
+    bias: &Tensor<1>,
+    stride: [usize; 3],
+    padding: [usize; 3],
+) -> [Vec<f32>; 4] {
+    use gdl_lab::model::conv::{conv3d_burn, conv3d_gemm_in_slabs};
+    let input = input.clone().require_grad();
+    let weight = weight.clone().require_grad();
+    let bias = bias.clone().require_grad();
+    let (x, w, b) = (input.clone(), weight.clone(), Some(bias.clone()));
+    let output = match path {
+        Path::Burn => conv3d_burn(x, w, b, stride, padding),
+        Path::Gemm(cap) => conv3d_gemm_in_slabs(x, w, b, stride, padding, cap),
+    };
+    // A loss whose gradient differs at every output voxel, so no tap can hide.
+    let [b, c, d, h, w] = output.dims();
+    let ramp = Tensor::<1, Int>::arange(0..(b * c * d * h * w) as i64, &output.device())
+        .float()
+        .reshape([b, c, d, h, w])
+        .sin();
+    let gradients = (output.clone() * ramp).sum().backward();
+    let values = |tensor: Tensor<5>| tensor.into_data().try_to_vec::<f32>().unwrap();
+    [
+        values(output),
+        values(input.grad(&gradients).expect("input gradient")),
+        values(weight.grad(&gradients).expect("weight gradient")),
+        bias.grad(&gradients)
+            .expect("bias gradient")
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+    ]
+}
+
+/// Batch, channels in → out, dims, kernel edge, stride, padding, column cap.
+type ConvCase = (usize, [usize; 2], [usize; 3], usize, usize, usize, usize);
+
+#[test]
+fn the_im2col_matmul_convolution_matches_burns_conv3d_with_its_gradients() {
+    let device = flex().autodiff();
+    device.seed(3);
+    // (batch, channels in → out, dims, kernel, stride, padding, column cap): the nets' layers
+    // (k3 p1 stride 1 and 2, k1), odd and anisotropic dims, and tiny caps that force depth slabs.
+    let cases: [ConvCase; 8] = [
+        (1, [1, 8], [6, 7, 5], 3, 1, 1, usize::MAX),
+        (2, [3, 5], [8, 6, 7], 3, 1, 1, usize::MAX),
+        (2, [4, 6], [9, 8, 6], 3, 2, 1, usize::MAX),
+        (1, [5, 3], [7, 5, 9], 1, 1, 0, usize::MAX),
+        (2, [2, 4], [5, 6, 4], 3, 1, 0, usize::MAX),
+        (1, [3, 4], [11, 6, 5], 3, 1, 1, 4 * 3 * 27 * 30 * 2),
+        (2, [3, 2], [9, 7, 6], 3, 2, 1, 1),
+        (1, [2, 3], [32, 33, 31], 3, 1, 1, usize::MAX),
+    ];
+    for (batch, [cin, cout], [d, h, w], k, stride, padding, cap) in cases {
+        let input = Tensor::<5>::random(
+            [batch, cin, d, h, w],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let weight = Tensor::<5>::random(
+            [cout, cin, k, k, k],
+            Distribution::Normal(0.0, 0.3),
+            &device,
+        );
+        let bias = Tensor::<1>::random([cout], Distribution::Normal(0.0, 1.0), &device);
+        let run = |path| {
+            convolution_and_gradients(path, &input, &weight, &bias, [stride; 3], [padding; 3])
+        };
+        let reference = run(Path::Burn);
+        for path in [Path::Gemm(cap)] {
+            let ours = run(path);
+            for (part, (ours, theirs)) in [
+                "output",
+                "input gradient",
+                "weight gradient",
+                "bias gradient",
+            ]
+            .iter()
+            .zip(ours.iter().zip(&reference))
+            {
+                assert_eq!(ours.len(), theirs.len(), "{part} size");
+                let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let worst = ours
+                    .iter()
+                    .zip(theirs)
+                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(
+                    worst <= 1e-4 * scale.max(1.0),
+                    "{path:?}: {part} of a {k}³ stride-{stride} conv {cin}→{cout} on {d}×{h}×{w}: \
+                     off by {worst} (largest value {scale})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_net_gives_the_same_logits_through_either_convolution() {
+    use gdl_lab::model::conv::{ConvAlgorithm, set_algorithm};
+    let device = flex();
+    let input = Tensor::<5>::random([1, 1, 8, 12, 16], Distribution::Normal(0.0, 1.0), &device);
+    for kind in ModelKind::ALL {
+        let net = kind.init(3, &device);
+        set_algorithm(ConvAlgorithm::Burn);
+        let burn = net.forward(input.clone());
+        set_algorithm(ConvAlgorithm::Gemm);
+        let gemm = net.forward(input.clone());
+        set_algorithm(ConvAlgorithm::Auto);
+        let difference = max_abs_difference(burn, gemm);
+        assert!(difference < 1e-4, "{kind:?}: {difference}");
+    }
+}

@@ -329,3 +329,45 @@ fn cli_bench_predict_times_one_sliding_window_pass_over_the_dims_it_was_given() 
         );
     }
 }
+
+#[test]
+fn a_session_whose_widest_layer_outgrows_the_devices_largest_buffer_is_refused_with_a_sentence() {
+    use gdl_lab::train::buffers::{check_largest_buffer, largest_buffer_bytes};
+    const GIB: u64 = 1 << 30;
+    let target = |patch: usize, batch: usize| TrainingConfig {
+        model: ModelKind::Target,
+        patch,
+        batch,
+        ..TrainingConfig::default()
+    };
+    // Target's widest layer has 64 channels: 256³ × 64 × 4 bytes = 4 GiB.
+    assert_eq!(largest_buffer_bytes(&target(256, 1), 4), Some(4 * GIB));
+    assert_eq!(largest_buffer_bytes(&target(256, 2), 4), Some(8 * GIB));
+    // No limit known (the CPU), or the buffer fits: accepted.
+    assert_eq!(check_largest_buffer(&target(256, 64), 4, None), Ok(()));
+    assert_eq!(
+        check_largest_buffer(&target(256, 1), 4, Some(4 * GIB)),
+        Ok(())
+    );
+    // One patch too many: refused, naming the largest patch that fits.
+    let message = check_largest_buffer(&target(256, 2), 4, Some(4 * GIB)).unwrap_err();
+    assert!(
+        message.contains("256³") && message.contains("8 GiB") && message.contains("4 GiB"),
+        "{message}"
+    );
+    assert!(message.contains("at most 203 voxels"), "{message}");
+    // A U-Net's patch must stay a multiple of 4, and its widest layer has 16 channels.
+    let unet = TrainingConfig {
+        model: ModelKind::Unet,
+        patch: 128,
+        batch: 64,
+        ..TrainingConfig::default()
+    };
+    let message = check_largest_buffer(&unet, 4, Some(GIB)).unwrap_err();
+    assert!(message.contains("at most 64 voxels"), "{message}");
+    // Many classes widen the output beyond the net's own channels.
+    assert_eq!(
+        largest_buffer_bytes(&target(128, 1), 200),
+        Some(128u64.pow(3) * 200 * 4)
+    );
+}

@@ -10,7 +10,8 @@ use web_time::Instant;
 use super::BackendChoice;
 use crate::backend::ComputeDevice;
 use crate::model::ModelKind;
-use crate::train::{TrainingConfig, TrainingSession};
+use crate::model::conv::{self, ConvAlgorithm};
+use crate::train::{TrainingConfig, TrainingSession, check_largest_buffer};
 use crate::volume::{LabelledVolume, SyntheticConfig, synthetic_volume};
 
 #[derive(Args, Debug)]
@@ -34,6 +35,16 @@ pub struct BenchArgs {
     /// blending, --size windows) of a volume of these dims, e.g. 240x240x155
     #[arg(long)]
     predict: Option<Dims>,
+    /// How the nets run their 3D convolutions: auto (im2col + matmul for layers of 80³ voxels or
+    /// more on a GPU, burn's conv3d otherwise), gemm (always im2col + matmul) or burn (always
+    /// burn's conv3d)
+    #[arg(long, default_value = "auto", value_parser = parse_conv_algorithm)]
+    conv: ConvAlgorithm,
+}
+
+fn parse_conv_algorithm(text: &str) -> Result<ConvAlgorithm, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("`{text}` is not one of auto, gemm, burn"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -99,6 +110,7 @@ fn bench_config(model: ModelKind, size: usize) -> TrainingConfig {
 
 pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
     eprintln!("device: {}", device.describe());
+    conv::set_algorithm(args.conv);
     let model = args.model.kind();
     let size = args.size as usize;
     let volume = match args.predict {
@@ -108,8 +120,14 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
             ..SyntheticConfig::default()
         }),
     };
-    let mut session = match TrainingSession::new(bench_config(model, size), &volume, &device.device)
+    let config = bench_config(model, size);
+    if let Err(message) =
+        check_largest_buffer(&config, volume.classes, device.adapter.max_buffer_size)
     {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let mut session = match TrainingSession::new(config, &volume, &device.device) {
         Ok(session) => session,
         Err(error) => {
             eprintln!("error: {error}");
@@ -132,6 +150,9 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
         "adapter": device.adapter.name,
         "model": model.name(),
         "size": size,
+        "conv": args.conv.name(),
+        // The path the net's full-resolution layers take (`--conv auto` picks by size).
+        "conv_path": args.conv.path(&device.device, size.pow(3)).name(),
         "peak_rss_mib": peak_resident_mib(),
     });
     if let (Some(summary), serde_json::Value::Object(extra)) = (summary.as_object_mut(), extra) {

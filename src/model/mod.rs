@@ -1,6 +1,7 @@
 //! Segmentation nets. Each takes `[batch, 1, z, y, x]` intensities and returns
 //! `[batch, classes, z, y, x]` logits.
 
+pub mod conv;
 pub mod simple;
 pub mod target;
 pub mod unet;
@@ -47,6 +48,16 @@ impl ModelKind {
                 "3D U-Net, 3 levels 8→16→32, InstanceNorm + LeakyReLU, strided-conv down, \
                  nearest-up + conv"
             }
+        }
+    }
+
+    /// Channels of the net's widest activation at full resolution (the U-Net's is the
+    /// concatenation of its up-sampled features and the first skip connection), classes aside.
+    pub fn widest_full_resolution_channels(self) -> usize {
+        match self {
+            ModelKind::Simple => 16,
+            ModelKind::Target => 64,
+            ModelKind::Unet => 16,
         }
     }
 

@@ -5,6 +5,8 @@ use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::{PaddingConfig3d, Relu};
 use burn::prelude::*;
 
+use super::conv;
+
 #[derive(Config, Debug)]
 pub struct Simple3DModelConfig {
     /// Output classes, background included.
@@ -40,8 +42,8 @@ impl Simple3DModelConfig {
 impl Simple3DModel {
     /// `[batch, 1, z, y, x]` → `[batch, classes, z, y, x]` logits.
     pub fn forward(&self, input: Tensor<5>) -> Tensor<5> {
-        let x = self.activation.forward(self.conv1.forward(input));
-        let x = self.activation.forward(self.conv2.forward(x));
-        self.conv3.forward(x)
+        let x = self.activation.forward(conv::forward(&self.conv1, input));
+        let x = self.activation.forward(conv::forward(&self.conv2, x));
+        conv::forward(&self.conv3, x)
     }
 }

@@ -9,6 +9,8 @@ use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::{InstanceNorm, InstanceNormConfig, LeakyRelu, LeakyReluConfig, PaddingConfig3d};
 use burn::prelude::*;
 
+use super::conv;
+
 #[derive(Config, Debug)]
 pub struct UNet3dConfig {
     /// Output classes, background included.
@@ -41,7 +43,7 @@ impl ConvBlock {
 
     pub fn forward(&self, input: Tensor<5>) -> Tensor<5> {
         self.activation
-            .forward(self.norm.forward(self.conv.forward(input)))
+            .forward(self.norm.forward(conv::forward(&self.conv, input)))
     }
 }
 
@@ -96,7 +98,7 @@ impl UNet3d {
         let decoded = self.decode2.forward(Tensor::cat(vec![up, skip2], 1));
         let up = self.up1.forward(upsample_nearest(decoded));
         let decoded = self.decode1.forward(Tensor::cat(vec![up, skip1], 1));
-        self.head.forward(decoded)
+        conv::forward(&self.head, decoded)
     }
 }
 

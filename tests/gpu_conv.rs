@@ -1,0 +1,139 @@
+//! The im2col + matmul convolution on a real wgpu device against burn's `conv3d` on flex: the
+//! GPU path's kernels (strided slices, stacking, batched matmul, and autodiff's backward of
+//! each) must give the CPU's numbers. On CI the device is Mesa's lavapipe (a Vulkan driver on
+//! the CPU, installed by `./x test`), so this runs where no GPU is.
+#![cfg(not(target_arch = "wasm32"))]
+
+use burn::module::Module;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use gdl_lab::model::ModelKind;
+use gdl_lab::model::conv::{conv3d_burn, conv3d_gemm_in_slabs};
+
+fn wgpu() -> Device {
+    match pollster::block_on(gdl_lab::backend::init_wgpu()) {
+        Ok(compute) => compute.device,
+        Err(reason) => panic!(
+            "no wgpu device ({reason}); `./x test` installs Mesa's Vulkan driver \
+             (apt install mesa-vulkan-drivers)"
+        ),
+    }
+}
+
+fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// Largest |a − b| relative to the larger of 1 and the largest |b|.
+fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
+    assert_eq!(ours.len(), reference.len());
+    let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
+    ours.iter()
+        .zip(reference)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale
+}
+
+/// Which convolution runs, with the column cap of the matmul paths.
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    Burn,
+    Gemm(usize),
+}
+
+/// Output, input gradient, weight gradient and bias gradient of one convolution on `device`.
+fn run(
+    device: &Device,
+    path: Path,
+    data: &[TensorData; 3],
+    stride: usize,
+    padding: usize,
+) -> [Vec<f32>; 4] {
+    let device = device.clone().autodiff();
+    let input = Tensor::<5>::from_data(data[0].clone(), &device).require_grad();
+    let weight = Tensor::<5>::from_data(data[1].clone(), &device).require_grad();
+    let bias = Tensor::<1>::from_data(data[2].clone(), &device).require_grad();
+    let (stride, padding) = ([stride; 3], [padding; 3]);
+    let (x, w, b) = (input.clone(), weight.clone(), Some(bias.clone()));
+    let output = match path {
+        Path::Burn => conv3d_burn(x, w, b, stride, padding),
+        Path::Gemm(cap) => conv3d_gemm_in_slabs(x, w, b, stride, padding, cap),
+    };
+    let [b, c, d, h, w] = output.dims();
+    let ramp = Tensor::<1, Int>::arange(0..(b * c * d * h * w) as i64, &device)
+        .float()
+        .reshape([b, c, d, h, w])
+        .sin();
+    let gradients = (output.clone() * ramp).sum().backward();
+    [
+        values(output),
+        values(input.grad(&gradients).expect("input gradient")),
+        values(weight.grad(&gradients).expect("weight gradient")),
+        values(bias.grad(&gradients).expect("bias gradient")),
+    ]
+}
+
+/// Channels in → out, dims, kernel edge, stride, padding, column cap.
+type ConvCase = ([usize; 2], [usize; 3], usize, usize, usize, usize);
+
+#[test]
+fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
+    let gpu = wgpu();
+    let cpu = Device::flex();
+    cpu.seed(11);
+    // The nets' layers (k3 p1 stride 1 and 2, k1) on odd dims, and a cap that forces slabs.
+    let cases: [ConvCase; 4] = [
+        ([3, 5], [9, 8, 7], 3, 1, 1, usize::MAX),
+        ([4, 6], [9, 8, 6], 3, 2, 1, usize::MAX),
+        ([5, 3], [7, 5, 9], 1, 1, 0, usize::MAX),
+        ([2, 4], [11, 6, 5], 3, 1, 1, 4 * 2 * 27 * 30),
+    ];
+    for ([cin, cout], [d, h, w], k, stride, padding, cap) in cases {
+        let data = [
+            Tensor::<5>::random([2, cin, d, h, w], Distribution::Normal(0.0, 1.0), &cpu)
+                .into_data(),
+            Tensor::<5>::random([cout, cin, k, k, k], Distribution::Normal(0.0, 0.3), &cpu)
+                .into_data(),
+            Tensor::<1>::random([cout], Distribution::Normal(0.0, 1.0), &cpu).into_data(),
+        ];
+        let reference = run(&cpu, Path::Burn, &data, stride, padding);
+        for path in [Path::Gemm(cap)] {
+            let ours = run(&gpu, path, &data, stride, padding);
+            for (part, (ours, theirs)) in [
+                "output",
+                "input gradient",
+                "weight gradient",
+                "bias gradient",
+            ]
+            .iter()
+            .zip(ours.iter().zip(&reference))
+            {
+                let error = relative_error(ours, theirs);
+                assert!(
+                    error <= 1e-4,
+                    "{path:?}: {part} of a {k}³ stride-{stride} conv {cin}→{cout} on {d}×{h}×{w}: \
+                     relative error {error}"
+                );
+            }
+        }
+    }
+
+    // Every net, with the same weights: burn's conv3d on flex, im2col + matmul on wgpu.
+    gdl_lab::model::conv::set_algorithm(gdl_lab::model::conv::ConvAlgorithm::Gemm);
+    let input = Tensor::<5>::random([1, 1, 8, 12, 16], Distribution::Normal(0.0, 1.0), &cpu);
+    for kind in ModelKind::ALL {
+        let net = kind.init(4, &cpu);
+        let reference = values(net.forward(input.clone()));
+        assert!(
+            reference.iter().any(|v| *v != 0.0),
+            "{kind:?}: all-zero logits"
+        );
+        let on_gpu = net.to_device(&gpu);
+        let ours = values(on_gpu.forward(Tensor::from_data(input.to_data(), &gpu)));
+        let error = relative_error(&ours, &reference);
+        assert!(
+            error <= 1e-4,
+            "{kind:?} logits on wgpu: relative error {error}"
+        );
+    }
+}
