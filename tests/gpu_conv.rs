@@ -59,11 +59,12 @@ fn run(
         Path::Burn => conv3d_burn(x, w, b, stride, padding),
         Path::Gemm(cap) => conv3d_gemm_in_slabs(x, w, b, stride, padding, cap),
     };
-    let [b, c, d, h, w] = output.dims();
-    let ramp = Tensor::<1, Int>::arange(0..(b * c * d * h * w) as i64, &device)
-        .float()
-        .reshape([b, c, d, h, w])
-        .sin();
+    // The upstream gradient, made on the CPU so that both devices get the same numbers.
+    let dims = output.dims();
+    let ramp: Vec<f32> = (0..dims.iter().product::<usize>())
+        .map(|i| (i as f32).sin())
+        .collect();
+    let ramp = Tensor::<5>::from_data(TensorData::new(ramp, dims), &device);
     let gradients = (output.clone() * ramp).sum().backward();
     [
         values(output),

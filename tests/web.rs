@@ -70,6 +70,97 @@ async fn webgpu_trains_simple_model_for_three_steps_at_16_cubed() {
     );
 }
 
+/// Reads any tensor back without blocking (synchronous reads panic in the browser).
+async fn floats<const D: usize>(tensor: burn::prelude::Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data_async()
+        .await
+        .expect("read back")
+        .try_to_vec::<f32>()
+        .expect("f32 data")
+}
+
+/// The im2col + matmul convolution (the GPU path for large layers) on the browser's WebGPU,
+/// with the browser's kernels (no autotuning: cubek's matmul without cooperative matrices),
+/// against burn's conv3d on flex: output and the three gradients, k3 with stride 1 and 2.
+#[wasm_bindgen_test]
+async fn webgpu_matmul_convolution_matches_flex_with_its_gradients() {
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+    use gdl_lab::model::conv::{conv3d_burn, conv3d_gemm};
+    backend::run_static_constructors();
+    let compute = backend::acquire().await;
+    assert_eq!(compute.adapter.backend, BackendKind::WebGpu);
+    let cpu = Device::flex();
+    cpu.seed(5);
+    for (stride, dims) in [(1, [6, 7, 5]), (2, [8, 6, 7])] {
+        let data = [
+            Tensor::<5>::random(
+                [2, 3, dims[0], dims[1], dims[2]],
+                Distribution::Normal(0.0, 1.0),
+                &cpu,
+            )
+            .into_data_async()
+            .await
+            .unwrap(),
+            Tensor::<5>::random([4, 3, 3, 3, 3], Distribution::Normal(0.0, 0.3), &cpu)
+                .into_data_async()
+                .await
+                .unwrap(),
+        ];
+        let mut results = Vec::new();
+        for (device, gemm) in [(cpu.clone(), false), (compute.device.clone(), true)] {
+            let device = device.autodiff();
+            let input = Tensor::<5>::from_data(data[0].clone(), &device).require_grad();
+            let weight = Tensor::<5>::from_data(data[1].clone(), &device).require_grad();
+            let bias = Tensor::<1>::from_floats([0.5, -1.0, 0.25, 2.0], &device).require_grad();
+            let convolve = if gemm { conv3d_gemm } else { conv3d_burn };
+            let output = convolve(
+                input.clone(),
+                weight.clone(),
+                Some(bias.clone()),
+                [stride; 3],
+                [1; 3],
+            );
+            // The upstream gradient, made on the CPU: WebGPU's `sin` is not exact enough to
+            // compare gradients that sum hundreds of its values.
+            let dims = output.dims();
+            let count = dims.iter().product::<usize>();
+            let ramp: Vec<f32> = (0..count).map(|i| (i as f32).sin()).collect();
+            let ramp = Tensor::<5>::from_data(TensorData::new(ramp, dims), &device);
+            let gradients = (output.clone() * ramp).sum().backward();
+            results.push([
+                floats(output).await,
+                floats(input.grad(&gradients).expect("input gradient")).await,
+                floats(weight.grad(&gradients).expect("weight gradient")).await,
+                floats(bias.grad(&gradients).expect("bias gradient")).await,
+            ]);
+        }
+        let (flex, webgpu) = (&results[0], &results[1]);
+        for (part, (ours, theirs)) in [
+            "output",
+            "input gradient",
+            "weight gradient",
+            "bias gradient",
+        ]
+        .iter()
+        .zip(webgpu.iter().zip(flex))
+        {
+            assert_eq!(ours.len(), theirs.len(), "{part}");
+            let scale = theirs.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let worst = ours
+                .iter()
+                .zip(theirs)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            console_log!("stride {stride}: {part} off by {worst:.2e} (scale {scale:.2})");
+            assert!(
+                worst <= 1e-4 * scale,
+                "stride {stride}: {part} off by {worst} on WebGPU"
+            );
+        }
+    }
+}
+
 fn document() -> web_sys::Document {
     web_sys::window().unwrap().document().unwrap()
 }
