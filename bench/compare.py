@@ -63,7 +63,7 @@ def main():
         return f"PyTorch {options.torch_device}" + (" cudnn.benchmark" if benchmark else "")
     header = (["net", "size"] + [f"gdl-lab {label(c)} (ms)" for c in columns]
               + [f"{torch_label(b)} (ms)" for b in torch_columns]
-              + [f"{label(c)} / best PyTorch" for c in columns]
+              + ([f"{label(c)} / best PyTorch" for c in columns] if torch_columns else [])
               + [f"{label(c)} first step (s)" for c in columns])
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header), flush=True)
@@ -108,12 +108,14 @@ def main():
         def first(run):
             return f"{run['first_step_s']:.1f}" if "first_step_s" in run else "–"
         row = ([model, f"{size}³"] + [cell(ours[c]) for c in columns]
-               + [cell(r) for r in torch_runs] + [ratio(ours[c]) for c in columns]
+               + [cell(r) for r in torch_runs]
+               + ([ratio(ours[c]) for c in columns] if torch_columns else [])
                + [first(ours[c]) for c in columns])
         print("| " + " | ".join(row) + " |", flush=True)
     for backend, adapter in adapters.items():
         print(f"\n{backend}: {adapter}")
-    print(f"PyTorch: {torch_version}", file=sys.stdout)
+    if torch_columns:
+        print(f"PyTorch: {torch_version}", file=sys.stdout)
 
 
 if __name__ == "__main__":
