@@ -10,6 +10,8 @@ use burn::tensor::Distribution;
 use gdl_lab::model::ModelKind;
 use gdl_lab::model::conv::{conv3d_burn, conv3d_gemm_in_slabs};
 
+mod common;
+
 fn wgpu() -> Device {
     match pollster::block_on(gdl_lab::backend::init_wgpu()) {
         Ok(compute) => compute.device,
@@ -22,16 +24,6 @@ fn wgpu() -> Device {
 
 fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
     tensor.into_data().try_to_vec::<f32>().unwrap()
-}
-
-/// Largest |a − b| relative to the larger of 1 and the largest |b|.
-fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
-    assert_eq!(ours.len(), reference.len());
-    let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
-    ours.iter()
-        .zip(reference)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale
 }
 
 /// Which convolution runs, with the column cap of the matmul paths.
@@ -98,25 +90,9 @@ fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
             Tensor::<1>::random([cout], Distribution::Normal(0.0, 1.0), &cpu).into_data(),
         ];
         let reference = run(&cpu, Path::Burn, &data, stride, padding);
-        for path in [Path::Gemm(cap)] {
-            let ours = run(&gpu, path, &data, stride, padding);
-            for (part, (ours, theirs)) in [
-                "output",
-                "input gradient",
-                "weight gradient",
-                "bias gradient",
-            ]
-            .iter()
-            .zip(ours.iter().zip(&reference))
-            {
-                let error = relative_error(ours, theirs);
-                assert!(
-                    error <= 1e-4,
-                    "{path:?}: {part} of a {k}³ stride-{stride} conv {cin}→{cout} on {d}×{h}×{w}: \
-                     relative error {error}"
-                );
-            }
-        }
+        let ours = run(&gpu, Path::Gemm(cap), &data, stride, padding);
+        let what = format!("a {k}³ stride-{stride} conv {cin}→{cout} on {d}×{h}×{w} on wgpu");
+        common::assert_convolutions_agree(&ours, &reference, &what);
     }
 
     // Every net, with the same weights: burn's conv3d on flex, im2col + matmul on wgpu.
@@ -131,7 +107,7 @@ fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
         );
         let on_gpu = net.to_device(&gpu);
         let ours = values(on_gpu.forward(Tensor::from_data(input.to_data(), &gpu)));
-        let error = relative_error(&ours, &reference);
+        let error = common::relative_error(&ours, &reference);
         assert!(
             error <= 1e-4,
             "{kind:?} logits on wgpu: relative error {error}"

@@ -1,0 +1,42 @@
+//! Helpers shared by test files (each includes this folder with `mod common;`).
+// Each test file uses a part of this module.
+#![allow(dead_code)]
+
+/// What one convolution check compares: its output and its three gradients.
+pub const CONVOLUTION_PARTS: [&str; 4] = [
+    "output",
+    "input gradient",
+    "weight gradient",
+    "bias gradient",
+];
+
+/// Largest |a − b| over the largest of 1 and |b|: a tolerance that is relative for large
+/// values and absolute for small ones.
+pub fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
+    assert_eq!(ours.len(), reference.len(), "different sizes");
+    let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
+    ours.iter()
+        .zip(reference)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale
+}
+
+/// Panics unless each part of `ours` is within `1e-4` ([`relative_error`]) of `reference`,
+/// naming the part and `what`; returns each part's error.
+pub fn assert_convolutions_agree(
+    ours: &[Vec<f32>; 4],
+    reference: &[Vec<f32>; 4],
+    what: &str,
+) -> [f32; 4] {
+    std::array::from_fn(|index| {
+        let part = CONVOLUTION_PARTS[index];
+        assert_eq!(
+            ours[index].len(),
+            reference[index].len(),
+            "{what}: {part} size"
+        );
+        let error = relative_error(&ours[index], &reference[index]);
+        assert!(error <= 1e-4, "{what}: {part} off by {error} (relative)");
+        error
+    })
+}
