@@ -365,6 +365,15 @@ fn a_session_whose_widest_layer_outgrows_the_devices_largest_buffer_is_refused_w
     };
     let message = check_largest_buffer(&unet, 4, Some(GIB)).unwrap_err();
     assert!(message.contains("at most 64 voxels"), "{message}");
+    // The constructor the page and the CLI use checks it before building anything.
+    let mut small = ComputeDevice::flex(None);
+    small.adapter.max_buffer_size = Some(1 << 20);
+    let volume = synthetic_volume(SyntheticConfig::default());
+    match TrainingSession::on(target(64, 1), &volume, &small) {
+        Err(TrainError::Config(message)) => assert!(message.contains("64³"), "{message}"),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a session larger than the device's largest buffer was built"),
+    }
     // Many classes widen the output beyond the net's own channels.
     assert_eq!(
         largest_buffer_bytes(&target(128, 1), 200),

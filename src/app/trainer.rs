@@ -10,7 +10,7 @@ use leptos::task::spawn_local;
 use crate::backend::ComputeDevice;
 use crate::loss::Misuse;
 use crate::report::{Evaluation, GdlAnatomy, StepReport};
-use crate::train::{TrainError, TrainingSession, check_largest_buffer};
+use crate::train::{TrainError, TrainingSession};
 use crate::view::{BackendChoice, PageState};
 use crate::volume::LoadedScan;
 
@@ -204,13 +204,7 @@ impl Trainer {
             return fail("The device is still starting; try again in a moment.".into());
         };
         let config = self.state.with_untracked(|s| s.config.clone());
-        let classes = scan.volume.classes;
-        if let Err(message) =
-            check_largest_buffer(&config, classes, compute.adapter.max_buffer_size)
-        {
-            return fail(message);
-        }
-        match TrainingSession::new(config, &scan.volume, &compute.device) {
+        match TrainingSession::on(config, &scan.volume, &compute) {
             Ok(session) => {
                 self.device_label.set(compute.describe());
                 self.busy.set(true);

@@ -11,7 +11,7 @@ use super::BackendChoice;
 use crate::backend::ComputeDevice;
 use crate::model::ModelKind;
 use crate::model::conv::{self, ConvAlgorithm};
-use crate::train::{TrainingConfig, TrainingSession, check_largest_buffer};
+use crate::train::{TrainingConfig, TrainingSession};
 use crate::volume::{LabelledVolume, SyntheticConfig, synthetic_volume};
 
 #[derive(Args, Debug)]
@@ -120,14 +120,7 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
             ..SyntheticConfig::default()
         }),
     };
-    let config = bench_config(model, size);
-    if let Err(message) =
-        check_largest_buffer(&config, volume.classes, device.adapter.max_buffer_size)
-    {
-        eprintln!("error: {message}");
-        return ExitCode::from(2);
-    }
-    let mut session = match TrainingSession::new(config, &volume, &device.device) {
+    let mut session = match TrainingSession::on(bench_config(model, size), &volume, device) {
         Ok(session) => session,
         Err(error) => {
             eprintln!("error: {error}");

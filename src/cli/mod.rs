@@ -197,8 +197,7 @@ fn demo(
     steps: usize,
 ) -> ExitCode {
     eprintln!("device: {}", device.describe());
-    let mut session = match TrainingSession::new(config, &synthetic_volume(volume), &device.device)
-    {
+    let mut session = match TrainingSession::on(config, &synthetic_volume(volume), device) {
         Ok(session) => session,
         Err(error) => {
             eprintln!("gdl-lab: {error}");

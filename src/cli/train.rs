@@ -9,7 +9,7 @@ use web_time::Instant;
 
 use crate::backend::ComputeDevice;
 use crate::report::{StepReport, history_csv};
-use crate::train::{TrainingConfig, TrainingSession, check_largest_buffer};
+use crate::train::{TrainingConfig, TrainingSession};
 use crate::volume::nifti::read_path;
 use crate::volume::{Limits, pair_image_and_labels, write_label_map};
 
@@ -173,12 +173,7 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
     );
     let steps = args.steps.unwrap_or(config.total_steps());
     let steps_per_epoch = config.steps_per_epoch;
-    if let Err(message) =
-        check_largest_buffer(&config, volume.classes, device.adapter.max_buffer_size)
-    {
-        return fail(message);
-    }
-    let mut session = match TrainingSession::new(config, &volume, &device.device) {
+    let mut session = match TrainingSession::on(config, &volume, device) {
         Ok(session) => session,
         Err(error) => return fail(error.to_string()),
     };

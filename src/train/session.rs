@@ -6,6 +6,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::backend::ComputeDevice;
 use crate::loss::monitor::{GdlInputStats, STATISTICS, input_statistics};
 use crate::loss::{GdlConfig, Misuse, MixedLossConfig, Schedule, WarmupLoss, WeightType};
 use crate::loss::{GdlRun, gdl_pipeline};
@@ -14,6 +15,7 @@ use crate::report::{Evaluation, GdlAnatomy, StepReport, hard_dice};
 use crate::sample::{
     Batch, PatchSampler, blending_weights, crop, normalise_nonzero, overlap, window_starts,
 };
+use crate::train::buffers::check_largest_buffer;
 use crate::train::clip::clip_global_norm;
 use crate::volume::LabelledVolume;
 
@@ -286,6 +288,18 @@ pub struct TrainingSession {
 }
 
 impl TrainingSession {
+    /// [`TrainingSession::new`] on `compute`, after checking that the session's largest buffer
+    /// fits the device ([`check_largest_buffer`]): what the page and the CLI call.
+    pub fn on(
+        config: TrainingConfig,
+        volume: &LabelledVolume,
+        compute: &ComputeDevice,
+    ) -> Result<Self, TrainError> {
+        check_largest_buffer(&config, volume.classes, compute.adapter.max_buffer_size)
+            .map_err(TrainError::Config)?;
+        Self::new(config, volume, &compute.device)
+    }
+
     /// Normalises a copy of `volume` and builds a freshly initialised net on `device`.
     pub fn new(
         config: TrainingConfig,
