@@ -9,7 +9,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 
-/// The gradient norm before and after clipping, as `[1]` tensors on the device.
+/// The global gradient norm before clipping and of the clipped gradients, as `[1]` tensors on
+/// the device.
 #[derive(Clone, Debug)]
 pub struct ClipNorms {
     pub before: Tensor<1>,
@@ -39,14 +40,13 @@ pub fn clip_global_norm<M: Module>(
         .recip()
         .mul_scalar(max_norm)
         .clamp_max(1.0);
-    module.visit(&mut Scale {
-        grads,
-        coefficient: coefficient.clone(),
-    });
-    Some(ClipNorms {
-        after: before.clone() * coefficient,
-        before,
-    })
+    module.visit(&mut Scale { grads, coefficient });
+    // Measured from the clipped gradients themselves, not as `before · coefficient`, so that a
+    // gradient left unscaled shows in the report.
+    let mut squares = SumOfSquares { grads, total: None };
+    module.visit(&mut squares);
+    let after = squares.total?.sqrt();
+    Some(ClipNorms { before, after })
 }
 
 struct SumOfSquares<'a> {
