@@ -35,9 +35,9 @@ fn train(
 
 /// The U-Net on one 32³ patch (the whole volume) per step, 10 steps an epoch, with cross-entropy
 /// and the GDL together (λ ramps from 0 over 30 epochs, so it is 1/3 after 100 steps): the
-/// compound nnU-Net uses. Runs on flex are not bit-for-bit repeatable (multi-threaded float
-/// sums), and with the tiniest class (137 voxels at 32³) the outcome of a short run swung
-/// between seeds and runs; this volume's three classes train reliably.
+/// compound nnU-Net uses. A run on flex repeats bit for bit for a seed (tests/native.rs), but
+/// with the tiniest class (137 voxels at 32³) the outcome of a short run swung between seeds;
+/// this volume's three classes train reliably.
 fn unet_config() -> TrainingConfig {
     TrainingConfig {
         model: ModelKind::Unet,
