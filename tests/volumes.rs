@@ -288,6 +288,39 @@ fn hdr_img_pairs_read_like_single_files() {
     assert!(alone.contains(".img"), "{alone}");
 }
 
+/// qform-only files at the corners of nibabel's quaternion handling (small rotations, qfac −1
+/// and 0, negative spacings, b²+c²+d² just above 1 in float32, w² inside nibabel's threshold),
+/// made and read by `scripts/nibabel_qform_cases.py` with nibabel: the affine nibabel gives.
+#[test]
+fn qform_affines_match_nibabel_on_its_corner_cases() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/qform");
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("nibabel.json")).expect("tests/data/qform/nibabel.json"),
+    )
+    .expect("json");
+    let cases = expected["cases"].as_object().expect("cases");
+    assert!(cases.len() >= 6, "{} cases", cases.len());
+    for (name, case) in cases {
+        let bytes = std::fs::read(dir.join(format!("{name}.nii"))).expect("the case's file");
+        let volume = read(&bytes).unwrap_or_else(|error| panic!("{name}: {error}"));
+        for (row, (ours, theirs)) in volume
+            .affine
+            .iter()
+            .zip(case["affine"].as_array().unwrap())
+            .enumerate()
+        {
+            for (col, (ours, theirs)) in ours.iter().zip(theirs.as_array().unwrap()).enumerate() {
+                let theirs = theirs.as_f64().unwrap();
+                assert!(
+                    (ours - theirs).abs() <= 1e-9,
+                    "{name}: affine[{row}][{col}] = {ours}, nibabel says {theirs}\n{:?}",
+                    volume.affine
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn the_affine_follows_nibabel_sform_then_qform_then_pixdim() {
     let values = [0.0; 24];

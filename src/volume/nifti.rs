@@ -604,6 +604,47 @@ fn convert(raw: &[u8], datatype: DataType, little: bool) -> Vec<f32> {
     }
 }
 
+/// The pixdim nibabel works with once its header checks have fixed a file on loading: qfac
+/// (`pixdim[0]`) 1 unless it is exactly −1, spacings of 0 made 1, negative spacings made positive.
+fn nibabel_pixdim(pixdim: &[f64; 8]) -> [f64; 8] {
+    let mut fixed = *pixdim;
+    fixed[0] = if pixdim[0] == -1.0 { -1.0 } else { 1.0 };
+    for spacing in &mut fixed[1..4] {
+        *spacing = if *spacing == 0.0 { 1.0 } else { spacing.abs() };
+    }
+    fixed
+}
+
+/// The rotation of a qform's quaternion (b, c, d; a ≥ 0 implied) exactly as nibabel computes
+/// it: `quaternions.fillpositive` with the threshold of a float32 header (3·eps, under which w²
+/// counts as 0, so a half turn stored in float32 stays a pure half turn), then `quat2mat`, which
+/// normalises by the quaternion's norm. Where w² is negative beyond the threshold nibabel refuses
+/// the file; the NIfTI C library (`nifti_quatern_to_mat44`) takes w = 0 and normalises (b, c, d),
+/// and so does gdl-lab, since the normalisation below does exactly that.
+fn quaternion_rotation(b: f64, c: f64, d: f64) -> [[f64; 3]; 3] {
+    const W2_THRESHOLD: f64 = 3.0 * f32::EPSILON as f64;
+    let w2 = 1.0 - (b * b + c * c + d * d);
+    let w = if w2.abs() < W2_THRESHOLD || w2 < 0.0 {
+        0.0
+    } else {
+        w2.sqrt()
+    };
+    let norm = w * w + b * b + c * c + d * d;
+    if norm < f64::EPSILON {
+        return [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+    }
+    let s = 2.0 / norm;
+    let (x, y, z) = (b * s, c * s, d * s);
+    let (wx, wy, wz) = (w * x, w * y, w * z);
+    let (xx, xy, xz) = (b * x, b * y, b * z);
+    let (yy, yz, zz) = (c * y, c * z, d * z);
+    [
+        [1.0 - (yy + zz), xy - wz, xz + wy],
+        [xy + wz, 1.0 - (xx + zz), yz - wx],
+        [xz - wy, yz + wx, 1.0 - (xx + yy)],
+    ]
+}
+
 /// nibabel's `get_best_affine`: sform, else qform, else the base affine (pixdim on the diagonal,
 /// x flipped, centred on the volume).
 pub fn best_affine(header: &Header) -> [[f64; 4]; 4] {
@@ -611,29 +652,11 @@ pub fn best_affine(header: &Header) -> [[f64; 4]; 4] {
         let [x, y, z] = header.srow;
         return [x, y, z, [0.0, 0.0, 0.0, 1.0]];
     }
-    let pixdim = &header.pixdim;
+    let pixdim = nibabel_pixdim(&header.pixdim);
     if header.qform_code > 0 {
         let [b, c, d, qx, qy, qz] = header.quatern;
-        let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
-        let rotation = [
-            [
-                a * a + b * b - c * c - d * d,
-                2.0 * (b * c - a * d),
-                2.0 * (b * d + a * c),
-            ],
-            [
-                2.0 * (b * c + a * d),
-                a * a + c * c - b * b - d * d,
-                2.0 * (c * d - a * b),
-            ],
-            [
-                2.0 * (b * d - a * c),
-                2.0 * (c * d + a * b),
-                a * a + d * d - c * c - b * b,
-            ],
-        ];
-        let qfac = if pixdim[0] < 0.0 { -1.0 } else { 1.0 };
-        let zoom = [pixdim[1], pixdim[2], pixdim[3] * qfac];
+        let rotation = quaternion_rotation(b, c, d);
+        let zoom = [pixdim[1], pixdim[2], pixdim[3] * pixdim[0]];
         let offset = [qx, qy, qz];
         let mut affine = [[0.0; 4]; 4];
         for row in 0..3 {
