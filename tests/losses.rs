@@ -33,44 +33,63 @@ fn schedules_hand_over_from_warmup_to_gdl() {
     assert_eq!(Schedule::Linear.lambda(2.0, 2.0, 0.0), 1.0);
 }
 
-/// A confident, correct prediction of a 4-class label map (the net "has improved").
+/// The 4-class label map of the lab's cases: 300 voxels of background, 40 of class 1 (the
+/// rarest, and not the last, so that "the rarest" is not confused with "the last"), 100 of
+/// class 2 and 72 of class 3, interleaved.
+fn labels() -> Vec<u8> {
+    let counts = [300usize, 40, 100, 72];
+    let mut labels: Vec<u8> = counts
+        .iter()
+        .enumerate()
+        .flat_map(|(class, &n)| std::iter::repeat_n(class as u8, n))
+        .collect();
+    // A fixed interleaving (a stride coprime to 512), so classes are not in blocks.
+    let shuffled: Vec<u8> = (0..512).map(|i| labels[(i * 77) % 512]).collect();
+    labels.copy_from_slice(&shuffled);
+    labels
+}
+
+/// A confident, correct prediction of [`labels`] (the net "has improved").
 fn confident_case(device: &Device) -> (Tensor<5>, Tensor<5>) {
-    let labels: Vec<u8> = (0..512).map(|i| ((i / 7) % 4) as u8).collect();
     let onehot = Tensor::<5>::from_data(
-        TensorData::new(one_hot(&labels, 4), [1, 4, 8, 8, 8]),
+        TensorData::new(one_hot(&labels(), 4), [1, 4, 8, 8, 8]),
         device,
     );
     let noise = Tensor::<5>::random([1, 4, 8, 8, 8], Distribution::Normal(0.0, 0.5), device);
     (onehot.clone() * 8.0 - 4.0 + noise, onehot)
 }
 
-/// Confident on classes 0–2, but the last (rarest in real scans) class is still predicted as
-/// background: a net half-way through learning.
-fn missing_last_class(device: &Device) -> (Tensor<5>, Tensor<5>) {
+/// Confident on every class but the rarest (class 1), which is still predicted as background:
+/// a net half-way through learning.
+fn missing_rarest_class(device: &Device) -> (Tensor<5>, Tensor<5>) {
     let (logits, onehot) = confident_case(device);
-    let last = onehot.clone().narrow(1, 3, 1);
+    let rarest = onehot.clone().narrow(1, 1, 1);
     let mask = Tensor::cat(
         vec![
-            last.clone().neg(),
-            last.zeros_like(),
-            last.zeros_like(),
-            last,
+            rarest.clone().neg(),
+            rarest.clone(),
+            rarest.zeros_like(),
+            rarest.zeros_like(),
         ],
         1,
     );
-    // Move the last class's evidence to background: logits − 8·(−1 at class 0, +1 at class 3).
+    // Move class 1's evidence to background: logits − 8·(−1 at class 0, +1 at class 1).
     (logits - mask * 8.0, onehot)
 }
 
-fn stats(misuse: Option<Misuse>) -> GdlInputStats {
+fn run(misuse: Option<Misuse>) -> gdl_lab::loss::GdlRun {
     let device = Device::flex();
     device.seed(11);
     let (logits, onehot) = if misuse == Some(Misuse::NegativeWeight) {
-        missing_last_class(&device)
+        missing_rarest_class(&device)
     } else {
         confident_case(&device)
     };
-    let run = gdl_pipeline(logits, onehot, &GdlConfig::default(), misuse);
+    gdl_pipeline(logits, onehot, &GdlConfig::default(), misuse)
+}
+
+fn stats(misuse: Option<Misuse>) -> GdlInputStats {
+    let run = run(misuse);
     let values: Vec<f32> = input_statistics(&run).into_data().try_to_vec().unwrap();
     GdlInputStats::from_slice(&values, &run)
 }
@@ -87,29 +106,67 @@ fn valid_inputs_give_gdl_in_range_and_no_explanation() {
     assert_eq!(stats.explain(), None);
 }
 
-/// Each misuse on a net that has learned (for the negative weight: learned all but the class whose
-/// weight is negative, which is when it bites).
+/// Soft labels (label smoothing) are not a misuse: with g ∈ [0, 1], 2·p·g ≤ p + g holds.
 #[test]
-fn each_misuse_breaks_the_range_and_the_monitor_names_its_cause() {
-    let cases = [
-        (Misuse::Logits, "not a probability"),
-        (Misuse::LabelMapAsTarget, "label map"),
-        (Misuse::BratsLabels, "label map"),
-        (Misuse::Mask255, "0/255"),
-        (Misuse::SmoothNrAboveDr, "smooth_nr"),
-        (Misuse::NegativeWeight, "negative"),
-        (Misuse::NegatedDice, "−Dice"),
-    ];
-    for (misuse, cause) in cases {
+fn soft_labels_are_valid_and_stay_in_range() {
+    let device = Device::flex();
+    device.seed(13);
+    let (logits, onehot) = confident_case(&device);
+    let soft = onehot * 0.9 + 0.025;
+    let run = gdl_pipeline(logits, soft, &GdlConfig::default(), None);
+    let values: Vec<f32> = input_statistics(&run).into_data().try_to_vec().unwrap();
+    let stats = GdlInputStats::from_slice(&values, &run);
+    assert!(stats.in_range(), "{stats:?}");
+    assert!(stats.causes().is_empty(), "{:?}", stats.violations());
+}
+
+/// The word each cause's sentence must contain, and no other cause's sentence may.
+const CAUSE_NAMES: [(Misuse, &str); 7] = [
+    (Misuse::Logits, "logits"),
+    (Misuse::LabelMapAsTarget, "label map"),
+    (Misuse::BratsLabels, "BraTS"),
+    (Misuse::Mask255, "0/255"),
+    (Misuse::SmoothNrAboveDr, "smooth_nr"),
+    (Misuse::NegativeWeight, "negative weight"),
+    (Misuse::NegatedDice, "−Dice"),
+];
+
+/// Each misuse on a net that has learned (for the negative weight: learned all but the class whose
+/// weight is negative, which is when it bites) leaves [0, 1], and the monitor diagnoses that
+/// cause, from the inputs' statistics alone, and no other.
+#[test]
+fn each_misuse_breaks_the_range_and_the_monitor_names_its_cause_and_no_other() {
+    for (misuse, name) in CAUSE_NAMES {
         let stats = stats(Some(misuse));
         assert!(
             !stats.in_range(),
             "{misuse:?} left GDL in range: {}",
             stats.gdl
         );
+        assert_eq!(stats.causes(), [misuse], "{stats:?}");
         let sentence = stats.explain().expect("an explanation");
-        assert!(sentence.contains(cause), "{misuse:?}: {sentence}");
+        assert!(sentence.contains(name), "{misuse:?}: {sentence}");
+        for (other, other_name) in CAUSE_NAMES {
+            if other != misuse {
+                assert!(
+                    !sentence.contains(other_name),
+                    "{misuse:?}'s sentence names {other:?} too: {sentence}"
+                );
+            }
+        }
     }
+}
+
+/// The negative-weight misuse flips the weight of the class with the smallest G (class 1 here),
+/// not the last one.
+#[test]
+fn the_negative_weight_lands_on_the_rarest_class() {
+    let run = run(Some(Misuse::NegativeWeight));
+    let weights: Vec<f32> = run.parts.weight.into_data().try_to_vec().unwrap();
+    let targets: Vec<f32> = run.parts.sums.target.into_data().try_to_vec().unwrap();
+    assert_eq!(targets, [300.0, 40.0, 100.0, 72.0]);
+    let negative: Vec<usize> = (0..4).filter(|&c| weights[c] < 0.0).collect();
+    assert_eq!(negative, [1], "weights {weights:?}");
 }
 
 #[test]

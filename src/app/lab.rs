@@ -105,12 +105,14 @@ pub fn Lab(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
     };
     let explanation = move || {
         let reading = reading.get()?;
-        let (_, anatomy) = reading.misused?;
+        let (misuse, anatomy) = reading.misused?;
         Some(match anatomy.explanation {
             Some(sentence) => sentence,
             None => match anatomy.violations.first() {
                 Some(reason) => format!(
-                    "On this batch the value stays in [0, 1], but an assumption is broken: {reason}"
+                    "On this batch the value stays in [0, 1], but an assumption is broken: \
+                     {reason} It leaves [0, 1] {}.",
+                    misuse.when_it_leaves()
                 ),
                 None => "No assumption is broken.".into(),
             },

@@ -27,7 +27,7 @@ pub enum Misuse {
     Mask255,
     /// smooth_nr = 1 > smooth_dr = 1e-5: with 1/G² weights the smoothing dominates.
     SmoothNrAboveDr,
-    /// The rarest class's weight flipped to negative.
+    /// The weight of the rarest class present (the smallest G) flipped to negative.
     NegativeWeight,
     /// nnU-Net's convention: the loss is −Dice, in [−1, 0] by design.
     NegatedDice,
@@ -43,6 +43,34 @@ impl Misuse {
         Misuse::NegativeWeight,
         Misuse::NegatedDice,
     ];
+
+    /// When this cause takes the GDL out of [0, 1], measured on the demo scan (the lab's
+    /// probe at step 0 and during training; see the README's lab table).
+    pub fn when_it_leaves(self) -> &'static str {
+        match self {
+            Misuse::Logits => {
+                "whenever a logit strays outside [0, 1]; an untrained net's small logits may \
+                 keep it inside or just above 1"
+            }
+            Misuse::LabelMapAsTarget | Misuse::BratsLabels => {
+                "only once the net predicts the labelled voxels confidently: a trained net"
+            }
+            Misuse::Mask255 => {
+                "at once, even untrained: for a 4-class net at step 0, once the foreground \
+                 passes about 0.6 % of the patch"
+            }
+            Misuse::SmoothNrAboveDr => {
+                "once the net's weighted errors Σw·(P + G − 2·I) drop below smooth_nr − \
+                 smooth_dr: a partly trained net with 1/G² weights, a near-perfect one with 1/G, \
+                 practically never with uniform weights"
+            }
+            Misuse::NegativeWeight => {
+                "when the flipped class's share of the sums outweighs the others': it comes and \
+                 goes as the rarest class is learned, already at step 0 on the demo"
+            }
+            Misuse::NegatedDice => "at once: −Dice is negative whenever the Dice is above 0",
+        }
+    }
 
     /// A short label for toggles and legends.
     pub fn label(self) -> &'static str {
@@ -70,8 +98,6 @@ pub struct GdlRun {
     pub target: Tensor<5>,
     /// The options in effect (a misuse may change the smoothing).
     pub config: GdlConfig,
-    /// True when the pipeline returns −Dice on purpose.
-    pub negated: bool,
 }
 
 /// GDL of `logits` against the one-hot `target` as the correct pipeline computes it
@@ -118,19 +144,12 @@ pub fn gdl_pipeline(
         let (p, g) = drop_background(probs.clone(), target.clone(), config.include_background);
         let sums = class_sums(p, g, config.batch);
         let weight = class_weights(sums.target.clone(), config.weight_type);
-        // Flip the sign of the last class's weight (the rarest in the phantom).
-        let [rows, columns] = weight.dims();
-        let mut signs = vec![1.0f32; columns];
-        signs[columns - 1] = -1.0;
-        let signs = Tensor::<1>::from_data(TensorData::new(signs, [columns]), &weight.device())
-            .reshape([1, columns])
-            .expand([rows, columns]);
+        let signs = rarest_class_flipped(sums.target.clone());
         gdl_from_parts(sums, weight * signs, &config)
     } else {
         generalized_dice(probs.clone(), target.clone(), &config)
     };
-    let negated = misuse == Some(Misuse::NegatedDice);
-    let value = if negated {
+    let value = if misuse == Some(Misuse::NegatedDice) {
         parts.loss.clone().sub_scalar(1.0)
     } else {
         parts.loss.clone()
@@ -141,6 +160,21 @@ pub fn gdl_pipeline(
         probs,
         target,
         config,
-        negated,
     }
+}
+
+/// `[rows, classes]` signs: −1 for each row's class with the smallest non-zero G (the rarest
+/// class present, where a sign error does the most harm; ties flip together), +1 elsewhere.
+fn rarest_class_flipped(target_sums: Tensor<2>) -> Tensor<2> {
+    let [rows, classes] = target_sums.dims();
+    // Absent classes (G = 0) are not candidates: their weight is a stand-in.
+    let present = target_sums
+        .clone()
+        .mask_fill(target_sums.equal_elem(0.0), f32::MAX);
+    let smallest = present.clone().min_dim(1).expand([rows, classes]);
+    present
+        .equal(smallest)
+        .float()
+        .mul_scalar(-2.0)
+        .add_scalar(1.0)
 }
