@@ -5,11 +5,13 @@ this machine, and prints a Markdown table of median step times with the ratios g
     bench/compare.py --gdl-lab path/to/gdl-lab [--models simple,target,unet] [--sizes 16,32,64]
                      [--rows target:64,unet:128] [--backends flex,wgpu] [--convs auto,gemm,burn]
                      [--torch-device cpu|cuda] [--cudnn-benchmark] [--python python3]
-                     [--timeout 240]
+                     [--timeout 240] [--threads N]
 
 Each gdl-lab column is one backend with one convolution algorithm (`gdl-lab bench --conv`);
 `--cudnn-benchmark` adds a second PyTorch column with `torch.backends.cudnn.benchmark = True`.
 A run that fails or outlasts --timeout prints its error in its cell; the table goes on.
+Both sides get the same CPU thread count (--threads, default one per core) and report their
+parameter count, λ and untimed warm-up steps; where these differ the script says so and exits 1.
 """
 import argparse
 import json
@@ -48,7 +50,10 @@ def main():
     parser.add_argument("--python", default="",
                         help="run pytorch_step.py with this interpreter instead of bench/pytorch.sh")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per run")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="CPU threads for both flex (rayon) and PyTorch")
     options = parser.parse_args()
+    mismatches = []
     backends = [b for b in options.backends.split(",") if b]
     convs = [c for c in options.convs.split(",") if c]
     columns = [(b, c) for b in backends for c in convs]
@@ -78,7 +83,8 @@ def main():
         ours = {}
         for backend, conv in columns:
             run = last_json([options.gdl_lab, "bench", "--model", model, "--size", str(size),
-                             "--steps", str(steps), "--backend", backend, "--conv", conv],
+                             "--steps", str(steps), "--backend", backend, "--conv", conv,
+                             "--threads", str(options.threads)],
                             timeout=options.timeout)
             ours[(backend, conv)] = run
             if "adapter" in run:
@@ -88,12 +94,18 @@ def main():
             command = ([options.python, os.path.join(HERE, "pytorch_step.py")] if options.python
                        else [os.path.join(HERE, "pytorch.sh")])
             command += ["--model", model, "--size", str(size), "--steps", str(steps),
-                        "--device", options.torch_device]
+                        "--device", options.torch_device, "--threads", str(options.threads)]
             if benchmark:
                 command.append("--cudnn-benchmark")
             run = last_json(command, timeout=options.timeout)
             torch_version = run.get("torch", torch_version)
             torch_runs.append(run)
+        # The same work on both sides, or the ratio means nothing.
+        for run in list(ours.values()) + torch_runs:
+            for key in ("parameters", "lambda", "warmup_steps", "threads"):
+                theirs = [r[key] for r in torch_runs if key in r]
+                if key in run and theirs and run[key] != theirs[0]:
+                    mismatches.append(f"{model} {size}³: {key} {run[key]} vs PyTorch {theirs[0]}")
         times = [r["median_step_s"] for r in torch_runs if "median_step_s" in r]
         reference = min(times) if times else None
 
@@ -115,7 +127,10 @@ def main():
     for backend, adapter in adapters.items():
         print(f"\n{backend}: {adapter}")
     if torch_columns:
-        print(f"PyTorch: {torch_version}", file=sys.stdout)
+        print(f"PyTorch: {torch_version}, {options.threads} threads on both sides", file=sys.stdout)
+    if mismatches:
+        print("\nNOT the same work:\n" + "\n".join(sorted(set(mismatches))), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

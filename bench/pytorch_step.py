@@ -5,7 +5,9 @@ Net (the seed's Simple3DModel / Target3DModel, or gdl-lab's 3-level U-Net), the 
 both terms computed every step (0.5 x BCE-with-logits on the one-hot target + 0.5 x GDL with 1/G
 weights, MONAI's absent-class rule), global-norm clipping at 1, Adam. The input is a seeded
 random volume with a 4-class label map of the same size, like gdl-lab's bench. Prints one JSON
-line: {"median_step_s", "first_step_s", "model", "size", "threads", "torch"}.
+line: {"median_step_s", "first_step_s", "model", "size", "threads", "parameters", "lambda",
+"warmup_steps", "torch", ...}. The untimed warm-up steps (2), λ = 0.5 and the thread count match
+`gdl-lab bench` (pass the same --threads to both; `bench/compare.py` does).
 """
 import argparse
 import json
@@ -89,6 +91,7 @@ def main():
     parser.add_argument("--model", default="target", choices=["simple", "target", "unet"])
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first, as gdl-lab bench")
     parser.add_argument("--classes", type=int, default=4)
     parser.add_argument("--threads", type=int, default=0, help="0: torch's default")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -108,23 +111,28 @@ def main():
     labels = torch.randint(0, options.classes, (1, n, n, n), device=device)
     onehot = F.one_hot(labels, options.classes).permute(0, 4, 1, 2, 3).float()
 
+    lam = 0.5  # gdl-lab bench's constant schedule: (1 - λ)·BCE + λ·GDL
     times = []
-    for _ in range(options.steps + 1):
+    for _ in range(options.warmup + options.steps):
         started = time.perf_counter()
         optimiser.zero_grad()
         logits = net(image)
-        loss = 0.5 * F.binary_cross_entropy_with_logits(logits, onehot) + 0.5 * gdl(logits, onehot)
+        loss = (1 - lam) * F.binary_cross_entropy_with_logits(logits, onehot) + lam * gdl(
+            logits, onehot)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         optimiser.step()
         loss.item()  # the readback gdl-lab does every step
         times.append(time.perf_counter() - started)
     print(json.dumps({
-        "median_step_s": statistics.median(times[1:]),
+        "median_step_s": statistics.median(times[options.warmup:]),
         "first_step_s": times[0],
         "model": options.model,
         "size": n,
         "threads": torch.get_num_threads(),
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "lambda": lam,
+        "warmup_steps": options.warmup,
         "torch": torch.__version__,
         "device": options.device,
         "cudnn_benchmark": options.cudnn_benchmark,

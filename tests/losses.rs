@@ -15,8 +15,13 @@ fn schedules_hand_over_from_warmup_to_gdl() {
     for schedule in Schedule::ALL {
         assert_eq!(at(schedule, 0.0), 0.0, "{schedule:?}");
         assert_eq!(at(schedule, 1.99), 0.0, "{schedule:?}");
-        assert_eq!(at(schedule, 6.0), 1.0, "{schedule:?}");
-        assert_eq!(at(schedule, 60.0), 1.0, "{schedule:?}");
+        let end = if schedule == Schedule::Constant {
+            0.5
+        } else {
+            1.0
+        };
+        assert_eq!(at(schedule, 6.0), end, "{schedule:?}");
+        assert_eq!(at(schedule, 60.0), end, "{schedule:?}");
         let values: Vec<f64> = (0..=40)
             .map(|i| at(schedule, 2.0 + i as f64 * 0.1))
             .collect();
@@ -26,6 +31,7 @@ fn schedules_hand_over_from_warmup_to_gdl() {
         );
     }
     assert_eq!(at(Schedule::Switch, 2.0), 1.0);
+    assert_eq!(at(Schedule::Constant, 2.0), 0.5);
     assert_eq!(at(Schedule::Linear, 3.0), 0.25);
     assert!((at(Schedule::Cosine, 4.0) - 0.5).abs() < 1e-12);
     assert!((at(Schedule::Sigmoid, 4.0) - (-5.0f64 * 0.25).exp()).abs() < 1e-12);

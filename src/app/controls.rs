@@ -156,6 +156,7 @@ fn schedule_name(schedule: Schedule) -> &'static str {
         Schedule::Linear => "linear",
         Schedule::Cosine => "cosine",
         Schedule::Sigmoid => "sigmoid",
+        Schedule::Constant => "constant",
     }
 }
 
@@ -201,9 +202,9 @@ pub fn Controls(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                     read=|s| warmup_name(s.config.warmup)
                     write=|s, v| { s.config.warmup = one_of(&[WarmupLoss::Bce, WarmupLoss::Ce], v, warmup_name)?; Ok(()) } />
                 <SelectField id="schedule" label="Hand-over to the GDL" state=s error=e trainer=t
-                    options=vec![("switch", "switch"), ("linear", "linear ramp"), ("cosine", "cosine ramp"), ("sigmoid", "sigmoid ramp")]
+                    options=vec![("switch", "switch"), ("linear", "linear ramp"), ("cosine", "cosine ramp"), ("sigmoid", "sigmoid ramp"), ("constant", "both at λ = ½ (no hand-over)")]
                     read=|s| schedule_name(s.config.schedule)
-                    write=|s, v| { s.config.schedule = one_of(&[Schedule::Switch, Schedule::Linear, Schedule::Cosine, Schedule::Sigmoid], v, schedule_name)?; Ok(()) } />
+                    write=|s, v| { s.config.schedule = one_of(&Schedule::ALL, v, schedule_name)?; Ok(()) } />
                 <NumberField id="warmup_epochs" label="Warm-up epochs" state=s error=e trainer=t
                     read=|s| s.config.warmup_epochs.to_string()
                     write=|s, v| { s.config.warmup_epochs = parse(v, "warm-up epochs")?; Ok(()) } />

@@ -40,6 +40,9 @@ pub struct BenchArgs {
     /// burn's conv3d)
     #[arg(long, default_value = "auto", value_parser = parse_conv_algorithm)]
     conv: ConvAlgorithm,
+    /// CPU threads for flex (rayon's pool), to match `pytorch_step.py --threads`; 0: one per core
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 fn parse_conv_algorithm(text: &str) -> Result<ConvAlgorithm, String> {
@@ -87,17 +90,17 @@ impl FromStr for Dims {
 }
 
 /// The settings `bench` times, matching `bench/pytorch_step.py`: the whole `size`³ volume as
-/// one patch, BCE-with-logits and the 1/G-weighted GDL both computed every step (λ = 0.5 from
-/// the start), clipping at norm 1, Adam.
+/// one patch, 0.5 × BCE-with-logits + 0.5 × the 1/G-weighted GDL every step (the constant
+/// schedule: λ = ½ from the first step), clipping at norm 1, Adam at 1e-3.
 fn bench_config(model: ModelKind, size: usize) -> TrainingConfig {
     TrainingConfig {
         model,
         warmup: crate::loss::WarmupLoss::Bce,
-        schedule: crate::loss::Schedule::Linear,
+        schedule: crate::loss::Schedule::Constant,
         warmup_epochs: 0.0,
-        ramp_epochs: 1e9,
         bce_weight: 1.0,
         gdl_weight: 1.0,
+        w_type: crate::loss::WeightType::Simple,
         patch: size,
         batch: 1,
         lr: 1e-3,
@@ -110,6 +113,14 @@ fn bench_config(model: ModelKind, size: usize) -> TrainingConfig {
 
 pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
     eprintln!("device: {}", device.describe());
+    if args.threads > 0
+        && let Err(error) = rayon::ThreadPoolBuilder::new()
+            .num_threads(args.threads)
+            .build_global()
+    {
+        eprintln!("error: cannot set {} threads: {error}", args.threads);
+        return ExitCode::from(2);
+    }
     conv::set_algorithm(args.conv);
     let model = args.model.kind();
     let size = args.size as usize;
@@ -147,6 +158,10 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
         // The path the net's full-resolution layers take (`--conv auto` picks by size).
         "conv_path": args.conv.path(&device.device, size.pow(3)).name(),
         "peak_rss_mib": peak_resident_mib(),
+        "threads": rayon::current_num_threads(),
+        "parameters": burn::module::Module::num_params(session.net()),
+        "warmup_steps": args.warmup,
+        "lambda": session.config().loss().lambda(0.0),
     });
     if let (Some(summary), serde_json::Value::Object(extra)) = (summary.as_object_mut(), extra) {
         summary.extend(extra);

@@ -26,7 +26,7 @@ pub struct SessionFlags {
     /// The warm-up term: bce or ce
     #[arg(long)]
     warmup: Option<String>,
-    /// switch, linear, cosine or sigmoid
+    /// switch, linear, cosine, sigmoid or constant (λ = ½ after the warm-up)
     #[arg(long)]
     schedule: Option<String>,
     /// Epochs of warm-up before the GDL comes in

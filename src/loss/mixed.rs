@@ -21,20 +21,27 @@ pub enum Schedule {
     Cosine,
     /// `exp(−5(1−x)²)` (Laine & Aila 2017).
     Sigmoid,
+    /// 0 until `warmup_epochs`, then ½ for good: both terms together, balanced by the two
+    /// weights, as in nnU-Net's compound CE + Dice loss (and what `gdl-lab bench` times).
+    Constant,
 }
 
 impl Schedule {
-    pub const ALL: [Schedule; 4] = [
+    pub const ALL: [Schedule; 5] = [
         Schedule::Switch,
         Schedule::Linear,
         Schedule::Cosine,
         Schedule::Sigmoid,
+        Schedule::Constant,
     ];
 
     /// λ at `epoch` (fractional: 2.5 is half-way through the third epoch).
     pub fn lambda(self, epoch: f64, warmup_epochs: f64, ramp_epochs: f64) -> f64 {
         if epoch < warmup_epochs {
             return 0.0;
+        }
+        if self == Schedule::Constant {
+            return 0.5;
         }
         if self == Schedule::Switch || ramp_epochs <= 0.0 {
             return 1.0;
@@ -45,6 +52,7 @@ impl Schedule {
             Schedule::Linear => x,
             Schedule::Cosine => 0.5 * (1.0 - (std::f64::consts::PI * x).cos()),
             Schedule::Sigmoid => (-5.0 * (1.0 - x) * (1.0 - x)).exp(),
+            Schedule::Constant => 0.5,
         }
     }
 }
