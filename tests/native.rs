@@ -437,3 +437,43 @@ fn a_session_whose_widest_layer_outgrows_the_devices_largest_buffer_is_refused_w
         Some(128u64.pow(3) * 200 * 4)
     );
 }
+
+/// A session can start from another's weights (the same kind of net, any device), which is how
+/// the browser test trains WebGPU and flex from one start; another kind of net is refused.
+#[test]
+fn a_session_adopts_another_sessions_weights_and_refuses_another_kind() {
+    let data = volume(8);
+    let first = TrainingSession::new(TrainingConfig::quick(8), &data, &flex()).unwrap();
+    let other_seed = TrainingConfig {
+        seed: 9,
+        ..TrainingConfig::quick(8)
+    };
+    let mut second = TrainingSession::new(other_seed, &data, &flex()).unwrap();
+    let input = burn::prelude::Tensor::<5>::random(
+        [1, 1, 8, 8, 8],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &flex().autodiff(),
+    );
+    let logits = |session: &TrainingSession| -> Vec<f32> {
+        session
+            .net()
+            .forward(input.clone())
+            .into_data()
+            .try_to_vec()
+            .unwrap()
+    };
+    assert_ne!(logits(&first), logits(&second));
+    pollster::block_on(second.adopt_weights(first.net())).unwrap();
+    assert_eq!(logits(&first), logits(&second));
+    // Training goes on from there.
+    pollster::block_on(second.step()).unwrap();
+    assert_ne!(logits(&first), logits(&second));
+
+    let target = TrainingConfig {
+        model: ModelKind::Target,
+        ..TrainingConfig::quick(8)
+    };
+    let mut wider = TrainingSession::new(target, &data, &flex()).unwrap();
+    let refusal = pollster::block_on(wider.adopt_weights(first.net())).unwrap_err();
+    assert!(refusal.to_string().contains("does not match"), "{refusal}");
+}

@@ -39,25 +39,57 @@ async fn webgpu_trains_simple_model_for_three_steps_at_16_cubed() {
         ..TrainingConfig::quick(16)
     };
     let volume = synthetic_volume(SyntheticConfig::default());
+    // The same steps from the same weights on flex, in this page: wrong kernels once trained on
+    // garbage here, and falling numbers alone would not show it. The two agree to ~1e-5 in our
+    // runs; 1e-4 catches logits off by 1 % (that moves the BCE by 4.5e-4).
+    let mut cpu = TrainingSession::new(config.clone(), &volume, &burn::prelude::Device::flex())
+        .expect("valid settings");
     let mut session =
         TrainingSession::new(config, &volume, &compute.device).expect("valid settings");
-    let mut losses = Vec::new();
+    session
+        .adopt_weights(cpu.net())
+        .await
+        .expect("flex's weights on WebGPU");
+    let (mut losses, mut lambdas) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         let report = session.step().await.expect("a training step failed");
+        let reference = cpu.step().await.expect("a flex step failed");
         console_log!(
-            "WebGPU step {}: λ {:.2}, total {:.5} (BCE {:.5}, GDL {:.5}), grad norm {:.4}, {:.0} ms",
+            "WebGPU step {}: λ {:.2}, total {:.5} (BCE {:.5}, GDL {:.5}), grad norm {:.4}, {:.0} ms; \
+             flex: total {:.5} (BCE {:.5}, GDL {:.5})",
             report.step,
             report.lambda,
             report.total,
             report.warmup,
             report.gdl,
             report.grad_norm,
-            report.millis
+            report.millis,
+            reference.total,
+            reference.warmup,
+            reference.gdl
         );
+        assert_eq!(report.lambda, reference.lambda);
+        for (what, ours, theirs) in [
+            ("total", report.total, reference.total),
+            ("BCE", report.warmup, reference.warmup),
+            ("GDL", report.gdl, reference.gdl),
+        ] {
+            assert!(
+                (ours - theirs).abs() <= 1e-4,
+                "step {}: the {what} on WebGPU is {ours}, on flex {theirs}",
+                report.step
+            );
+        }
         assert!((0.0..=1.0).contains(&report.gdl), "{report:?}");
         assert_eq!(report.anatomy.dice.len(), 4);
         losses.push(report.warmup);
+        lambdas.push(report.lambda);
     }
+    assert_eq!(
+        lambdas,
+        [0.0, 0.5, 1.0],
+        "the steps cover the warm-up, the ramp and λ = 1"
+    );
     assert!(losses.iter().all(|loss| loss.is_finite()), "{losses:?}");
     let evaluation = session.evaluate().await.expect("sliding-window prediction");
     console_log!(

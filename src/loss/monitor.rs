@@ -192,8 +192,7 @@ impl GdlInputStats {
             Misuse::SmoothNrAboveDr => format!(
                 "smooth_nr = {} exceeds smooth_dr = {}, but on this batch the weighted miss \
                  Σw·(P + G − 2·I) = {:.3} is larger than the difference, so the fraction stays \
-                 below 1; it exceeds 1 once the net's weighted errors drop below the difference \
-                 (sooner with 1/G² weights than with 1/G, never with uniform ones).",
+                 below 1 on this batch.",
                 self.smooth_nr, self.smooth_dr, self.weighted_miss
             ),
             Misuse::NegativeWeight => format!(

@@ -348,6 +348,16 @@ impl TrainingSession {
         &self.net
     }
 
+    /// Continues from `net`'s weights (the same kind of net, on any device or backend) instead
+    /// of this session's own initialisation, e.g. so that two backends train from one start.
+    pub async fn adopt_weights(&mut self, net: &SegmentationNet) -> Result<(), TrainError> {
+        let own = self.net.clone();
+        self.net = crate::model::weights::copy_parameters(net, own)
+            .await
+            .map_err(TrainError::Config)?;
+        Ok(())
+    }
+
     /// True once `epochs × steps_per_epoch` steps are done.
     pub fn finished(&self) -> bool {
         self.steps_done >= self.config.total_steps()
@@ -478,9 +488,26 @@ impl TrainingSession {
     /// Predicts the whole volume with overlapping sliding windows (50 % overlap, Gaussian
     /// blending) and scores it with the hard Dice per class.
     pub async fn evaluate(&self) -> Result<Evaluation, TrainError> {
+        self.predict_and_score(&self.volume).await
+    }
+
+    /// [`Self::evaluate`] on another scan with the same classes (e.g. a held-out volume),
+    /// normalised as the training volume was.
+    pub async fn evaluate_on(&self, volume: &LabelledVolume) -> Result<Evaluation, TrainError> {
+        if volume.classes != self.volume.classes {
+            return Err(TrainError::Config(format!(
+                "The scan to evaluate has {} classes; the net was trained on {}.",
+                volume.classes, self.volume.classes
+            )));
+        }
+        let mut volume = volume.clone();
+        normalise_nonzero(&mut volume.image);
+        self.predict_and_score(&volume).await
+    }
+
+    async fn predict_and_score(&self, volume: &LabelledVolume) -> Result<Evaluation, TrainError> {
         let started = Instant::now();
         let net = self.net.valid();
-        let volume = &self.volume;
         let [nx, ny, nz] = volume.dims;
         let classes = volume.classes;
         let edge = self.config.patch;
