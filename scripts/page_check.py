@@ -1,17 +1,24 @@
 #!/usr/bin/env python3
-"""Opens the built page in headless Chromium as a new user would and checks the journey.
+"""Opens the Trunk-built page in headless Chromium as a new user would and checks the journey.
 
-Serves `dist/` on 127.0.0.1, then: the demo scan loads by itself; on a slow adapter the user
-takes the page's offer of small settings; training runs with the charts moving (screenshot);
-every lab cause is toggled (its value and sentence are printed; screenshot); the prediction,
-loss history and weights download; real NIfTI files load through the pickers, a malformed one
-gives its sentence; the console shows no error and no request leaves the page's origin.
+Serves `dist/` on 127.0.0.1, then: the demo scan loads by itself; with WebGPU the page trains on
+it (without, the fallback banner says why and the CPU trains); on a slow adapter the user takes
+the page's offer of small settings; training runs with the charts moving (screenshot); every lab
+cause is toggled and its sentence must name it (screenshot); the prediction, loss history and
+weights download and are parsed (the NIfTI's dims and affine against the scan's, the CSV's rows
+against the steps, the safetensors with the `safetensors` package, tensor by tensor, against the
+page's parameter count); real NIfTI files load through the pickers and their prediction comes
+back in their geometry, a malformed one gives its sentence; the console shows no error, no
+request leaves the page's origin, and the page's Content-Security-Policy fired no violation
+(while a request to another origin, made on purpose at the end, is blocked by it). Any failure
+exits non-zero: `./x test page` runs this.
 
 Speaks the W3C WebDriver protocol to chromedriver over HTTP with the standard library: the
 handful of calls needed here do not justify a Selenium install.
 """
 import argparse
 import base64
+import math
 import functools
 import gzip
 import http.server
@@ -81,6 +88,15 @@ class WebDriver:
     def click(self, test_id):
         self.script(f"document.querySelector(\"[data-test='{test_id}']\").click(); return 0;")
 
+    def press(self, test_id):
+        """A real click through WebDriver (a user gesture, which Chromium requires before it
+        allows a page more than one download), scrolled into view first."""
+        element = self.find(f"[data-test='{test_id}']")
+        self.session_call("POST", "/execute/sync", {
+            "script": "arguments[0].scrollIntoView({block: 'center'}); return 0;",
+            "args": [{"element-6066-11e4-a52e-4f735466cecf": element}]})
+        self.session_call("POST", f"/element/{element}/click", {})
+
     def exists(self, test_id):
         return self.script(f"return document.querySelector(\"[data-test='{test_id}']\") !== null;")
 
@@ -129,6 +145,7 @@ def main():
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     parser.add_argument("--out", default="docs", help="folder for the screenshots")
     parser.add_argument("--prefix", default="screenshot", help="screenshot file names start so")
+    parser.add_argument("--no-screenshots", action="store_true")
     parser.add_argument("--steps", type=int, default=12, help="steps before the first shot")
     parser.add_argument("--lab-steps", type=int, default=120,
                         help="steps to train on the CPU backend before the lab")
@@ -136,12 +153,40 @@ def main():
     parser.add_argument("--label", help="its label map")
     parser.add_argument("--bad", help="a malformed file that must give a sentence")
     parser.add_argument("--no-webgpu", action="store_true",
-                        help="start Chromium without WebGPU, to show the CPU fallback")
+                        help="start Chromium without WebGPU: the fallback banner and the CPU")
     options = parser.parse_args()
 
     server, origin, driver, webdriver = serve_with_chromedriver(options.dist, options.chromedriver)
     downloads = tempfile.mkdtemp(prefix="gdl-lab-downloads-")
     failures = []
+
+    def expect(condition, message):
+        if not condition:
+            print(f"FAILED: {message}", flush=True)
+            failures.append(message)
+
+    def shot(name, scroll_to=None):
+        if not options.no_screenshots:
+            shoot(webdriver, f"{options.out}/{name}.png", scroll_to)
+
+    def download(button, suffix):
+        """Clicks an export button; the path of the file ending with `suffix` written after the
+        click (new, or an older one of the same name overwritten)."""
+        clicked = time.time() - 1
+        webdriver.press(button)
+        found = []
+
+        def written():
+            found.extend(
+                n for n in os.listdir(downloads)
+                if n.endswith(suffix) and os.path.getmtime(os.path.join(downloads, n)) >= clicked)
+            return found or webdriver.exists("export-error")
+        wait(f"the {suffix} download", 60, written)
+        expect(not webdriver.exists("export-error"),
+               f"export: {webdriver.test_text('export-error')}")
+        time.sleep(0.5)  # let Chromium finish writing
+        return os.path.join(downloads, found[0]) if found else None
+
     try:
         wait("chromedriver", 30, lambda: _ready(webdriver))
         webgpu = ["--disable-webgpu"] if options.no_webgpu else ["--enable-unsafe-webgpu"]
@@ -156,12 +201,25 @@ def main():
         webdriver.session_call("POST", "/chromium/send_command", {
             "cmd": "Browser.setDownloadBehavior",
             "params": {"behavior": "allow", "downloadPath": downloads}})
+        webdriver.session_call("POST", "/chromium/send_command", {
+            "cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": CSP_WATCH}})
         webdriver.session_call("POST", "/url", {"url": origin + "/"})
         wait("the demo scan", 120, lambda: webdriver.exists("scan-summary"))
         print(f"demo loaded: {webdriver.test_text('scan-name')} {webdriver.test_text('scan-dims')}")
         wait("the device", 120, lambda: webdriver.script(
             "const b = document.querySelector(\"[data-test='play']\");"
             "return b !== null && !b.disabled;"))
+        backend = webdriver.test_text("backend") or ""
+        print(f"device: {backend} ({webdriver.test_text('adapter-name')})")
+        if options.no_webgpu:
+            banner = webdriver.test_text("fallback-banner") or ""
+            print(f"fallback banner: {banner}")
+            expect("WebGPU is not available" in banner and "Reason:" in banner,
+                   f"no fallback banner without WebGPU: {banner!r}")
+        else:
+            expect("WebGPU" in backend, f"the page did not start on WebGPU: {backend!r}")
+            expect(not webdriver.exists("fallback-banner"),
+                   f"fallback banner with WebGPU: {webdriver.test_text('fallback-banner')}")
         if webdriver.exists("use-small"):
             print("slow adapter: taking the page's small settings")
             webdriver.click("use-small")
@@ -179,15 +237,20 @@ def main():
             return enough
 
         wait(f"{options.steps} steps", 900, trained(options.steps))
-        shoot(webdriver, f"{options.out}/{options.prefix}.png")
+        device = webdriver.test_text("run-device") or ""
+        expect(("CPU" in device or "flex" in device) if options.no_webgpu else "WebGPU" in device,
+               f"trained on {device!r}")
+        shot(options.prefix)
+        points = int(webdriver.script(
+            "return document.querySelector(`[data-test=chart-total]`).dataset.points") or 0)
         print(f"step {webdriver.test_text('step')}, loss {webdriver.test_text('loss')}, "
-              f"{webdriver.test_text('millis')} ms/step, "
-              f"chart points {webdriver.script('return document.querySelector(`[data-test=chart-total]`).dataset.points')}")
+              f"{webdriver.test_text('millis')} ms/step on {device}, chart points {points}")
+        expect(points >= options.steps, f"the loss chart has {points} points")
         webdriver.click("pause")
         wait("the pause", 120, lambda: webdriver.test_text("status") in ("paused", "finished"))
 
-        # The causes show as the net gets better, not at the start: train longer first, on the
-        # CPU backend when the GPU is a slow software adapter.
+        # Some causes show only once the net is confident: train longer first, on the CPU
+        # backend when the GPU is a slow software adapter.
         if options.lab_steps:
             webdriver.script("const s = document.getElementById('backend'); s.value = 'cpu';"
                              "s.dispatchEvent(new Event('change')); return 0;")
@@ -197,6 +260,7 @@ def main():
             webdriver.click("pause")
             wait("the pause", 120, lambda: webdriver.test_text("status") in ("paused", "finished"))
         print("lab (value with the cause / correct value):")
+        readings = {}
         for toggle in webdriver.script(
                 "return [...document.querySelectorAll('[data-test^=lab-].toggle')]"
                 ".map(b => b.dataset.test);"):
@@ -206,16 +270,24 @@ def main():
                 "const e = document.querySelector(\"[data-test='lab-misused']\");"
                 f"return e !== null && e.dataset.misuse === '{key}';")
                  or webdriver.exists("train-error"))
-            misused, correct = webdriver.test_text("lab-misused"), webdriver.test_text("lab-correct")
+            misused = float(webdriver.test_text("lab-misused"))
+            correct = float(webdriver.test_text("lab-correct"))
             sentence = webdriver.test_text("lab-explanation") or ""
-            print(f"  {toggle:28} {misused:>12} / {correct:<9} {sentence[:110]}")
-            if not sentence:
-                failures.append(f"{toggle}: no explanation shown")
+            readings[key] = misused
+            print(f"  {toggle:28} {misused:>12.4f} / {correct:<9.4f} {sentence[:110]}")
+            expect(0.0 <= correct <= 1.0, f"{key}: the correct GDL {correct} left [0, 1]")
+            expect(CAUSE_WORDS.get(key, "?") in sentence,
+                   f"{key}: the sentence does not name the cause: {sentence!r}")
+            inside = 0.0 <= misused <= 1.0
+            expect(("stays in [0, 1]" in sentence) if inside else ("outside [0, 1]" in sentence),
+                   f"{key} = {misused}: the sentence does not say where the value is: {sentence!r}")
+        expect(set(readings) == set(CAUSE_WORDS), f"lab toggles {sorted(readings)}")
+        expect(readings.get("negated_dice", 0) < 0, "−Dice is not negative")
         webdriver.click("lab-mask255")
         wait("the 0/255 reading", 120, lambda: webdriver.script(
             "return document.querySelector(\"[data-test='lab-misused']\").dataset.misuse"
             " === 'mask255';"))
-        shoot(webdriver, f"{options.out}/{options.prefix}-lab.png", "charts-title")
+        shot(f"{options.prefix}-lab", "charts-title")
 
         count = lambda: webdriver.script(
             "return document.querySelector(\"[data-test='prediction-status']\").dataset.count;")
@@ -223,23 +295,37 @@ def main():
         webdriver.click("predict")
         wait("a prediction", 600, lambda: count() != before)
         print(webdriver.test_text("prediction-status"))
-        for button in ("export-prediction", "export-history", "export-weights"):
-            webdriver.click(button)
-        time.sleep(1)
-        if webdriver.exists("export-error"):
-            failures.append(f"export: {webdriver.test_text('export-error')}")
-        wanted = ("prediction.nii.gz", "gdl-lab-history.csv", ".safetensors")
-        wait("three downloads", 60, lambda: all(
-            any(name.endswith(w) for name in os.listdir(downloads)) for w in wanted))
-        for name in sorted(os.listdir(downloads)):
-            print(f"downloaded {name}: {check_download(os.path.join(downloads, name))}")
+        scan_dims = [int(d) for d in webdriver.test_text("scan-dims").split("×")]
+        steps = step_count(webdriver)
+        net = webdriver.test_text("run-net") or ""
+        print(f"net: {net}")
+        parameters = int(net.split(", ")[1].split()[0]) if ", " in net else -1
+        # A second download of the same name becomes "prediction (1).nii.gz": match the ending.
+        prediction = download("export-prediction", ".nii.gz")
+        history = download("export-history", ".csv")
+        weights = download("export-weights", ".safetensors")
+        for path, what in ((prediction, "prediction"), (history, "history"), (weights, "weights")):
+            expect(path is not None, f"no {what} download")
+        if prediction:
+            for problem in check_prediction(prediction, scan_dims):
+                expect(False, problem)
+            print(f"prediction: {nifti_geometry(prediction)[0]} (the scan: {scan_dims})")
+        if history:
+            for problem in check_history(history, steps):
+                expect(False, problem)
+        if weights:
+            for problem in check_weights(weights, parameters):
+                expect(False, problem)
 
         if options.bad:
             webdriver.upload("#image-file", options.bad)
             webdriver.upload("#label-file", options.bad)
             webdriver.click("load-files")
             wait("the error sentence", 60, lambda: webdriver.exists("load-error"))
-            print(f"malformed file: {webdriver.test_text('load-error')}")
+            error = webdriver.test_text("load-error") or ""
+            print(f"malformed file: {error}")
+            expect("NIfTI" in error or "file" in error, f"malformed file: {error!r}")
+            expect(webdriver.test_text("scan-dims") is not None, "the scan was lost")
         if options.image and options.label:
             webdriver.script("document.getElementById('image-file').value = '';"
                              "document.getElementById('label-file').value = ''; return 0;")
@@ -248,28 +334,58 @@ def main():
             webdriver.click("load-files")
             name = os.path.basename(options.image)
             wait(f"{name} to load", 120, lambda: webdriver.test_text("scan-name") == name)
-            print(f"loaded {name}: {webdriver.test_text('scan-dims')}, "
-                  f"error shown: {webdriver.test_text('load-error')}")
+            dims = [int(d) for d in webdriver.test_text("scan-dims").split("×")]
+            print(f"loaded {name}: {dims}, error shown: {webdriver.test_text('load-error')}")
+            expect(dims == nifti_geometry(options.image)[0][:3], f"{name} loaded as {dims}")
+            # Its prediction comes back in its own geometry.
+            webdriver.click("step-once")
+            wait("a step on the loaded scan", 300, lambda: step_count(webdriver) >= 1)
+            before = count()
+            webdriver.click("predict")
+            wait("a prediction of the loaded scan", 600, lambda: count() != before)
+            own = download("export-prediction", ".nii.gz")
+            expect(own is not None, "no prediction download for the loaded scan")
+            if own:
+                for problem in check_prediction(own, dims, reference=options.image):
+                    expect(False, problem)
+                print(f"its prediction: dims {nifti_geometry(own)[0]}, sform "
+                      f"{nifti_geometry(own)[1]} (the input's {nifti_geometry(options.image)[1]})")
 
         foreign = webdriver.script(
             "return performance.getEntriesByType('resource').map(e => e.name)"
             ".filter(n => !n.startsWith(location.origin) && !n.startsWith('blob:')"
             " && !n.startsWith('data:'));")
         print(f"requests outside {origin}: {foreign or 'none'}")
-        if foreign:
-            failures.append(f"requests left the page: {foreign}")
-        errors = [entry for entry in webdriver.console() if entry.get("level") == "SEVERE"]
+        expect(not foreign, f"requests left the page: {foreign}")
+        violations = webdriver.script("return window.gdlCsp;")
+        expect(violations == [], f"Content-Security-Policy violations: {violations}")
+        # The policy is really in force: a request to another origin is refused by the browser.
+        blocked = webdriver.session_call("POST", "/execute/async", {"script": (
+            "const done = arguments[arguments.length - 1];"
+            "fetch('http://198.51.100.7/scan.nii').then(() => done('sent'), () => done('blocked'));"
+        ), "args": []})
+        after = webdriver.script("return window.gdlCsp;") or []
+        print(f"a request to another origin: {blocked}, violations {after}")
+        expect(blocked == "blocked" and any("connect-src" in v for v in after),
+               f"the Content-Security-Policy did not block another origin: {blocked}, {after}")
+        errors = [entry for entry in webdriver.console() if entry.get("level") == "SEVERE"
+                  and "198.51.100.7" not in entry.get("message", "")]
         for entry in errors:
             print(f"console error: {entry.get('message')}")
-        if errors:
-            failures.append(f"{len(errors)} console errors")
+        expect(not errors, f"{len(errors)} console errors")
+    except SystemExit:
+        # A wait timed out: what the page said is the first clue.
+        for entry in webdriver.console():
+            if entry.get("level") in ("SEVERE", "WARNING"):
+                print(f"console: {entry.get('message')[:400]}")
+        raise
     finally:
         if webdriver.session:
             webdriver.session_call("DELETE", "")
         driver.terminate()
         server.shutdown()
     if failures:
-        raise SystemExit("page check failed: " + "; ".join(failures))
+        raise SystemExit("page check failed:\n  " + "\n  ".join(failures))
     print("page check passed")
 
 
@@ -284,19 +400,76 @@ def shoot(webdriver, path, scroll_to=None):
     print(f"saved {path}")
 
 
-def check_download(path):
+def nifti_geometry(path):
+    """(dims, sform rows or None, qform_code, sform_code) of a little-endian NIfTI-1 file."""
     data = open(path, "rb").read()
-    if path.endswith(".nii.gz"):
-        header = gzip.decompress(data)[:348]
-        dims = struct.unpack("<8h", header[40:56])
-        return f"{len(data)} bytes, NIfTI-1 dims {dims[1:1 + dims[0]]}"
-    if path.endswith(".safetensors"):
-        length = struct.unpack("<Q", data[:8])[0]
-        meta = json.loads(data[8:8 + length])
-        tensors = [k for k in meta if k != "__metadata__"]
-        return f"{len(data)} bytes, {len(tensors)} tensors, {meta.get('__metadata__')}"
-    lines = data.decode().splitlines()
-    return f"{len(lines) - 1} rows, columns {lines[0][:80]}…"
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    header = data[:348]
+    dims = struct.unpack("<8h", header[40:56])
+    qform_code, sform_code = struct.unpack("<2h", header[252:256])
+    srow = [struct.unpack("<4f", header[280 + 16 * i:296 + 16 * i]) for i in range(3)]
+    return list(dims[1:1 + dims[0]]), srow, qform_code, sform_code
+
+
+def check_prediction(path, expected_dims, reference=None):
+    """Failures of a downloaded prediction: its dims, and with `reference` (the loaded image) its
+    sform, which must be the input's."""
+    dims, srow, _, sform_code = nifti_geometry(path)
+    problems = []
+    if dims[:3] != list(expected_dims):
+        problems.append(f"{os.path.basename(path)}: dims {dims}, the scan has {expected_dims}")
+    if reference:
+        ref_dims, ref_srow, _, ref_sform = nifti_geometry(reference)
+        if dims[:3] != ref_dims[:3]:
+            problems.append(f"prediction dims {dims} differ from the input's {ref_dims}")
+        worst = max(abs(a - b) for row, ref in zip(srow, ref_srow) for a, b in zip(row, ref))
+        if ref_sform > 0 and (sform_code <= 0 or worst > 1e-5):
+            problems.append(f"prediction affine {srow} (code {sform_code}) differs from the "
+                            f"input's {ref_srow} (code {ref_sform})")
+    return problems
+
+
+def check_history(path, steps):
+    lines = open(path).read().splitlines()
+    columns = lines[0].split(",")
+    problems = []
+    if len(lines) - 1 != steps:
+        problems.append(f"history: {len(lines) - 1} rows for {steps} steps")
+    for column in ("step", "total", "warmup", "gdl", "grad_norm", "grad_norm_clipped"):
+        if column not in columns:
+            problems.append(f"history: no `{column}` column in {columns}")
+    return problems
+
+
+def check_weights(path, parameters):
+    """Loads the weights with the `safetensors` package; every tensor finite, and the element
+    count the page's parameter count."""
+    from safetensors.numpy import load_file  # the venv `./x test page` makes has it
+    tensors = load_file(path)
+    total = sum(t.size for t in tensors.values())
+    problems = []
+    if total != parameters:
+        problems.append(f"weights: {total} values in {len(tensors)} tensors, the page says "
+                        f"{parameters} parameters")
+    for name, tensor in tensors.items():
+        if not all(math.isfinite(float(v)) for v in tensor.flat):
+            problems.append(f"weights: {name} is not finite")
+    print(f"weights: {len(tensors)} tensors, {total} values, e.g. "
+          f"{', '.join(f'{k} {list(v.shape)}' for k, v in list(tensors.items())[:3])}")
+    return problems
+
+
+# The word each lab cause's sentence must hold (the monitor names each cause and no other).
+CAUSE_WORDS = {
+    "logits": "logits", "label_map_as_target": "label map", "brats_labels": "BraTS",
+    "mask255": "0/255", "smooth_nr_above_dr": "smooth_nr", "negative_weight": "negative weight",
+    "negated_dice": "−Dice",
+}
+
+# Collects Content-Security-Policy violations from the first script on (DevTools).
+CSP_WATCH = ("window.gdlCsp = []; document.addEventListener('securitypolicyviolation', "
+             "e => window.gdlCsp.push(e.violatedDirective + ' ' + e.blockedURI));")
 
 
 def _ready(webdriver):

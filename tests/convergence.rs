@@ -48,6 +48,7 @@ fn unet_config() -> TrainingConfig {
         schedule: Schedule::Linear,
         ramp_epochs: 30.0,
         bce_weight: 1.0,
+        lr: 3e-3,
         ..TrainingConfig::default()
     }
 }
@@ -149,8 +150,10 @@ fn the_default_recipe_learns_every_class_of_the_demo_on_a_held_out_phantom() {
         ..PhantomConfig::default()
     });
     let defaults = TrainingConfig::default();
+    // λ is taken at the start of a step: one more step than the hand-over lasts ends at λ = 1.
     let steps = ((defaults.warmup_epochs + defaults.ramp_epochs) * defaults.steps_per_epoch as f64)
-        .ceil() as usize;
+        .ceil() as usize
+        + 1;
     let mut results = Vec::new();
     for seed in [1, 2, 3] {
         let config = TrainingConfig {

@@ -266,7 +266,8 @@ fn hash() -> String {
     web_sys::window().unwrap().location().hash().unwrap()
 }
 
-/// Drops files (name, bytes) on the drop zone, as a person dragging them from a folder would.
+/// Drops files (name, bytes) on the drop zone, as a person dragging them from a folder would:
+/// dragenter, dragover (which the zone must cancel, or the browser refuses the drop), drop.
 fn drop_files(files: &[(&str, Vec<u8>)]) {
     let list = js_sys::Array::new();
     for (name, bytes) in files {
@@ -276,8 +277,14 @@ fn drop_files(files: &[(&str, Vec<u8>)]) {
     js(
         "const t = new DataTransfer();
          for (const [name, bytes] of a) t.items.add(new File([bytes], name));
-         document.querySelector(\"[data-test='dropzone']\")
-           .dispatchEvent(new DragEvent('drop', {dataTransfer: t, bubbles: true, cancelable: true}));",
+         const zone = document.querySelector(\"[data-test='dropzone']\");
+         const event = kind => new DragEvent(kind, {dataTransfer: t, bubbles: true, cancelable: true});
+         zone.dispatchEvent(event('dragenter'));
+         const over = event('dragover');
+         zone.dispatchEvent(over);
+         // A browser delivers the drop only where dragover was cancelled.
+         if (!over.defaultPrevented) throw new Error('the drop zone does not cancel dragover');
+         zone.dispatchEvent(event('drop'));",
         &list,
         &wasm_bindgen::JsValue::NULL,
     );

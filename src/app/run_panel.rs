@@ -157,6 +157,7 @@ pub fn RunPanel(
                 <dt>"GDL"</dt><dd data-test="gdl">{readout("gdl")}</dd>
                 <dt>"ms / step"</dt><dd data-test="millis">{readout("millis")}</dd>
                 <dt>"device"</dt><dd data-test="run-device">{move || trainer.device_label.get()}</dd>
+                <dt>"net"</dt><dd data-test="run-net">{move || trainer.net_label.get()}</dd>
             </dl>
             {move || last().and_then(|r| r.anatomy.explanation).map(|sentence| view! {
                 <p class="banner warning" role="status" data-test="monitor">{sentence}</p>

@@ -42,6 +42,8 @@ pub struct Trainer {
     pub failure: RwSignal<Option<Failure>>,
     /// The device the current (or next) session trains on.
     pub device_label: RwSignal<String>,
+    /// The net being trained and its parameter count (it changes when Simple is widened).
+    pub net_label: RwSignal<String>,
     /// `Some(None)`: the lab is open with no cause selected.
     pub lab_selection: RwSignal<Option<Option<Misuse>>>,
     pub lab: RwSignal<Option<LabReading>>,
@@ -67,6 +69,7 @@ impl Trainer {
             busy: RwSignal::new(false),
             failure: RwSignal::new(None),
             device_label: RwSignal::new(String::new()),
+            net_label: RwSignal::new(String::new()),
             lab_selection: RwSignal::new(None),
             lab: RwSignal::new(None),
             state,
@@ -207,6 +210,7 @@ impl Trainer {
         match TrainingSession::on(config, &scan.volume, &compute) {
             Ok(session) => {
                 self.device_label.set(compute.describe());
+                self.net_label.set(net_label(&session));
                 self.busy.set(true);
                 Some(session)
             }
@@ -217,6 +221,7 @@ impl Trainer {
     /// Puts the session back unless a reset happened meanwhile.
     fn give_back(&self, session: TrainingSession, generation: u64) {
         if self.generation.get_value() == generation {
+            self.net_label.set(net_label(&session));
             self.session.set_value(Some(session));
             self.busy.set(false);
         }
@@ -334,4 +339,11 @@ impl Trainer {
             session
         });
     }
+}
+
+/// "simple, 3764 parameters", as `gdl-lab models` names them.
+fn net_label(session: &TrainingSession) -> String {
+    let net = session.net();
+    let count = burn::module::Module::num_params(net);
+    format!("{}, {count} parameters", net.kind().name())
 }
