@@ -139,8 +139,10 @@ fn with_the_label_map_as_target_gdl_goes_negative_as_the_net_improves() {
 }
 
 /// The page's default recipe, unchanged (U-Net, CE warm-up 2 epochs, a linear ramp over 4 to
-/// the GDL with 1/G weights, 32³ patches of the 64³ demo phantom), trained until λ = 1 for three
-/// seeds and scored on a held-out phantom (another seed: other tumour positions and shapes).
+/// the GDL with 1/G weights, Adam at 1e-2, 32³ patches of the 64³ demo phantom), for three seeds:
+/// 151 steps to reach λ = 1, then as many at λ = 1 (the GDL-dominated phase), scored on a
+/// held-out phantom (another seed: other tumour position, shape and proportions). Every class,
+/// the necrotic core (~10 % of the tumour, 0.2 % of the volume) included, must be learned.
 #[test]
 fn the_default_recipe_learns_every_class_of_the_demo_on_a_held_out_phantom() {
     use gdl_lab::volume::{PhantomConfig, phantom};
@@ -150,8 +152,9 @@ fn the_default_recipe_learns_every_class_of_the_demo_on_a_held_out_phantom() {
         ..PhantomConfig::default()
     });
     let defaults = TrainingConfig::default();
-    // λ is taken at the start of a step: one more step than the hand-over lasts ends at λ = 1.
-    let steps = ((defaults.warmup_epochs + defaults.ramp_epochs) * defaults.steps_per_epoch as f64)
+    // λ is taken at the start of a step: one more step than the hand-over lasts reaches λ = 1.
+    let hand_over = ((defaults.warmup_epochs + defaults.ramp_epochs)
+        * defaults.steps_per_epoch as f64)
         .ceil() as usize
         + 1;
     let mut results = Vec::new();
@@ -160,17 +163,30 @@ fn the_default_recipe_learns_every_class_of_the_demo_on_a_held_out_phantom() {
             seed,
             ..defaults.clone()
         };
-        let (session, reports) = train(config, &demo, steps);
-        assert_eq!(reports.last().map(|r| r.lambda), Some(1.0));
+        let (session, reports) = train(config, &demo, 2 * hand_over);
+        assert_eq!(reports[hand_over - 1].lambda, 1.0);
         let evaluation =
             pollster::block_on(session.evaluate_on(&held_out)).expect("held-out evaluation");
-        eprintln!(
+        println!(
             "seed {seed}: held-out hard Dice per class {:?}",
             evaluation.dice
         );
         results.push(evaluation.dice);
     }
+    // Our runs (2026-11-27, this 2-core machine): core 0.69 / 0.86 / 0.39, oedema 0.51 / 0.59 /
+    // 0.59, enhancing 0.55 / 0.69 / 0.66 for seeds 1, 2, 3. The old defaults (lr 3e-3, 151
+    // steps) left the core at 0.0 for seeds 1 and 3: a class never learned scores 0.
     for (seed, dice) in [1, 2, 3].iter().zip(&results) {
-        println!("seed {seed}: held-out Dice per class {dice:?}");
+        for (class, &value) in dice.iter().enumerate().skip(1) {
+            assert!(
+                value >= 0.3,
+                "seed {seed}: class {class} reached a held-out Dice of {value} ({dice:?})"
+            );
+        }
+        let mean = dice[1..].iter().sum::<f32>() / (dice.len() - 1) as f32;
+        assert!(
+            mean >= 0.45,
+            "seed {seed}: mean foreground Dice {mean} ({dice:?})"
+        );
     }
 }

@@ -60,9 +60,9 @@ impl Misuse {
                  passes about 0.6 % of the patch"
             }
             Misuse::SmoothNrAboveDr => {
-                "once the net's weighted errors Σw·(P + G − 2·I) drop below smooth_nr − \
-                 smooth_dr: a partly trained net with 1/G² weights, a near-perfect one with 1/G, \
-                 practically never with uniform weights"
+                "when the weighted miss Σw·(P + G − 2·I) is below smooth_nr − smooth_dr: with \
+                 1/G² weights that sum is small unless a class is tiny, so often at once; with \
+                 1/G only for a near-perfect net; practically never with uniform weights"
             }
             Misuse::NegativeWeight => {
                 "when the flipped class's share of the sums outweighs the others': it comes and \

@@ -12,12 +12,11 @@ use crate::loss::{GdlConfig, Misuse, MixedLossConfig, Schedule, WarmupLoss, Weig
 use crate::loss::{GdlRun, gdl_pipeline};
 use crate::model::{ModelKind, SegmentationNet, widen_simple_to_target};
 use crate::report::{Evaluation, GdlAnatomy, StepReport, hard_dice};
-use crate::sample::{
-    Batch, PatchSampler, blending_weights, crop, normalise_nonzero, overlap, window_starts,
-};
+use crate::sample::{Batch, PatchSampler, blending_weights, normalise_nonzero, window_starts};
 use crate::train::buffers::check_largest_buffer;
 use crate::train::clip::clip_global_norm;
 use crate::volume::LabelledVolume;
+use crate::volume::boxes::{crop, overlap};
 
 /// Everything that decides a run. Flat, so that it reads as `key=value&…` in the page's URL and
 /// as `--key value` flags in the CLI, with the same names.

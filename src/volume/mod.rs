@@ -2,6 +2,7 @@
 //!
 //! Voxels are stored x-fastest: index = x + nx·(y + ny·z), the order NIfTI files use.
 
+pub mod boxes;
 pub mod files;
 pub mod labels;
 pub mod nifti;

@@ -2,7 +2,7 @@
 //! (Z-score normalisation happens in `sample::normalise_nonzero`, every session.)
 
 use super::LabelledVolume;
-use crate::sample::crop;
+use super::boxes::crop;
 
 /// The bounding box (min and max corner, inclusive, x/y/z) of the non-zero voxels, or `None`
 /// for an all-zero image.
