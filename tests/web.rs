@@ -548,8 +548,8 @@ async fn the_page_loads_the_demo_trains_draws_and_runs_the_lab() {
     console_log!("NaN stop shown: {stop}");
 
     // URL state: a control changes the hash; a pasted link changes the controls.
-    set_control("lr", "0.01").await;
-    assert!(hash().contains("lr=0.01"), "{}", hash());
+    set_control("lr", "0.005").await;
+    assert!(hash().contains("lr=0.005"), "{}", hash());
     web_sys::window()
         .unwrap()
         .location()
