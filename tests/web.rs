@@ -469,7 +469,7 @@ async fn the_page_loads_the_demo_trains_draws_and_runs_the_lab() {
     assert!((0.0..=1.0).contains(&correct));
     assert!(sentence.contains("logits"), "{sentence}");
 
-    // The causes show as the net improves: train on (the CPU backend, fast without a real GPU)
+    // Some causes show only once the net is confident: train on (the CPU backend, fast here)
     // until the 0/255 mask drives the GDL below zero while the correct GDL stays in [0, 1].
     assert_responsive("page load and 3 WebGPU steps");
     js(

@@ -167,7 +167,7 @@ pub fn Lab(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                 <label for="train-with-misuse">
                     {move || match state.with(|s| s.config.misuse) {
                         Some(m) => format!("Training with “{}” (uncheck to train correctly again)", m.label()),
-                        None => "Train with the selected cause on, to watch the GDL leave [0, 1] as the net improves".into(),
+                        None => "Train with the selected cause on, to watch when the GDL leaves [0, 1] (some causes at once, some only once the net is confident)".into(),
                     }}
                 </label>
             </div>
