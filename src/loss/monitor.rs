@@ -35,7 +35,6 @@ pub struct GdlInputStats {
     pub weighted_miss: f32,
     pub smooth_nr: f64,
     pub smooth_dr: f64,
-    pub channels: usize,
 }
 
 /// `[gdl, p_min, p_max, g_min, g_max, w_min, g_fraction, g_not_two_valued, g_has_3, g_has_4,
@@ -93,7 +92,6 @@ impl GdlInputStats {
             weighted_miss: values[10],
             smooth_nr: run.config.smooth_nr,
             smooth_dr: run.config.smooth_dr,
-            channels: run.target.dims()[1],
         }
     }
 
