@@ -8,6 +8,9 @@ use gdl_lab::loss::monitor::input_statistics;
 use gdl_lab::loss::{GdlConfig, GdlInputStats, Misuse, Schedule, gdl_pipeline};
 use gdl_lab::sample::one_hot;
 
+mod common;
+use common::CAUSE_NAMES;
+
 #[test]
 fn schedules_hand_over_from_warmup_to_gdl() {
     // Warm-up 2 epochs, ramp 4 epochs.
@@ -125,17 +128,6 @@ fn soft_labels_are_valid_and_stay_in_range() {
     assert!(stats.in_range(), "{stats:?}");
     assert!(stats.causes().is_empty(), "{:?}", stats.violations());
 }
-
-/// The word each cause's sentence must contain, and no other cause's sentence may.
-const CAUSE_NAMES: [(Misuse, &str); 7] = [
-    (Misuse::Logits, "logits"),
-    (Misuse::LabelMapAsTarget, "label map"),
-    (Misuse::BratsLabels, "BraTS"),
-    (Misuse::Mask255, "0/255"),
-    (Misuse::SmoothNrAboveDr, "smooth_nr"),
-    (Misuse::NegativeWeight, "negative weight"),
-    (Misuse::NegatedDice, "−Dice"),
-];
 
 /// Each misuse on a net that has learned (for the negative weight: learned all but the class whose
 /// weight is negative, which is when it bites) leaves [0, 1], and the monitor diagnoses that

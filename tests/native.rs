@@ -75,34 +75,44 @@ fn training_on_flex_is_deterministic_for_a_seed() {
     );
 }
 
+/// Steps `config` on `data` until a step fails (at most `steps`), and checks that it stopped on a
+/// NaN in `component`, named in the sentence.
+fn assert_stops_on_nan_in(
+    config: TrainingConfig,
+    data: &LabelledVolume,
+    steps: usize,
+    component: &str,
+) {
+    let mut session = TrainingSession::new(config, data, &flex()).unwrap();
+    let failure = (0..steps)
+        .find_map(|_| pollster::block_on(session.step()).err())
+        .unwrap_or_else(|| panic!("no step failed in {steps}"));
+    let TrainError::NonFinite {
+        component: named,
+        value,
+        ..
+    } = &failure
+    else {
+        panic!("{failure:?}")
+    };
+    assert_eq!(*named, component, "{failure:?}");
+    assert!(value.is_nan(), "{failure:?}");
+    let sentence = failure.to_string();
+    assert!(
+        sentence.contains("Training stopped at step")
+            && sentence.contains(&format!("the {component} is NaN")),
+        "{sentence}"
+    );
+}
+
+/// Every component is NaN once the weights are; the warm-up term is checked first.
 #[test]
 fn an_exploding_learning_rate_stops_with_a_sentence_naming_the_component() {
     let config = TrainingConfig {
         lr: 1e30,
         ..TrainingConfig::quick(8)
     };
-    let mut session = TrainingSession::new(config, &volume(8), &flex()).unwrap();
-    let failure = (0..20)
-        .find_map(|_| pollster::block_on(session.step()).err())
-        .expect("a learning rate of 1e30 should blow the loss up");
-    assert!(
-        matches!(failure, TrainError::NonFinite { .. }),
-        "{failure:?}"
-    );
-    // Every component is NaN once the weights are; the warm-up term is checked first.
-    let TrainError::NonFinite {
-        component, value, ..
-    } = &failure
-    else {
-        unreachable!()
-    };
-    assert_eq!(*component, "BCE term", "{failure:?}");
-    assert!(value.is_nan(), "{failure:?}");
-    let sentence = failure.to_string();
-    assert!(
-        sentence.contains("Training stopped at step") && sentence.contains("the BCE term is NaN"),
-        "{sentence}"
-    );
+    assert_stops_on_nan_in(config, &volume(8), 20, "BCE term");
 }
 
 /// Without smoothing, a patch holding no foreground gives the GDL (background excluded) 0/0,
@@ -116,19 +126,7 @@ fn a_nan_gdl_alone_is_named_as_the_gdl() {
         patch: 4,
         ..TrainingConfig::quick(4)
     };
-    let mut session = TrainingSession::new(config, &volume(16), &flex()).unwrap();
-    let failure = (0..50)
-        .find_map(|_| pollster::block_on(session.step()).err())
-        .expect("some 4³ patch of background only");
-    let TrainError::NonFinite {
-        component, value, ..
-    } = &failure
-    else {
-        panic!("{failure:?}")
-    };
-    assert_eq!(*component, "GDL term", "{failure:?}");
-    assert!(value.is_nan(), "{failure:?}");
-    assert!(failure.to_string().contains("the GDL term is NaN"));
+    assert_stops_on_nan_in(config, &volume(16), 50, "GDL term");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use gdl_lab::backend::{self, BackendKind};
+use gdl_lab::loss::Misuse;
 use gdl_lab::train::{TrainingConfig, TrainingSession};
 use gdl_lab::view::PageState;
 use gdl_lab::volume::{SyntheticConfig, synthetic_volume};
@@ -499,13 +500,12 @@ async fn the_page_loads_the_demo_trains_draws_and_runs_the_lab() {
     );
     // Every other cause: the reading names that cause, and when the value stays in [0, 1] on
     // this batch it says so and when the cause would take it out.
-    for (key, name) in [
-        ("label_map_as_target", "label map"),
-        ("brats_labels", "BraTS"),
-        ("smooth_nr_above_dr", "smooth_nr"),
-        ("negative_weight", "negative weight"),
-        ("negated_dice", "−Dice"),
-    ] {
+    for (misuse, name) in common::CAUSE_NAMES {
+        if matches!(misuse, Misuse::Logits | Misuse::Mask255) {
+            continue; // read above
+        }
+        let key = serde_json::to_value(misuse).unwrap();
+        let key = key.as_str().unwrap();
         let (misused, correct, sentence) = toggle_lab(&root, key).await;
         console_log!("lab {key}: {misused:.4} (correct {correct:.4}): {sentence}");
         assert!(sentence.contains(name), "{key}: {sentence}");

@@ -2,6 +2,21 @@
 // Each test file uses a part of this module.
 #![allow(dead_code)]
 
+/// The word each lab cause's sentence must contain, and no other cause's sentence may (the
+/// monitor names each cause and only that one). scripts/page_check.py has the same list.
+pub const CAUSE_NAMES: [(gdl_lab::loss::Misuse, &str); 7] = {
+    use gdl_lab::loss::Misuse;
+    [
+        (Misuse::Logits, "logits"),
+        (Misuse::LabelMapAsTarget, "label map"),
+        (Misuse::BratsLabels, "BraTS"),
+        (Misuse::Mask255, "0/255"),
+        (Misuse::SmoothNrAboveDr, "smooth_nr"),
+        (Misuse::NegativeWeight, "negative weight"),
+        (Misuse::NegatedDice, "−Dice"),
+    ]
+};
+
 /// What one convolution check compares: its output and its three gradients.
 pub const CONVOLUTION_PARTS: [&str; 4] = [
     "output",
