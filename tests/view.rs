@@ -284,6 +284,40 @@ fn the_lab_probes_every_cause_on_the_current_batch_and_names_it() {
     }
 }
 
+/// Every cause on an untrained net, with the page's settings and the small ones, 1/G and 1/G²
+/// weights, is diagnosed as itself. The values are the README's step-0 table:
+/// `cargo test --test view untrained -- --nocapture` prints them.
+#[test]
+fn on_an_untrained_net_every_cause_is_diagnosed_as_itself() {
+    for (name, state) in [
+        ("page", PageState::default()),
+        ("small", PageState::default().small()),
+    ] {
+        let scan = demo_scan(state.page.demo_size);
+        for w_type in [WeightType::Simple, WeightType::Square] {
+            let config = TrainingConfig {
+                w_type,
+                ..state.config.clone()
+            };
+            let mut session = TrainingSession::new(config, &scan.volume, &Device::flex()).unwrap();
+            let mut line = format!("{name} settings, {w_type:?} weights, step 0:");
+            for misuse in Misuse::ALL {
+                let reading = pollster::block_on(session.probe_gdl(Some(misuse))).unwrap();
+                assert_eq!(
+                    reading.monitor.causes(),
+                    [misuse],
+                    "{name} {w_type:?}: {reading:?}"
+                );
+                line += &format!(
+                    " {misuse:?} {:.3} (weighted miss {:.2});",
+                    reading.value, reading.monitor.weighted_miss
+                );
+            }
+            println!("{line}");
+        }
+    }
+}
+
 /// The causes that need no training, on the demo's first batch (an untrained net): the 0/255 mask
 /// (the batch's foreground is above the 0.6 % that takes it out) and −Dice must leave [0, 1],
 /// each explained by its own sentence. The causes that need a trained net stay inside here, and
