@@ -4,10 +4,10 @@
 //! [`acquire`] initialises it on first use and hands every later caller the same device.
 
 use burn::tensor::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The family of backend a [`ComputeDevice`] runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BackendKind {
     /// burn's wgpu backend on the browser's WebGPU.
     WebGpu,
@@ -28,7 +28,7 @@ impl BackendKind {
 }
 
 /// What the page and `gdl-lab doctor` show about the device.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdapterSummary {
     pub backend: BackendKind,
     /// The adapter's own description, e.g. "SwiftShader Device (Subzero)".

@@ -1,12 +1,12 @@
 //! What a training step and an evaluation tell the page, the CLI and the tests.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::loss::{GdlInputStats, WarmupLoss};
 use crate::model::ModelKind;
 
 /// The outcome of one training step: every loss component and what the GDL was made of.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
     /// Steps done so far, this one included (1 after the first step).
     pub step: usize,
@@ -51,7 +51,7 @@ impl StepReport {
 }
 
 /// What the GDL was made of on one batch: the lab's anatomy table and the monitor's verdict.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GdlAnatomy {
     /// The value the pipeline reports.
     pub value: f32,
@@ -117,7 +117,7 @@ pub fn history_csv(history: &[StepReport]) -> String {
 }
 
 /// Whole-volume prediction by sliding windows, scored against the label map.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Hard Dice per class, background included (1 when a class is absent from both).
     pub dice: Vec<f32>,

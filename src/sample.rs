@@ -56,12 +56,17 @@ pub fn normalise_nonzero(image: &mut [f32]) {
 }
 
 /// Random cubic patches, a share of them centred on foreground voxels (as nnU-Net does), so
-/// that rare classes are seen often. Deterministic from its seed.
+/// that rare classes are seen often. Deterministic from its seed, and can go back to any
+/// earlier position ([`PatchSampler::seek`]).
 pub struct PatchSampler {
     edge: usize,
     foreground_fraction: f64,
     foreground: Vec<usize>,
+    dims: [usize; 3],
+    seed: u64,
     rng: StdRng,
+    /// Patches drawn so far.
+    drawn: usize,
 }
 
 impl PatchSampler {
@@ -72,12 +77,34 @@ impl PatchSampler {
             foreground: (0..volume.labels.len())
                 .filter(|&i| volume.labels[i] != 0)
                 .collect(),
+            dims: volume.dims,
+            seed,
             rng: StdRng::seed_from_u64(seed),
+            drawn: 0,
+        }
+    }
+
+    /// Patches drawn so far: the position [`PatchSampler::seek`] returns to.
+    pub fn position(&self) -> usize {
+        self.drawn
+    }
+
+    /// Continues as if exactly `drawn` patches had been drawn: back after a failed step, or
+    /// forward to where a restored checkpoint left off. (rand's `StdRng` cannot be cloned, and
+    /// replaying the draws costs microseconds: no tensors are made.)
+    pub fn seek(&mut self, drawn: usize) {
+        if drawn < self.drawn {
+            self.rng = StdRng::seed_from_u64(self.seed);
+            self.drawn = 0;
+        }
+        while self.drawn < drawn {
+            self.next_origin(self.dims);
         }
     }
 
     /// The origin (x, y, z) of the next patch.
     fn next_origin(&mut self, dims: [usize; 3]) -> [isize; 3] {
+        self.drawn += 1;
         let edge = self.edge as isize;
         if dims.iter().all(|&d| d as isize <= edge) {
             // The whole volume fits in one patch: nothing to sample.

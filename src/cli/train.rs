@@ -1,4 +1,4 @@
-//! `gdl-lab train`: the page's training session on NIfTI files, from a terminal.
+//! `gdl-lab train`: the page's engine on NIfTI files, from a terminal.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,11 +7,15 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use web_time::Instant;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use crate::backend::ComputeDevice;
-use crate::report::{StepReport, history_csv};
-use crate::train::{TrainingConfig, TrainingSession};
+use crate::engine::{Command, Devices, Engine, Envelope, Event};
+use crate::train::TrainingConfig;
+use crate::view::{BackendChoice, PageSettings, PageState};
 use crate::volume::nifti::read_path;
-use crate::volume::{Limits, pair_image_and_labels, write_label_map};
+use crate::volume::{Limits, LoadedScan, pair_image_and_labels};
 
 /// The session settings as flags, with the names of the page's URL state (`--warmup-epochs` or
 /// `--warmup_epochs`). Each one left out keeps its default (see README, "The training settings").
@@ -173,20 +177,80 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
     );
     let steps = args.steps.unwrap_or(config.total_steps());
     let steps_per_epoch = config.steps_per_epoch;
-    let mut session = match TrainingSession::on(config, &volume, device) {
-        Ok(session) => session,
-        Err(error) => return fail(error.to_string()),
+    let scan = LoadedScan {
+        class_names: mapping
+            .values
+            .iter()
+            .map(|v| format!("label {v}"))
+            .collect(),
+        image_name: args.image.display().to_string(),
+        label_name: args.label.display().to_string(),
+        demo: false,
+        warnings: Vec::new(),
+        image,
+        volume,
+        mapping,
     };
+    // The page's engine, driven step by step: predictions only when asked (eval_every=0).
+    let settings = PageState {
+        config,
+        page: PageSettings {
+            backend: if device.is_gpu_backend() {
+                BackendChoice::Gpu
+            } else {
+                BackendChoice::Cpu
+            },
+            eval_every: 0,
+            ..PageSettings::default()
+        },
+    };
+    let devices = Devices {
+        gpu: if device.is_gpu_backend() {
+            Ok(device.clone())
+        } else {
+            Err("not asked for".into())
+        },
+        cpu: ComputeDevice::flex(None),
+    };
+    let events = Rc::new(RefCell::new(Vec::<Envelope<Event>>::new()));
+    let sink_events = events.clone();
+    let mut engine = Engine::new(
+        devices,
+        Box::new(move |event| sink_events.borrow_mut().push(event)),
+    );
+    let run = |engine: &mut Engine, command: Command| {
+        pollster::block_on(engine.handle(Envelope::new(command)));
+        std::mem::take(&mut *events.borrow_mut())
+    };
+    run(
+        &mut engine,
+        Command::Configure {
+            settings: settings.to_hash(),
+        },
+    );
+    engine.use_scan(scan);
+    let scan = engine.scan().expect("just loaded").clone();
     let started = Instant::now();
-    let mut history: Vec<StepReport> = Vec::with_capacity(steps);
     // Drawn only when stderr is a terminal; the per-epoch lines are printed either way.
     let bar = ProgressBar::new(steps as u64).with_style(
         ProgressStyle::with_template("{bar:32} {pos}/{len} steps  {msg}  {elapsed} (eta {eta})")
             .expect("a valid template"),
     );
+    let failure = |events: &[Envelope<Event>]| {
+        events.iter().find_map(|event| match &event.message {
+            Event::Failed { failure, .. } => Some(failure.message.clone()),
+            Event::ExportFailed { message } => Some(message.clone()),
+            _ => None,
+        })
+    };
     for _ in 0..steps {
-        match pollster::block_on(session.step()) {
-            Ok(report) => {
+        let events = run(&mut engine, Command::Step);
+        if let Some(message) = failure(&events) {
+            bar.abandon();
+            return fail(message);
+        }
+        for event in &events {
+            if let Event::Step { report, .. } = &event.message {
                 bar.set_message(format!(
                     "loss {:.4}  GDL {:+.4}  λ {:.2}",
                     report.total, report.gdl, report.lambda
@@ -200,33 +264,52 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
                         eprintln!("monitor: {explanation}");
                     }
                 });
-                history.push(report);
-            }
-            Err(error) => {
-                bar.abandon();
-                return fail(error.to_string());
             }
         }
     }
     bar.finish_and_clear();
-    eprintln!("predicting the whole volume with sliding windows…");
-    let evaluation = match pollster::block_on(session.evaluate()) {
-        Ok(evaluation) => evaluation,
-        Err(error) => return fail(error.to_string()),
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    if let Some(path) = &args.report
-        && let Err(error) = std::fs::write(path, history_csv(&history))
-    {
-        return fail(format!("cannot write {}: {error}", path.display()));
-    }
-    if let Some(path) = &args.predict {
-        // Back to the file's own label values (BraTS 4 stays 4).
-        let values = mapping.file_values(&evaluation.labels);
-        if let Err(error) = std::fs::write(path, write_label_map(&values, &image)) {
-            return fail(format!("cannot write {}: {error}", path.display()));
+    let steps_done = engine.session().map_or(0, |s| s.steps_done());
+    let evaluated_now = engine.evaluation().is_some()
+        && engine.history().last().map(|r| r.step) == Some(steps_done);
+    if !evaluated_now {
+        eprintln!("predicting the whole volume with sliding windows…");
+        if let Some(message) = failure(&run(&mut engine, Command::Predict)) {
+            return fail(message);
         }
     }
+    let Some(evaluation) = engine.evaluation().cloned() else {
+        return fail("the prediction was not made".into());
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let exported = |engine: &mut Engine, command: Command| -> Result<Vec<u8>, String> {
+        let mut events = run(engine, command);
+        if let Some(message) = failure(&events) {
+            return Err(message);
+        }
+        match events.pop() {
+            Some(Envelope {
+                message: Event::Export { .. },
+                mut buffers,
+            }) if buffers.len() == 1 => Ok(buffers.remove(0)),
+            _ => Err("the export gave no file".into()),
+        }
+    };
+    for (path, command) in [
+        (&args.report, Command::ExportHistory),
+        (&args.predict, Command::ExportPrediction),
+    ] {
+        let Some(path) = path else {
+            continue;
+        };
+        let written = exported(&mut engine, command).and_then(|bytes| {
+            std::fs::write(path, bytes)
+                .map_err(|error| format!("cannot write {}: {error}", path.display()))
+        });
+        if let Err(message) = written {
+            return fail(message);
+        }
+    }
+    let mapping = &scan.mapping;
     let dice: serde_json::Map<String, serde_json::Value> = evaluation
         .dice
         .iter()
@@ -239,7 +322,7 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
         serde_json::json!({
             "dice": dice,
             "mean_foreground_dice": evaluation.mean_foreground_dice,
-            "steps": session.steps_done(),
+            "steps": steps_done,
             "seconds": seconds,
             "backend": device.adapter.backend,
         })

@@ -6,7 +6,7 @@
 //! step's other scalars, so checking costs no extra synchronisation.
 
 use burn::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::misuse::{GdlRun, Misuse};
 
@@ -14,7 +14,7 @@ use super::misuse::{GdlRun, Misuse};
 pub const STATISTICS: usize = 11;
 
 /// What the monitor looked at, read back from the device.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GdlInputStats {
     pub gdl: f32,
     pub p_min: f32,

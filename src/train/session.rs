@@ -14,7 +14,7 @@ use crate::model::{ModelKind, SegmentationNet, widen_simple_to_target};
 use crate::report::{Evaluation, GdlAnatomy, StepReport, hard_dice};
 use crate::sample::{Batch, PatchSampler, blending_weights, normalise_nonzero, window_starts};
 use crate::train::buffers::check_largest_buffer;
-use crate::train::clip::clip_global_norm;
+use crate::train::clip::{clip_global_norm, parameter_norm};
 use crate::volume::LabelledVolume;
 use crate::volume::boxes::{crop, overlap};
 
@@ -249,6 +249,8 @@ pub enum TrainError {
     },
     /// The device failed while computing or reading back (e.g. a lost GPU).
     Device(String),
+    /// The person cancelled a long operation (a prediction).
+    Cancelled,
 }
 
 impl std::fmt::Display for TrainError {
@@ -265,6 +267,7 @@ impl std::fmt::Display for TrainError {
                  before this step are kept; lower the learning rate, turn on clipping, or reset."
             ),
             TrainError::Device(message) => write!(f, "The device failed: {message}"),
+            TrainError::Cancelled => write!(f, "Cancelled."),
         }
     }
 }
@@ -284,6 +287,16 @@ pub struct TrainingSession {
     steps_done: usize,
     /// The latest step's batch (without autodiff), for the lab's probes.
     last_batch: Option<Batch>,
+}
+
+/// Everything a step changes, taken before it so that a step that fails leaves no trace: the
+/// net, Adam's moments and the sampler's position. (Cheap: tensors are shared, not copied.)
+struct Snapshot {
+    net: SegmentationNet,
+    optimizer: ModuleOptimizer,
+    sampler_position: usize,
+    last_batch: Option<Batch>,
+    steps_done: usize,
 }
 
 impl TrainingSession {
@@ -357,14 +370,73 @@ impl TrainingSession {
         Ok(())
     }
 
+    /// This session on another device (e.g. the CPU after the GPU failed): the same weights,
+    /// steps and sampler position; Adam starts afresh, since its moments live on the old device.
+    pub async fn move_to(&self, compute: &ComputeDevice) -> Result<Self, TrainError> {
+        let mut moved = Self::on(self.config.clone(), &self.volume, compute)?;
+        // `on` normalises its copy again; this one already is.
+        moved.volume = self.volume.clone();
+        let net = self
+            .net
+            .kind()
+            .init(self.volume.classes, &moved.train_device);
+        moved.net = crate::model::weights::copy_parameters(&self.net, net)
+            .await
+            .map_err(TrainError::Device)?;
+        moved.sampler.seek(self.sampler.position());
+        moved.steps_done = self.steps_done;
+        Ok(moved)
+    }
+
     /// True once `epochs × steps_per_epoch` steps are done.
     pub fn finished(&self) -> bool {
         self.steps_done >= self.config.total_steps()
     }
 
+    /// Adam's learning rate from the next step on; the moments are kept. (The one setting a
+    /// person changes mid-run, e.g. after a NaN stop, without starting again.)
+    pub fn set_learning_rate(&mut self, lr: f64) -> Result<(), TrainError> {
+        let config = TrainingConfig {
+            lr,
+            ..self.config.clone()
+        };
+        config.validate().map_err(TrainError::Config)?;
+        self.config = config;
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            net: self.net.clone(),
+            optimizer: self.optimizer.clone(),
+            sampler_position: self.sampler.position(),
+            steps_done: self.steps_done,
+            last_batch: self.last_batch.clone(),
+        }
+    }
+
+    fn restore(&mut self, snapshot: Snapshot) {
+        self.net = snapshot.net;
+        self.optimizer = snapshot.optimizer;
+        self.sampler.seek(snapshot.sampler_position);
+        self.steps_done = snapshot.steps_done;
+        self.last_batch = snapshot.last_batch;
+    }
+
     /// One optimisation step. Everything the report holds is read back in one asynchronous
-    /// transfer at the end, so the browser never blocks on the GPU.
+    /// transfer at the end, so the browser never blocks on the GPU. When a loss component, the
+    /// gradient or the updated weights are not finite, the session is put back exactly as it
+    /// was before the step (net, Adam's moments, sampler) and the error names the component.
     pub async fn step(&mut self) -> Result<StepReport, TrainError> {
+        let before = self.snapshot();
+        let result = self.try_step().await;
+        if matches!(result, Err(TrainError::NonFinite { .. })) {
+            self.restore(before);
+        }
+        result
+    }
+
+    async fn try_step(&mut self) -> Result<StepReport, TrainError> {
         let started = Instant::now();
         self.widen_when_pretraining_ends();
         let epochs_done = self.steps_done as f64 / self.config.steps_per_epoch as f64;
@@ -382,7 +454,6 @@ impl TrainingSession {
         let max_norm = (self.config.clip > 0.0).then_some(self.config.clip);
         let norms = clip_global_norm(&self.net, &mut gradients, max_norm)
             .expect("every net has parameters");
-        let before_update = self.net.clone();
         self.net = self
             .optimizer
             .step(self.config.lr, self.net.clone(), gradients);
@@ -393,6 +464,7 @@ impl TrainingSession {
             loss.warmup.clone(),
             norms.before,
             norms.after,
+            parameter_norm(&self.net),
         ];
         scalars.extend(gdl_readout(&loss.gdl));
         let values = read_back(Tensor::cat(
@@ -402,10 +474,10 @@ impl TrainingSession {
         .await?;
         self.steps_done += 1;
 
-        let [total, warmup, grad_norm, grad_norm_clipped] =
-            [values[0], values[1], values[2], values[3]];
+        let [total, warmup, grad_norm, grad_norm_clipped, weight_norm] =
+            [values[0], values[1], values[2], values[3], values[4]];
         let anatomy =
-            GdlAnatomy::from_readout(&values[4..], &loss.gdl, self.loss.gdl.include_background);
+            GdlAnatomy::from_readout(&values[5..], &loss.gdl, self.loss.gdl.include_background);
         let monitor = anatomy.monitor;
         let warmup_name = match self.config.warmup {
             WarmupLoss::Bce => "BCE term",
@@ -416,9 +488,9 @@ impl TrainingSession {
             ("GDL term", monitor.gdl),
             ("gradient norm", grad_norm),
             ("total loss", total),
+            ("norm of the updated weights", weight_norm),
         ];
         if let Some((component, value)) = checks.into_iter().find(|(_, v)| !v.is_finite()) {
-            self.net = before_update;
             return Err(TrainError::NonFinite {
                 step: self.steps_done,
                 component,
@@ -487,7 +559,16 @@ impl TrainingSession {
     /// Predicts the whole volume with overlapping sliding windows (50 % overlap, Gaussian
     /// blending) and scores it with the hard Dice per class.
     pub async fn evaluate(&self) -> Result<Evaluation, TrainError> {
-        self.predict_and_score(&self.volume).await
+        self.predict_and_score(&self.volume, &mut |_, _| true).await
+    }
+
+    /// [`Self::evaluate`], telling `progress(windows done, windows in all)` after each window;
+    /// when it returns false the prediction stops with [`TrainError::Cancelled`].
+    pub async fn evaluate_with_progress(
+        &self,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<Evaluation, TrainError> {
+        self.predict_and_score(&self.volume, progress).await
     }
 
     /// [`Self::evaluate`] on another scan with the same classes (e.g. a held-out volume),
@@ -501,10 +582,14 @@ impl TrainingSession {
         }
         let mut volume = volume.clone();
         normalise_nonzero(&mut volume.image);
-        self.predict_and_score(&volume).await
+        self.predict_and_score(&volume, &mut |_, _| true).await
     }
 
-    async fn predict_and_score(&self, volume: &LabelledVolume) -> Result<Evaluation, TrainError> {
+    async fn predict_and_score(
+        &self,
+        volume: &LabelledVolume,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<Evaluation, TrainError> {
         let started = Instant::now();
         let net = self.net.valid();
         let [nx, ny, nz] = volume.dims;
@@ -519,9 +604,11 @@ impl TrainingSession {
         let mut sum = vec![0.0f32; classes * volume.voxel_count()];
         let mut weight_sum = vec![0.0f32; volume.voxel_count()];
         let mut windows = 0;
-        for &z0 in &window_starts(nz, edge, 0.5) {
-            for &y0 in &window_starts(ny, edge, 0.5) {
-                for &x0 in &window_starts(nx, edge, 0.5) {
+        let starts = [nx, ny, nz].map(|size| window_starts(size, edge, 0.5));
+        let total_windows = starts.iter().map(Vec::len).product();
+        for &z0 in &starts[2] {
+            for &y0 in &starts[1] {
+                for &x0 in &starts[0] {
                     let origin = [x0, y0, z0];
                     let patch = crop(&volume.image, volume.dims, origin, [edge; 3], 0.0);
                     let input = Tensor::<5>::from_data(
@@ -533,8 +620,12 @@ impl TrainingSession {
                     let probs = read_back(probs).await?;
                     windows += 1;
                     // On the CPU backend the read-back is ready at once; without this the whole
-                    // prediction would be one long task on the page's thread.
+                    // prediction would be one long task on the page's thread (and a worker
+                    // could not hear "cancel").
                     crate::backend::yield_now().await;
+                    if !progress(windows, total_windows) {
+                        return Err(TrainError::Cancelled);
+                    }
                     accumulate_window(
                         &mut sum,
                         &mut weight_sum,

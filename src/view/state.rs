@@ -11,8 +11,10 @@ use crate::train::session::{changed_pairs, parse_pairs};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
-    /// WebGPU when the browser has it (else the CPU, with a banner).
+    /// Time a few steps on WebGPU and on the CPU before the first step; train on the faster.
     #[default]
+    Auto,
+    /// WebGPU when the browser has it (else the CPU, with a banner).
     Gpu,
     /// burn's flex backend compiled to wasm: on machines without a real GPU it can be much
     /// faster than a software WebGPU adapter.
@@ -33,7 +35,7 @@ pub struct PageSettings {
 impl Default for PageSettings {
     fn default() -> Self {
         Self {
-            backend: BackendChoice::Gpu,
+            backend: BackendChoice::Auto,
             eval_every: 25,
             demo_size: 64,
         }

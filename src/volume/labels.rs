@@ -1,13 +1,13 @@
 //! Label maps: validated integers, and the mapping from the file's labels to consecutive
 //! classes (BraTS {0, 1, 2, 4} → {0, 1, 2, 3}) that the page shows.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::LabelledVolume;
 use super::nifti::Volume;
 
 /// Which label value in the file became which class.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelMapping {
     /// `values[class]` is the label value in the file; class 0 is the smallest (background).
     pub values: Vec<i64>,

@@ -1,0 +1,10 @@
+//! One engine for every front end: it owns the scan and the training session, takes commands
+//! in order and reports what happened as events. The page runs it in a Web Worker (`worker`),
+//! the CLI and the tests call it directly.
+
+pub mod probe;
+pub mod protocol;
+pub mod runner;
+
+pub use protocol::{Command, Envelope, Event};
+pub use runner::{Devices, Engine, Sink};

@@ -1,0 +1,322 @@
+//! What the page (or the CLI) and the engine say to each other. Every message is plain data:
+//! in the browser it crosses from the page's thread to the worker and back, as MessagePack
+//! (which keeps NaN and infinities, unlike JSON) plus the large arrays as separate buffers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{AdapterSummary, BackendKind};
+use crate::loss::Misuse;
+use crate::report::{Evaluation, GdlAnatomy, StepReport};
+use crate::view::BackendChoice;
+use crate::volume::{LabelMapping, LoadedScan};
+
+/// A message with its large arrays beside it (file contents, voxels, export bytes), which the
+/// browser moves between threads without copying.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope<T> {
+    pub message: T,
+    pub buffers: Vec<Vec<u8>>,
+}
+
+impl<T> Envelope<T> {
+    pub fn new(message: T) -> Self {
+        Self {
+            message,
+            buffers: Vec::new(),
+        }
+    }
+
+    pub fn with(message: T, buffers: Vec<Vec<u8>>) -> Self {
+        Self { message, buffers }
+    }
+}
+
+/// What the engine is asked to do. Commands run one at a time, in the order they were sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// The page's settings, as its URL hash (`PageState::to_hash`). Changed training settings
+    /// end the session, as a reset does; a changed learning rate alone goes on with the run.
+    Configure {
+        settings: String,
+    },
+    /// Make the demo phantom of `size`³ voxels and use it.
+    LoadDemo {
+        size: usize,
+    },
+    /// Files dropped together, one buffer per name, in order.
+    LoadFiles {
+        names: Vec<String>,
+    },
+    /// The two pickers: the image's files, then the label map's (buffers in that order).
+    LoadPair {
+        image: Vec<String>,
+        label: Vec<String>,
+    },
+    /// Drop the session and what it produced; events from now on carry `run`.
+    Reset {
+        run: u64,
+    },
+    /// Train step after step until paused, finished or failed.
+    Play,
+    Pause,
+    /// One step.
+    Step,
+    /// Predict the whole volume now.
+    Predict,
+    /// Stop the long operation in progress (a prediction). Acted on at once, ahead of the queue.
+    Cancel,
+    /// Open the lab (measure the GDL of the current batch, with `cause` injected if any), or
+    /// close it (`open: false`).
+    Lab {
+        open: bool,
+        cause: Option<Misuse>,
+    },
+    /// The prediction as `.nii.gz` in the scan's geometry and label values.
+    ExportPrediction,
+    /// The step history as CSV.
+    ExportHistory,
+    /// The weights as `.safetensors`.
+    ExportWeights,
+    /// After a failure: go on from the kept step on this device (the CPU, or WebGPU again).
+    Resume {
+        backend: BackendChoice,
+    },
+    /// Test only: panic, as a bug inside burn would, to prove the page survives it.
+    Crash,
+}
+
+/// What the engine tells its driver. `run` is the run the event belongs to: the page drops
+/// events of a run it has reset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// The devices this engine can train on.
+    Devices(DeviceReport),
+    /// The auto probe's measurements and choice.
+    Probe(ProbeReport),
+    /// A scan was loaded; buffers: the intensities (f32, little-endian) and the classes (u8).
+    Scan(ScanView),
+    /// A file could not be used; the scan already loaded stays.
+    LoadFailed {
+        message: String,
+    },
+    /// A long operation's progress; `done == total` when it ends.
+    Progress {
+        task: String,
+        done: usize,
+        total: usize,
+    },
+    /// A session was made (or changed net by widening).
+    Session {
+        run: u64,
+        device: String,
+        backend: BackendKind,
+        net: String,
+    },
+    Step {
+        run: u64,
+        report: StepReport,
+    },
+    /// A whole-volume prediction; buffers: the classes (u8) and the probabilities (f32 planes).
+    Evaluation {
+        run: u64,
+        evaluation: Evaluation,
+    },
+    Lab {
+        run: u64,
+        reading: LabReading,
+    },
+    /// Training started or stopped.
+    Playing {
+        run: u64,
+        playing: bool,
+    },
+    /// Training stopped; the session is kept as it was after its last good step.
+    Failed {
+        run: u64,
+        failure: Failure,
+    },
+    /// A file to save; buffers: its bytes.
+    Export {
+        name: String,
+        mime: String,
+    },
+    /// An export could not be made.
+    ExportFailed {
+        message: String,
+    },
+}
+
+/// The lab's reading on the current batch: the correct GDL and, if a cause is selected, the
+/// GDL with it injected.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabReading {
+    pub correct: GdlAnatomy,
+    pub misused: Option<(Misuse, GdlAnatomy)>,
+}
+
+/// Why the run stopped, as the page shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub message: String,
+    /// The GPU failed: offer to go on on the CPU or on a fresh GPU device.
+    pub device_lost: bool,
+}
+
+/// The devices found when the engine started.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceReport {
+    /// WebGPU (or native wgpu), when it initialised.
+    pub gpu: Option<AdapterSummary>,
+    /// Why there is no GPU device, when there is none.
+    pub gpu_unavailable: Option<String>,
+    pub cpu: AdapterSummary,
+}
+
+/// The auto probe: step times measured on each device and the one chosen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    /// The settings the steps were timed at, e.g. "unet, 1 × 16³".
+    pub probed_at: String,
+    /// Median step time on the GPU, or why it was not timed.
+    pub gpu_ms: Result<f64, String>,
+    pub cpu_ms: f64,
+    pub choice: BackendKind,
+    /// "WebGPU: 722 ms/step (SwiftShader, software) · CPU: 33 ms/step → training on the CPU".
+    pub sentence: String,
+}
+
+/// What the page shows of a loaded scan: its description, and (in the envelope's buffers) the
+/// raw intensities and classes that the slice views draw.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScanView {
+    pub image_name: String,
+    pub label_name: String,
+    pub demo: bool,
+    pub dims: [usize; 3],
+    pub spacing: [f64; 3],
+    pub classes: usize,
+    pub class_names: Vec<String>,
+    pub mapping: LabelMapping,
+    pub warnings: Vec<String>,
+    #[serde(skip)]
+    pub image: Vec<f32>,
+    #[serde(skip)]
+    pub labels: Vec<u8>,
+}
+
+impl ScanView {
+    pub fn of(scan: &LoadedScan) -> Self {
+        Self {
+            image_name: scan.image_name.clone(),
+            label_name: scan.label_name.clone(),
+            demo: scan.demo,
+            dims: scan.volume.dims,
+            spacing: scan.image.spacing,
+            classes: scan.volume.classes,
+            class_names: scan.class_names.clone(),
+            mapping: scan.mapping.clone(),
+            warnings: scan.warnings.clone(),
+            image: scan.volume.image.clone(),
+            labels: scan.volume.labels.clone(),
+        }
+    }
+
+    /// The message and its two buffers.
+    pub fn into_envelope(self) -> Envelope<Event> {
+        let buffers = vec![f32_bytes(&self.image), self.labels.clone()];
+        Envelope::with(
+            Event::Scan(Self {
+                image: Vec::new(),
+                labels: Vec::new(),
+                ..self
+            }),
+            buffers,
+        )
+    }
+
+    /// Puts the buffers back; a sentence when they do not fit the description.
+    pub fn with_buffers(mut self, buffers: &[Vec<u8>]) -> Result<Self, String> {
+        let voxels: usize = self.dims.iter().product();
+        let [image, labels] = buffers else {
+            return Err("the scan arrived without its voxels".into());
+        };
+        self.image = f32_values(image);
+        self.labels = labels.clone();
+        if self.image.len() != voxels || self.labels.len() != voxels {
+            return Err("the scan's voxels do not match its size".into());
+        }
+        Ok(self)
+    }
+}
+
+/// An evaluation's message and its buffers (classes, probabilities).
+pub fn evaluation_envelope(run: u64, evaluation: &Evaluation) -> Envelope<Event> {
+    Envelope::with(
+        Event::Evaluation {
+            run,
+            evaluation: evaluation.clone(),
+        },
+        vec![
+            evaluation.labels.clone(),
+            f32_bytes(&evaluation.probabilities),
+        ],
+    )
+}
+
+/// [`evaluation_envelope`]'s buffers back into the evaluation.
+pub fn evaluation_with_buffers(
+    mut evaluation: Evaluation,
+    buffers: &[Vec<u8>],
+) -> Result<Evaluation, String> {
+    let [labels, probabilities] = buffers else {
+        return Err("the prediction arrived without its voxels".into());
+    };
+    evaluation.labels = labels.clone();
+    evaluation.probabilities = f32_values(probabilities);
+    Ok(evaluation)
+}
+
+pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+pub fn f32_values(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
+        .collect()
+}
+
+/// A message as bytes (MessagePack, field names kept so that old and new halves of a page
+/// that is being updated fail with a sentence rather than misread each other).
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(message).expect("protocol messages serialise")
+}
+
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    rmp_serde::from_slice(bytes).map_err(|error| format!("an unreadable message: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_survive_the_trip_with_nan_and_infinity() {
+        let event = Event::Progress {
+            task: "predicting".into(),
+            done: 3,
+            total: 27,
+        };
+        assert_eq!(decode::<Event>(&encode(&event)).unwrap(), event);
+        let values = [f32::NAN, f32::INFINITY, -0.5, 1e-30];
+        let back = f32_values(&f32_bytes(&values));
+        assert!(back[0].is_nan());
+        assert_eq!(&back[1..], &values[1..]);
+        let command = Command::Lab {
+            open: true,
+            cause: Some(Misuse::NegativeWeight),
+        };
+        assert_eq!(decode::<Command>(&encode(&command)).unwrap(), command);
+    }
+}

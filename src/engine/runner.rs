@@ -1,0 +1,646 @@
+//! The engine: one owner for the scan, the session and the run policy (prediction cadence, lab
+//! probes, exports, the auto probe, what a failure keeps). It takes [`Command`]s one at a time
+//! and tells its driver what happened through [`Event`]s; the page (through its worker), the
+//! CLI and the tests drive it the same way.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::backend::{BackendKind, ComputeDevice};
+use crate::loss::Misuse;
+use crate::report::{Evaluation, StepReport, history_csv};
+use crate::train::{TrainError, TrainingConfig, TrainingSession};
+use crate::view::{BackendChoice, PageState};
+use crate::volume::files::{load_pair, read_one_scan};
+use crate::volume::{Limits, LoadedScan, NamedFile, demo_scan, load_dropped, write_label_map};
+
+use super::probe::{
+    PROBE_BUDGET_MS, decide, describe_settings, probe_config, scale_to_full, time_steps,
+};
+use super::protocol::{
+    Command, DeviceReport, Envelope, Event, Failure, LabReading, ProbeReport, ScanView,
+    evaluation_envelope,
+};
+
+/// The devices an engine may train on.
+#[derive(Clone, Debug)]
+pub struct Devices {
+    /// WebGPU (native wgpu in the CLI), or why it is not available.
+    pub gpu: Result<ComputeDevice, String>,
+    pub cpu: ComputeDevice,
+}
+
+impl Devices {
+    /// Only the CPU (the tests, `--backend flex`).
+    pub fn cpu_only(reason: &str) -> Self {
+        Self {
+            gpu: Err(reason.to_string()),
+            cpu: ComputeDevice::flex(None),
+        }
+    }
+
+    fn report(&self) -> DeviceReport {
+        DeviceReport {
+            gpu: self.gpu.as_ref().ok().map(|g| g.adapter.clone()),
+            gpu_unavailable: self.gpu.as_ref().err().cloned(),
+            cpu: self.cpu.adapter.clone(),
+        }
+    }
+}
+
+pub type Sink = Box<dyn FnMut(Envelope<Event>)>;
+
+pub struct Engine {
+    devices: Devices,
+    settings: PageState,
+    scan: Option<Arc<LoadedScan>>,
+    session: Option<TrainingSession>,
+    /// The device the session trains on.
+    device: Option<ComputeDevice>,
+    /// The auto probe's result, for the settings it was measured at.
+    probe: Option<(TrainingConfig, ProbeReport)>,
+    run: u64,
+    playing: bool,
+    /// Set by a failure; cleared by Play, Step, Resume and Reset.
+    failed: bool,
+    history: Vec<StepReport>,
+    evaluation: Option<Evaluation>,
+    /// `Some(cause)` while the lab is open.
+    lab: Option<Option<Misuse>>,
+    cancel: Arc<AtomicBool>,
+    sink: Sink,
+}
+
+impl Engine {
+    /// An engine with no scan yet; tells the sink which devices it has.
+    pub fn new(devices: Devices, mut sink: Sink) -> Self {
+        sink(Envelope::new(Event::Devices(devices.report())));
+        Self {
+            devices,
+            settings: PageState::default(),
+            scan: None,
+            session: None,
+            device: None,
+            probe: None,
+            run: 0,
+            playing: false,
+            failed: false,
+            history: Vec::new(),
+            evaluation: None,
+            lab: None,
+            cancel: Arc::new(AtomicBool::new(false)),
+            sink,
+        }
+    }
+
+    /// Set from outside (the worker's message handler, ahead of the queue) to stop a prediction.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// True while Play is on: the driver calls [`Engine::tick`] between commands.
+    pub fn playing(&self) -> bool {
+        self.playing
+    }
+
+    pub fn history(&self) -> &[StepReport] {
+        &self.history
+    }
+
+    pub fn evaluation(&self) -> Option<&Evaluation> {
+        self.evaluation.as_ref()
+    }
+
+    pub fn session(&self) -> Option<&TrainingSession> {
+        self.session.as_ref()
+    }
+
+    pub fn scan(&self) -> Option<&LoadedScan> {
+        self.scan.as_deref()
+    }
+
+    fn emit(&mut self, event: Event) {
+        (self.sink)(Envelope::new(event));
+    }
+
+    fn fail(&mut self, error: TrainError) {
+        self.playing = false;
+        self.failed = true;
+        let failure = Failure {
+            device_lost: matches!(error, TrainError::Device(_)),
+            message: error.to_string(),
+        };
+        let run = self.run;
+        self.emit(Event::Failed { run, failure });
+        self.emit(Event::Playing {
+            run,
+            playing: false,
+        });
+    }
+
+    /// Runs one command to its end.
+    pub async fn handle(&mut self, envelope: Envelope<Command>) {
+        let Envelope { message, buffers } = envelope;
+        match message {
+            Command::Configure { settings } => self.configure(&settings),
+            Command::LoadDemo { size } => {
+                self.progress("making the demo phantom", 0, 1);
+                crate::backend::yield_now().await;
+                let scan = demo_scan(size.clamp(16, 256));
+                self.progress("making the demo phantom", 1, 1);
+                self.use_scan(scan);
+            }
+            Command::LoadFiles { names } => {
+                let files = named_files(names, buffers);
+                self.progress("reading the files", 0, 1);
+                let result = load_dropped(&files, &Limits::default());
+                self.progress("reading the files", 1, 1);
+                self.loaded(result);
+            }
+            Command::LoadPair { image, label } => {
+                let mut files = named_files([image.clone(), label].concat(), buffers);
+                let label_files = files.split_off(image.len().min(files.len()));
+                self.progress("reading the files", 0, 1);
+                let result = (|| {
+                    let image = read_one_scan(&files, "image", &Limits::default())?;
+                    let label = read_one_scan(&label_files, "label map", &Limits::default())?;
+                    load_pair(image.0, image.1, label.0, label.1, &[])
+                })();
+                self.progress("reading the files", 1, 1);
+                self.loaded(result);
+            }
+            Command::Reset { run } => {
+                self.run = run;
+                self.drop_session();
+            }
+            Command::Play => {
+                if !self.playing && self.ensure_session().await {
+                    self.failed = false;
+                    self.playing = true;
+                    let run = self.run;
+                    self.emit(Event::Playing { run, playing: true });
+                }
+            }
+            Command::Pause => {
+                if self.playing {
+                    self.playing = false;
+                    let run = self.run;
+                    self.emit(Event::Playing {
+                        run,
+                        playing: false,
+                    });
+                }
+            }
+            // While playing, a step is coming anyway.
+            Command::Step if self.playing => {}
+            Command::Step => {
+                self.failed = false;
+                self.advance().await;
+            }
+            Command::Predict => {
+                if self.ensure_session().await {
+                    self.predict().await;
+                }
+            }
+            // Acted on by the driver as it arrives; by now the prediction it meant has ended.
+            Command::Cancel => self.cancel.store(false, Ordering::SeqCst),
+            Command::Lab { open, cause } => {
+                self.lab = open.then_some(cause);
+                if open && !self.playing && self.ensure_session().await {
+                    self.probe_lab().await;
+                }
+            }
+            Command::ExportPrediction => self.export_prediction(),
+            Command::ExportHistory => {
+                let csv = history_csv(&self.history);
+                self.export("gdl-lab-history.csv", "text/csv", csv.into_bytes());
+            }
+            Command::ExportWeights => self.export_weights().await,
+            Command::Resume { backend } => self.resume(backend).await,
+            Command::Crash => panic!("a test asked the engine to crash"),
+        }
+    }
+
+    /// One step while playing; the driver calls it until [`Engine::playing`] is false.
+    pub async fn tick(&mut self) {
+        if self.playing && !self.advance().await {
+            self.playing = false;
+            let run = self.run;
+            self.emit(Event::Playing {
+                run,
+                playing: false,
+            });
+        }
+    }
+
+    fn progress(&mut self, task: &str, done: usize, total: usize) {
+        self.emit(Event::Progress {
+            task: task.to_string(),
+            done,
+            total,
+        });
+    }
+
+    fn configure(&mut self, settings: &str) {
+        let next = match PageState::from_hash(settings) {
+            Ok(next) => next,
+            Err(message) => {
+                self.fail(TrainError::Config(message));
+                return;
+            }
+        };
+        let before = std::mem::replace(&mut self.settings, next);
+        let same_run = TrainingConfig {
+            lr: before.config.lr,
+            ..self.settings.config.clone()
+        } == before.config
+            && before.page.backend == self.settings.page.backend;
+        if !same_run {
+            self.drop_session();
+        } else if let Some(session) = &mut self.session
+            && let Err(error) = session.set_learning_rate(self.settings.config.lr)
+        {
+            self.fail(error);
+        }
+    }
+
+    fn loaded(&mut self, result: Result<LoadedScan, String>) {
+        match result {
+            Ok(scan) => self.use_scan(scan),
+            Err(message) => self.emit(Event::LoadFailed { message }),
+        }
+    }
+
+    /// Trains on `scan` from now on (what the load commands end in; the CLI reads files from
+    /// disk itself, `.hdr` beside `.img`, and hands the scan over here).
+    pub fn use_scan(&mut self, scan: LoadedScan) {
+        self.drop_session();
+        let view = ScanView::of(&scan);
+        self.scan = Some(Arc::new(scan));
+        (self.sink)(view.into_envelope());
+    }
+
+    fn drop_session(&mut self) {
+        let was_playing = self.playing;
+        self.session = None;
+        self.playing = false;
+        self.failed = false;
+        self.history.clear();
+        self.evaluation = None;
+        if was_playing {
+            let run = self.run;
+            self.emit(Event::Playing {
+                run,
+                playing: false,
+            });
+        }
+    }
+
+    /// The device the settings ask for; with `auto`, the probe's choice (probing first when
+    /// these settings have not been measured).
+    async fn choose_device(&mut self) -> Result<ComputeDevice, TrainError> {
+        let gpu_or_cpu = |devices: &Devices| match &devices.gpu {
+            Ok(gpu) => gpu.clone(),
+            Err(reason) => ComputeDevice::flex(Some(reason.clone())),
+        };
+        match self.settings.page.backend {
+            BackendChoice::Cpu => Ok(self.devices.cpu.clone()),
+            BackendChoice::Gpu => Ok(gpu_or_cpu(&self.devices)),
+            BackendChoice::Auto => {
+                let report = self.auto_probe().await?;
+                Ok(match report.choice {
+                    BackendKind::Flex => self.devices.cpu.clone(),
+                    _ => gpu_or_cpu(&self.devices),
+                })
+            }
+        }
+    }
+
+    async fn auto_probe(&mut self) -> Result<ProbeReport, TrainError> {
+        let config = self.settings.config.clone();
+        let key = probe_config(&config, false);
+        if let Some((measured, report)) = &self.probe
+            && *measured == key
+        {
+            return Ok(report.clone());
+        }
+        let Some(scan) = self.scan.clone() else {
+            return Err(TrainError::Config(
+                "Load a scan first (or press “Demo scan”).".into(),
+            ));
+        };
+        let volume = &scan.volume;
+        let cpu = self.devices.cpu.clone();
+        let gpu = self.devices.gpu.clone();
+        let task = "measuring the CPU and the GPU";
+        // First the small probe on the CPU, to see whether the full settings can be timed.
+        self.progress(task, 0, 3);
+        let small = probe_config(&config, true);
+        let cpu_small = time_steps(&small, volume, &cpu).await?;
+        let full_is_affordable = cpu_small * scale_to_full(&config) <= PROBE_BUDGET_MS;
+        let (probed, cpu_ms) = if full_is_affordable && small != key {
+            self.progress(task, 1, 3);
+            (key.clone(), time_steps(&key, volume, &cpu).await?)
+        } else {
+            (small, cpu_small)
+        };
+        self.progress(task, 2, 3);
+        let gpu_ms = match &gpu {
+            Ok(gpu) => time_steps(&probed, volume, gpu)
+                .await
+                .map_err(|error| error.to_string()),
+            Err(reason) => Err(reason.clone()),
+        };
+        self.progress(task, 3, 3);
+        let report = decide(
+            describe_settings(&probed),
+            gpu.as_ref().ok(),
+            gpu_ms,
+            cpu_ms,
+        );
+        self.probe = Some((key, report.clone()));
+        self.emit(Event::Probe(report.clone()));
+        Ok(report)
+    }
+
+    /// Makes the session from the settings and the scan when there is none. False (with the
+    /// failure told) when it cannot be made.
+    async fn ensure_session(&mut self) -> bool {
+        if self.session.is_some() {
+            return true;
+        }
+        let Some(scan) = self.scan.clone() else {
+            self.fail(TrainError::Config(
+                "Load a scan first (or press “Demo scan”).".into(),
+            ));
+            return false;
+        };
+        let device = match self.choose_device().await {
+            Ok(device) => device,
+            Err(error) => {
+                self.fail(error);
+                return false;
+            }
+        };
+        match TrainingSession::on(self.settings.config.clone(), &scan.volume, &device) {
+            Ok(session) => {
+                self.session = Some(session);
+                self.device = Some(device);
+                self.announce_session();
+                true
+            }
+            Err(error) => {
+                self.fail(error);
+                false
+            }
+        }
+    }
+
+    fn announce_session(&mut self) {
+        let (Some(session), Some(device)) = (&self.session, &self.device) else {
+            return;
+        };
+        let event = Event::Session {
+            run: self.run,
+            device: device.describe(),
+            backend: device.adapter.backend,
+            net: net_label(session),
+        };
+        self.emit(event);
+    }
+
+    /// One step, then a prediction and a lab reading when due. False when training should stop
+    /// (finished or failed).
+    async fn advance(&mut self) -> bool {
+        if !self.ensure_session().await {
+            return false;
+        }
+        let session = self.session.as_mut().expect("just ensured");
+        if session.finished() {
+            return false;
+        }
+        let model_before = session.net().kind();
+        let result = session.step().await;
+        let report = match result {
+            Ok(report) => report,
+            Err(error) => {
+                self.fail(error);
+                return false;
+            }
+        };
+        let step = report.step;
+        let run = self.run;
+        self.history.push(report.clone());
+        self.emit(Event::Step { run, report });
+        let session = self.session.as_ref().expect("kept");
+        let finished = session.finished();
+        if session.net().kind() != model_before {
+            self.announce_session();
+        }
+        let every = self.settings.page.eval_every;
+        if (every > 0 && step.is_multiple_of(every)) || finished {
+            self.predict().await;
+        }
+        if self.lab.is_some() && !self.failed {
+            self.probe_lab().await;
+        }
+        !finished && !self.failed
+    }
+
+    async fn predict(&mut self) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        self.cancel.store(false, Ordering::SeqCst);
+        let cancel = self.cancel.clone();
+        let sink = &mut self.sink;
+        let mut progress = |done: usize, total: usize| {
+            sink(Envelope::new(Event::Progress {
+                task: "predicting the whole volume".into(),
+                done,
+                total,
+            }));
+            !cancel.load(Ordering::SeqCst)
+        };
+        let result = session.evaluate_with_progress(&mut progress).await;
+        match result {
+            Ok(evaluation) => {
+                (self.sink)(evaluation_envelope(self.run, &evaluation));
+                self.evaluation = Some(evaluation);
+            }
+            Err(TrainError::Cancelled) => {
+                self.cancel.store(false, Ordering::SeqCst);
+                self.progress("predicting the whole volume (cancelled)", 1, 1);
+            }
+            Err(error) => self.fail(error),
+        }
+    }
+
+    async fn probe_lab(&mut self) {
+        let (Some(selection), Some(session)) = (self.lab, self.session.as_mut()) else {
+            return;
+        };
+        let correct = session.probe_gdl(None).await;
+        let misused = match selection {
+            Some(misuse) => Some(session.probe_gdl(Some(misuse)).await.map(|a| (misuse, a))),
+            None => None,
+        };
+        match (correct, misused.transpose()) {
+            (Ok(correct), Ok(misused)) => {
+                let run = self.run;
+                self.emit(Event::Lab {
+                    run,
+                    reading: LabReading { correct, misused },
+                });
+            }
+            (Err(error), _) | (_, Err(error)) => self.fail(error),
+        }
+    }
+
+    fn export(&mut self, name: &str, mime: &str, bytes: Vec<u8>) {
+        (self.sink)(Envelope::with(
+            Event::Export {
+                name: name.to_string(),
+                mime: mime.to_string(),
+            },
+            vec![bytes],
+        ));
+    }
+
+    fn export_failed(&mut self, message: &str) {
+        self.emit(Event::ExportFailed {
+            message: message.to_string(),
+        });
+    }
+
+    /// The prediction in the scan's own grid and label values, named after the scan.
+    fn export_prediction(&mut self) {
+        let (Some(scan), Some(evaluation)) = (self.scan.clone(), &self.evaluation) else {
+            self.export_failed("Predict the volume first (“Predict now”).");
+            return;
+        };
+        let labels = scan.mapping.file_values(&evaluation.labels);
+        let bytes = write_label_map(&labels, &scan.image);
+        let stem = if scan.demo {
+            "phantom".to_string()
+        } else {
+            scan_stem(&scan.image_name)
+        };
+        let name = format!("{stem}_prediction.nii.gz");
+        self.export(&name, "application/gzip", bytes);
+    }
+
+    async fn export_weights(&mut self) {
+        if !self.ensure_session().await {
+            return;
+        }
+        let session = self.session.as_ref().expect("just ensured");
+        let net = session.net();
+        let metadata = [
+            ("format", "gdl-lab".to_string()),
+            ("model", net.kind().name().to_string()),
+            ("classes", session.volume().classes.to_string()),
+            ("steps", session.steps_done().to_string()),
+            ("settings", self.settings.to_hash()),
+        ];
+        let name = format!(
+            "gdl-lab-{}-step{}.safetensors",
+            net.kind().name(),
+            session.steps_done()
+        );
+        match crate::model::weights::to_safetensors(net, &metadata).await {
+            Ok(bytes) => self.export(&name, "application/octet-stream", bytes),
+            Err(message) => self.export_failed(&message),
+        }
+    }
+
+    /// Goes on after a failure: on the same device the session is kept as it was after its last
+    /// good step; on another device, its weights move there and Adam starts afresh.
+    async fn resume(&mut self, backend: BackendChoice) {
+        self.failed = false;
+        self.settings.page.backend = backend;
+        let Some(old) = self.session.take() else {
+            return;
+        };
+        let device = match self.choose_device().await {
+            Ok(device) => device,
+            Err(error) => {
+                self.fail(error);
+                return;
+            }
+        };
+        let same_device = self
+            .device
+            .as_ref()
+            .is_some_and(|d| d.adapter == device.adapter);
+        if same_device {
+            self.session = Some(old);
+            return;
+        }
+        match old.move_to(&device).await {
+            Ok(session) => {
+                self.session = Some(session);
+                self.device = Some(device);
+                self.announce_session();
+            }
+            Err(error) => {
+                // The old device cannot give the weights back (it is lost).
+                self.session = Some(old);
+                self.fail(TrainError::Config(format!(
+                    "{error} The weights on the failed device could not be read; press Reset \
+                     to start again."
+                )));
+            }
+        }
+    }
+}
+
+/// "BraTS2021_00000_t1" from "BraTS2021_00000_t1.nii.gz", safe as a file name.
+fn scan_stem(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    let stem = [".nii.gz", ".nii", ".hdr.gz", ".hdr", ".img.gz", ".img"]
+        .iter()
+        .find_map(|ext| {
+            lower
+                .ends_with(ext)
+                .then(|| &name[..name.len() - ext.len()])
+        })
+        .unwrap_or(name);
+    stem.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn named_files(names: Vec<String>, buffers: Vec<Vec<u8>>) -> Vec<NamedFile> {
+    names
+        .into_iter()
+        .zip(buffers)
+        .map(|(name, bytes)| NamedFile { name, bytes })
+        .collect()
+}
+
+/// "simple, 3764 parameters", as `gdl-lab models` names them.
+pub fn net_label(session: &TrainingSession) -> String {
+    let net = session.net();
+    let count = burn::module::Module::num_params(net);
+    format!("{}, {count} parameters", net.kind().name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_are_named_after_the_scan() {
+        assert_eq!(scan_stem("BraTS2021_00000_t1.nii.gz"), "BraTS2021_00000_t1");
+        assert_eq!(scan_stem("brain.HDR"), "brain");
+        assert_eq!(scan_stem("my scan.nii"), "my_scan");
+        assert_eq!(scan_stem("../x"), ".._x");
+    }
+}

@@ -1,0 +1,351 @@
+//! The engine the page's worker and the CLI drive: commands in odd orders, the auto probe,
+//! cancelling, and a failed step that leaves no trace.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use gdl_lab::backend::{BackendKind, ComputeDevice};
+use gdl_lab::engine::protocol::ScanView;
+use gdl_lab::engine::{Command, Devices, Engine, Envelope, Event};
+use gdl_lab::train::{TrainError, TrainingConfig, TrainingSession};
+use gdl_lab::view::{BackendChoice, PageState};
+use gdl_lab::volume::{PhantomConfig, phantom};
+
+type Events = Rc<RefCell<Vec<Envelope<Event>>>>;
+
+/// An engine on the CPU whose events collect in the returned list.
+fn engine() -> (Engine, Events) {
+    let events: Events = Rc::default();
+    let sink = events.clone();
+    let engine = Engine::new(
+        Devices::cpu_only("no GPU in this test"),
+        Box::new(move |event| sink.borrow_mut().push(event)),
+    );
+    (engine, events)
+}
+
+/// The small settings (Simple net, 16³ patches, 32³ demo) with `change` applied.
+fn small(change: impl FnOnce(&mut PageState)) -> String {
+    let mut state = PageState::default().small();
+    state.page.backend = BackendChoice::Cpu;
+    change(&mut state);
+    state.to_hash()
+}
+
+fn send(engine: &mut Engine, command: Command) {
+    pollster::block_on(engine.handle(Envelope::new(command)));
+}
+
+fn take(events: &Events) -> Vec<Event> {
+    events.borrow_mut().drain(..).map(|e| e.message).collect()
+}
+
+fn steps(events: &[Event]) -> Vec<(u64, usize)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Step { run, report } => Some((*run, report.step)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failures(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Failed { failure, .. } => Some(failure.message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ready(settings: String) -> (Engine, Events) {
+    let (mut engine, events) = engine();
+    send(&mut engine, Command::Configure { settings });
+    send(&mut engine, Command::LoadDemo { size: 32 });
+    (engine, events)
+}
+
+#[test]
+fn commands_without_a_scan_say_so_and_a_scan_arrives_with_its_voxels() {
+    let (mut engine, events) = engine();
+    let started = take(&events);
+    assert!(matches!(&started[0], Event::Devices(report)
+        if report.gpu.is_none() && report.gpu_unavailable.as_deref() == Some("no GPU in this test")));
+    for command in [Command::Play, Command::Step, Command::Predict] {
+        send(&mut engine, command);
+        let said = failures(&take(&events));
+        assert_eq!(said, ["Load a scan first (or press “Demo scan”)."]);
+    }
+    assert!(!engine.playing());
+    send(&mut engine, Command::LoadDemo { size: 32 });
+    let envelope = events.borrow_mut().pop().expect("a scan event");
+    let Event::Scan(view) = envelope.message else {
+        panic!("expected the scan, got {:?}", envelope.message);
+    };
+    let view: ScanView = view.with_buffers(&envelope.buffers).expect("voxels fit");
+    assert_eq!(view.dims, [32, 32, 32]);
+    assert_eq!(view.image, engine.scan().unwrap().volume.image);
+    assert_eq!(view.labels, engine.scan().unwrap().volume.labels);
+}
+
+#[test]
+fn a_bad_file_keeps_the_scan_already_loaded() {
+    let (mut engine, events) = ready(small(|_| {}));
+    take(&events);
+    pollster::block_on(engine.handle(Envelope::with(
+        Command::LoadFiles {
+            names: vec!["a.nii".into(), "b.nii".into()],
+        },
+        vec![vec![0; 10], vec![1; 400]],
+    )));
+    let said = take(&events);
+    assert!(
+        said.iter()
+            .any(|e| matches!(e, Event::LoadFailed { message } if message.starts_with("a.nii"))),
+        "{said:?}"
+    );
+    assert!(engine.scan().unwrap().demo, "the demo scan stays");
+}
+
+#[test]
+fn reset_during_play_stops_it_and_later_events_carry_the_new_run() {
+    let (mut engine, events) = ready(small(|_| {}));
+    send(&mut engine, Command::Play);
+    assert!(engine.playing());
+    pollster::block_on(engine.tick());
+    pollster::block_on(engine.tick());
+    // The page resets while the step is running: the command waits in the queue, then runs.
+    send(&mut engine, Command::Reset { run: 7 });
+    assert!(!engine.playing(), "reset stops play");
+    assert!(engine.history().is_empty());
+    pollster::block_on(engine.tick()); // what the driver would do: nothing happens
+    send(&mut engine, Command::Step);
+    let said = take(&events);
+    assert_eq!(steps(&said), [(0, 1), (0, 2), (7, 1)]);
+    assert!(
+        said.iter()
+            .any(|e| matches!(e, Event::Playing { playing: false, .. }))
+    );
+}
+
+#[test]
+fn step_during_play_adds_nothing_and_predict_during_play_answers_between_steps() {
+    let (mut engine, events) = ready(small(|s| s.page.eval_every = 0));
+    send(&mut engine, Command::Play);
+    pollster::block_on(engine.tick());
+    send(&mut engine, Command::Step); // ignored: play is stepping anyway
+    send(&mut engine, Command::Predict);
+    pollster::block_on(engine.tick());
+    let said = take(&events);
+    assert_eq!(steps(&said), [(0, 1), (0, 2)]);
+    let evaluation = said
+        .iter()
+        .position(|e| matches!(e, Event::Evaluation { .. }))
+        .expect("the prediction");
+    let second_step = said
+        .iter()
+        .position(|e| matches!(e, Event::Step { report, .. } if report.step == 2))
+        .unwrap();
+    assert!(evaluation < second_step, "commands run in order");
+    assert!(engine.playing());
+}
+
+#[test]
+fn a_failure_stops_play_and_step_goes_on_from_the_kept_state() {
+    // A learning rate so large that the first update breaks the weights.
+    let (mut engine, events) = ready(small(|s| s.config.lr = 1e30));
+    send(&mut engine, Command::Play);
+    pollster::block_on(engine.tick());
+    let said = take(&events);
+    assert!(!engine.playing());
+    let message = failures(&said).pop().expect("a failure");
+    assert!(
+        message.starts_with("Training stopped at step 1: the norm of the updated weights is"),
+        "{message}"
+    );
+    assert!(steps(&said).is_empty());
+    assert_eq!(engine.session().unwrap().steps_done(), 0);
+    // Lowering the learning rate goes on with the same run, from the kept state.
+    send(
+        &mut engine,
+        Command::Configure {
+            settings: small(|_| {}),
+        },
+    );
+    send(&mut engine, Command::Step);
+    let said = take(&events);
+    assert!(failures(&said).is_empty(), "{said:?}");
+    assert_eq!(steps(&said), [(0, 1)]);
+}
+
+#[test]
+fn a_changed_setting_other_than_the_learning_rate_ends_the_session() {
+    let (mut engine, events) = ready(small(|_| {}));
+    send(&mut engine, Command::Step);
+    send(
+        &mut engine,
+        Command::Configure {
+            settings: small(|s| s.config.lr = 2e-3),
+        },
+    );
+    assert_eq!(engine.history().len(), 1, "lr alone keeps the run");
+    assert_eq!(engine.session().unwrap().config().lr, 2e-3);
+    send(
+        &mut engine,
+        Command::Configure {
+            settings: small(|s| s.config.seed = 5),
+        },
+    );
+    assert!(engine.session().is_none() && engine.history().is_empty());
+    take(&events);
+}
+
+#[test]
+fn auto_without_a_gpu_measures_the_cpu_and_says_why_not_the_gpu() {
+    let (mut engine, events) = ready(small(|s| s.page.backend = BackendChoice::Auto));
+    send(&mut engine, Command::Step);
+    let said = take(&events);
+    let probe = said
+        .iter()
+        .find_map(|e| match e {
+            Event::Probe(report) => Some(report.clone()),
+            _ => None,
+        })
+        .expect("a probe before the first step");
+    assert_eq!(probe.choice, BackendKind::Flex);
+    assert!(probe.cpu_ms > 0.0);
+    assert_eq!(probe.gpu_ms, Err("no GPU in this test".into()));
+    assert_eq!(probe.probed_at, "simple, 1 × 16³");
+    assert!(
+        said.iter().any(|e| matches!(
+            e,
+            Event::Session {
+                backend: BackendKind::Flex,
+                ..
+            }
+        )),
+        "{said:?}"
+    );
+    // Measured once per setting: the next session does not probe again.
+    send(&mut engine, Command::Reset { run: 1 });
+    send(&mut engine, Command::Step);
+    assert!(!take(&events).iter().any(|e| matches!(e, Event::Probe(_))));
+}
+
+#[test]
+fn cancel_stops_a_prediction_and_keeps_the_last_one() {
+    let events: Events = Rc::default();
+    let cancel_slot: Rc<RefCell<Option<Arc<AtomicBool>>>> = Rc::default();
+    let (sink, slot) = (events.clone(), cancel_slot.clone());
+    let mut engine = Engine::new(
+        Devices::cpu_only("no GPU in this test"),
+        Box::new(move |event| {
+            // A person pressing Cancel as soon as the prediction shows progress.
+            if let Event::Progress { task, done: 1, .. } = &event.message
+                && task.starts_with("predicting")
+                && let Some(flag) = &*slot.borrow()
+            {
+                flag.store(true, Ordering::SeqCst);
+            }
+            sink.borrow_mut().push(event);
+        }),
+    );
+    send(
+        &mut engine,
+        Command::Configure {
+            settings: small(|s| s.page.eval_every = 0),
+        },
+    );
+    send(&mut engine, Command::LoadDemo { size: 32 });
+    send(&mut engine, Command::Step);
+    send(&mut engine, Command::Predict);
+    let first = engine.evaluation().cloned().expect("a prediction");
+    take(&events);
+
+    *cancel_slot.borrow_mut() = Some(engine.cancel_flag());
+    send(&mut engine, Command::Step);
+    send(&mut engine, Command::Predict);
+    let said = take(&events);
+    assert!(!said.iter().any(|e| matches!(e, Event::Evaluation { .. })));
+    assert!(said.iter().any(|e| matches!(e, Event::Progress { task, .. }
+        if task == "predicting the whole volume (cancelled)")));
+    assert!(failures(&said).is_empty());
+    assert_eq!(
+        engine.evaluation(),
+        Some(&first),
+        "the last prediction stays"
+    );
+}
+
+#[test]
+fn exports_are_named_after_the_scan_and_hold_the_run() {
+    let (mut engine, events) = ready(small(|s| s.page.eval_every = 0));
+    send(&mut engine, Command::ExportPrediction);
+    assert!(
+        take(&events)
+            .iter()
+            .any(|e| matches!(e, Event::ExportFailed { message }
+        if message == "Predict the volume first (“Predict now”)."))
+    );
+    send(&mut engine, Command::Step);
+    send(&mut engine, Command::Predict);
+    take(&events);
+    for (command, name) in [
+        (Command::ExportPrediction, "phantom_prediction.nii.gz"),
+        (Command::ExportHistory, "gdl-lab-history.csv"),
+        (Command::ExportWeights, "gdl-lab-simple-step1.safetensors"),
+    ] {
+        send(&mut engine, command);
+        let envelope = events.borrow_mut().pop().unwrap();
+        match envelope.message {
+            Event::Export { name: got, .. } => assert_eq!(got, name),
+            other => panic!("{other:?}"),
+        }
+        assert!(!envelope.buffers[0].is_empty());
+    }
+}
+
+/// The satisfied promise of a NaN stop: the session is exactly as it was after the last good
+/// step — weights, Adam's moments and the sampler — so the next step equals the step a twin
+/// session makes from that state.
+#[test]
+fn a_failed_step_leaves_weights_optimiser_and_sampler_as_they_were() {
+    let volume = phantom(PhantomConfig {
+        size: 32,
+        ..Default::default()
+    });
+    let config = TrainingConfig {
+        patch: 16,
+        ..TrainingConfig::quick(16)
+    };
+    let cpu = ComputeDevice::flex(None);
+    let mut failing = TrainingSession::on(config.clone(), &volume, &cpu).unwrap();
+    let mut twin = TrainingSession::on(config.clone(), &volume, &cpu).unwrap();
+    // burn initialises parameters lazily, from the device's one random stream: copy them.
+    pollster::block_on(twin.adopt_weights(failing.net())).unwrap();
+    for _ in 0..3 {
+        let a = pollster::block_on(failing.step()).unwrap();
+        let b = pollster::block_on(twin.step()).unwrap();
+        assert_eq!(a.total, b.total);
+    }
+    failing.set_learning_rate(1e30).unwrap();
+    let error = pollster::block_on(failing.step()).unwrap_err();
+    assert!(
+        matches!(error, TrainError::NonFinite { step: 4, .. }),
+        "{error}"
+    );
+    assert_eq!(failing.steps_done(), 3);
+    failing.set_learning_rate(config.lr).unwrap();
+    for _ in 0..2 {
+        let a = pollster::block_on(failing.step()).unwrap();
+        let b = pollster::block_on(twin.step()).unwrap();
+        assert_eq!(
+            (a.step, a.total, a.grad_norm),
+            (b.step, b.total, b.grad_norm)
+        );
+    }
+}
