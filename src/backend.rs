@@ -224,10 +224,8 @@ mod web {
     }
 
     pub async fn probe_adapter() -> Result<BrowserAdapter, String> {
-        let navigator: JsValue = web_sys::window()
-            .ok_or("there is no browser window")?
-            .navigator()
-            .into();
+        // `navigator` of the page or of the worker, whichever this runs in.
+        let navigator = get(&js_sys::global(), "navigator");
         let gpu = get(&navigator, "gpu");
         if gpu.is_undefined() || gpu.is_null() {
             return Err(

@@ -20,3 +20,5 @@ pub mod volume;
 pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+#[cfg(target_arch = "wasm32")]
+pub mod worker;

@@ -1,5 +1,6 @@
 //! The engine the page's worker and the CLI drive: commands in odd orders, the auto probe,
 //! cancelling, and a failed step that leaves no trace.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -348,4 +349,47 @@ fn a_failed_step_leaves_weights_optimiser_and_sampler_as_they_were() {
             (b.step, b.total, b.grad_norm)
         );
     }
+}
+
+/// What the page does when its worker crashed: a fresh engine gets the scan, the settings and
+/// the last checkpoint, and the run goes on from that step with the same history.
+#[test]
+fn a_fresh_engine_continues_from_a_checkpoint() {
+    let settings = small(|s| s.page.eval_every = 0);
+    let (mut first, events) = ready(settings.clone());
+    for _ in 0..3 {
+        send(&mut first, Command::Step);
+    }
+    let kept = events
+        .borrow()
+        .iter()
+        .rev()
+        .find(|e| matches!(e.message, Event::Checkpoint { .. }))
+        .cloned()
+        .expect("a checkpoint after each step");
+    let Event::Checkpoint { checkpoint, .. } = kept.message else {
+        unreachable!()
+    };
+    assert_eq!(checkpoint.step, 3);
+    let history = first.history().to_vec();
+    send(&mut first, Command::Step);
+    let fourth = first.history()[3].clone();
+
+    let (mut second, events) = ready(settings);
+    pollster::block_on(second.handle(Envelope::with(
+        Command::Restore {
+            run: 2,
+            checkpoint,
+            history,
+        },
+        kept.buffers,
+    )));
+    assert!(failures(&take(&events)).is_empty());
+    assert_eq!(second.history().len(), 3);
+    send(&mut second, Command::Step);
+    let said = take(&events);
+    assert_eq!(steps(&said), [(2, 4)]);
+    // The same weights and patches; only Adam's moments start afresh, so the loss of step 4
+    // (measured before its update) is the first run's.
+    assert_eq!(second.history()[3].total, fourth.total);
 }

@@ -107,7 +107,12 @@ pub async fn copy_text(text: &str) -> Result<(), String> {
         .map_err(describe)
 }
 
-/// Reloads the page (the URL hash keeps the settings): the only way to initialise WebGPU again.
-pub fn reload() {
-    let _ = window().location().reload();
+/// `window.gdlLab.crashWorker()`: lets the browser test make the worker panic, as a bug inside
+/// burn would, to check that the page survives it and Resume goes on.
+pub fn expose_test_hooks(trainer: super::Trainer) {
+    let hooks = js_sys::Object::new();
+    let crash = wasm_bindgen::closure::Closure::<dyn Fn()>::new(move || trainer.crash_worker());
+    let _ = js_sys::Reflect::set(&hooks, &"crashWorker".into(), crash.as_ref());
+    crash.forget();
+    let _ = js_sys::Reflect::set(&window(), &"gdlLab".into(), &hooks);
 }

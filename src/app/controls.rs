@@ -8,7 +8,8 @@ use crate::loss::{Schedule, WarmupLoss, WeightType};
 use crate::model::ModelKind;
 use crate::view::{BackendChoice, PageState};
 
-/// Applies `change` to a copy of the state; keeps it (and resets the run) only if it validates.
+/// Applies `change` to a copy of the state; keeps it (and resets the run, unless only the
+/// learning rate or a page setting changed) only if it validates.
 fn apply(
     state: RwSignal<PageState>,
     error: RwSignal<Option<String>>,
@@ -22,8 +23,12 @@ fn apply(
     match result {
         Ok(()) => {
             error.set(None);
-            if next != state.get_untracked() {
-                trainer.reset();
+            let current = state.get_untracked();
+            if next != current {
+                // The learning rate alone goes on with the run (e.g. lowered after a NaN stop).
+                if !current.same_run(&next) {
+                    trainer.reset();
+                }
                 state.set(next);
             }
         }
@@ -264,9 +269,9 @@ pub fn Controls(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
             <fieldset>
                 <legend>"Page"</legend>
                 <SelectField id="backend" label="Train on" state=s error=e trainer=t
-                    options=vec![("gpu", "GPU (WebGPU)"), ("cpu", "CPU (flex, in wasm)")]
-                    read=|s| match s.page.backend { BackendChoice::Gpu => "gpu", BackendChoice::Cpu => "cpu" }
-                    write=|s, v| { s.page.backend = if v == "cpu" { BackendChoice::Cpu } else { BackendChoice::Gpu }; Ok(()) } />
+                    options=vec![("auto", "Auto (the faster, measured)"), ("gpu", "GPU (WebGPU)"), ("cpu", "CPU (flex, in wasm)")]
+                    read=|s| match s.page.backend { BackendChoice::Auto => "auto", BackendChoice::Gpu => "gpu", BackendChoice::Cpu => "cpu" }
+                    write=|s, v| { s.page.backend = match v { "cpu" => BackendChoice::Cpu, "gpu" => BackendChoice::Gpu, _ => BackendChoice::Auto }; Ok(()) } />
                 <NumberField id="eval_every" label="Predict the volume every N steps (0 = on demand)" step="1" state=s error=e trainer=t
                     read=|s| s.page.eval_every.to_string()
                     write=|s, v| { s.page.eval_every = parse(v, "prediction interval")?; Ok(()) } />

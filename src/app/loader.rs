@@ -9,58 +9,37 @@ use wasm_bindgen::JsCast;
 
 use super::browser::read_files;
 use super::trainer::Trainer;
-use crate::backend::yield_now as yield_to_browser;
+use crate::engine::protocol::ScanView;
+use crate::engine::{Command, Envelope};
 use crate::view::PageState;
 use crate::view::slice::{class_colour, class_shares};
-use crate::volume::files::{load_pair, read_one_scan};
-use crate::volume::{Limits, LoadedScan, demo_scan, load_dropped};
+use crate::volume::NamedFile;
 
 fn input_files(id: &str) -> Option<web_sys::FileList> {
     let input: web_sys::HtmlInputElement = document().get_element_by_id(id)?.dyn_into().ok()?;
     input.files().filter(|list| list.length() > 0)
 }
 
+fn names_and_bytes(files: Vec<NamedFile>) -> (Vec<String>, Vec<Vec<u8>>) {
+    files.into_iter().map(|f| (f.name, f.bytes)).unzip()
+}
+
 #[component]
-pub fn Loader(
-    scan: RwSignal<Option<Arc<LoadedScan>>>,
-    state: RwSignal<PageState>,
-    trainer: Trainer,
-) -> impl IntoView {
-    let error = RwSignal::new(None::<String>);
-    let loading = RwSignal::new(None::<String>);
+pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
+    let scan = trainer.scan;
+    let error = trainer.load_error;
     let dragging = RwSignal::new(false);
 
-    let accept = move |result: Result<LoadedScan, String>| {
-        loading.set(None);
-        match result {
-            Ok(loaded) => {
-                error.set(None);
-                trainer.reset();
-                scan.set(Some(Arc::new(loaded)));
-            }
-            // The scan already loaded stays: a bad file loses nothing.
-            Err(message) => error.set(Some(message)),
-        }
-    };
-    let load_demo = move || {
-        let size = state.with_untracked(|s| s.page.demo_size);
-        loading.set(Some(format!("making the {size}³ phantom…")));
-        spawn_local(async move {
-            yield_to_browser().await; // show "loading" before the work starts
-            accept(Ok(demo_scan(size)));
-        });
-    };
+    let load_demo = move || trainer.load_demo(state.with_untracked(|s| s.page.demo_size));
     let load_list = move |list: web_sys::FileList| {
-        loading.set(Some("reading the files…".into()));
         spawn_local(async move {
-            let result = match read_files(list).await {
+            match read_files(list).await {
                 Ok(files) => {
-                    yield_to_browser().await;
-                    load_dropped(&files, &Limits::default())
+                    let (names, buffers) = names_and_bytes(files);
+                    trainer.load_files(Envelope::with(Command::LoadFiles { names }, buffers));
                 }
-                Err(message) => Err(message),
-            };
-            accept(result);
+                Err(message) => error.set(Some(message)),
+            }
         });
     };
     let load_pickers = move |_| {
@@ -71,16 +50,18 @@ pub fn Loader(
             ));
             return;
         };
-        loading.set(Some("reading the files…".into()));
         spawn_local(async move {
-            let result = async {
-                let image = read_one_scan(&read_files(image).await?, "image", &Limits::default())?;
-                let label =
-                    read_one_scan(&read_files(label).await?, "label map", &Limits::default())?;
-                load_pair(image.0, image.1, label.0, label.1, &[])
+            let read =
+                async { Ok::<_, String>((read_files(image).await?, read_files(label).await?)) };
+            match read.await {
+                Ok((image, label)) => {
+                    let (image, mut buffers) = names_and_bytes(image);
+                    let (label, label_buffers) = names_and_bytes(label);
+                    buffers.extend(label_buffers);
+                    trainer.load_files(Envelope::with(Command::LoadPair { image, label }, buffers));
+                }
+                Err(message) => error.set(Some(message)),
             }
-            .await;
-            accept(result);
         });
     };
 
@@ -89,7 +70,7 @@ pub fn Loader(
     Effect::new(move |_| {
         let size = demo_size.get();
         let showing_demo = scan.with_untracked(|s| s.as_ref().is_none_or(|s| s.demo));
-        let same = scan.with_untracked(|s| s.as_ref().is_some_and(|s| s.volume.dims[0] == size));
+        let same = scan.with_untracked(|s| s.as_ref().is_some_and(|s| s.dims[0] == size));
         if showing_demo && !same {
             load_demo();
         }
@@ -134,7 +115,10 @@ pub fn Loader(
                 </div>
             </div>
             <p class="status" aria-live="polite" data-test="load-status">
-                {move || loading.get().unwrap_or_default()}
+                {move || trainer.progress.get()
+                    .filter(|p| !p.task.starts_with("predicting") && !p.task.starts_with("measuring"))
+                    .map(|p| format!("{}…", p.task))
+                    .unwrap_or_default()}
             </p>
             {move || error.get().map(|message| view! {
                 <p class="banner error" role="alert" data-test="load-error">{message}</p>
@@ -145,10 +129,10 @@ pub fn Loader(
 }
 
 #[component]
-fn ScanSummary(scan: Arc<LoadedScan>) -> impl IntoView {
-    let [nx, ny, nz] = scan.volume.dims;
-    let [sx, sy, sz] = scan.image.spacing;
-    let shares = class_shares(&scan.volume.labels, scan.volume.classes);
+fn ScanSummary(scan: Arc<ScanView>) -> impl IntoView {
+    let [nx, ny, nz] = scan.dims;
+    let [sx, sy, sz] = scan.spacing;
+    let shares = class_shares(&scan.labels, scan.classes);
     let bar = shares
         .iter()
         .enumerate()
@@ -199,7 +183,7 @@ fn ScanSummary(scan: Arc<LoadedScan>) -> impl IntoView {
                 <strong data-test="scan-name">{scan.image_name.clone()}</strong>
                 " with " {scan.label_name.clone()} ": "
                 <span data-test="scan-dims">{format!("{nx}×{ny}×{nz}")}</span>
-                {format!(" voxels of {sx:.2}×{sy:.2}×{sz:.2} mm, {} classes", scan.volume.classes)}
+                {format!(" voxels of {sx:.2}×{sy:.2}×{sz:.2} mm, {} classes", scan.classes)}
             </p>
             <div class="balance" role="img" aria-label="class balance">{bar}</div>
             <ul class="legend">{legend}</ul>

@@ -1,5 +1,6 @@
-//! The page: Leptos components only, thin over a training session. The state lives in one
-//! `PageState` behind the URL hash; the trainer runs the session; each panel draws one concern.
+//! The page: Leptos components only, thin over the engine, which runs in a Web Worker. The
+//! state lives in one `PageState` behind the URL hash; the trainer carries commands to the
+//! worker and its events back into signals; each panel draws one concern.
 
 mod browser;
 mod charts;
@@ -10,15 +11,11 @@ mod loader;
 mod run_panel;
 mod slices;
 mod trainer;
-
-use std::sync::Arc;
+mod worker_link;
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 
-use crate::backend::{self, ComputeDevice};
 use crate::view::PageState;
-use crate::volume::LoadedScan;
 pub use charts::{Charts, LineChart};
 pub use controls::Controls;
 pub use device_panel::DevicePanel;
@@ -39,33 +36,32 @@ fn state_from_url() -> (PageState, Option<String>) {
     }
 }
 
-/// The whole page. WebGPU is initialised once, when the page mounts.
+/// The whole page. The worker starts (and finds the devices) when the page mounts.
 #[component]
 pub fn App() -> impl IntoView {
-    let gpu = RwSignal::new(None::<ComputeDevice>);
     let (initial, link_error) = state_from_url();
     let state = RwSignal::new(initial);
     let link_error = RwSignal::new(link_error);
-    let scan = RwSignal::new(None::<Arc<LoadedScan>>);
-    let trainer = Trainer::new(state, scan, gpu);
+    let trainer = Trainer::new(state);
+    browser::expose_test_hooks(trainer);
 
-    spawn_local(async move {
-        let device = backend::acquire().await;
-        web_sys::console::log_1(&format!("gdl-lab device: {}", device.describe()).into());
-        gpu.set(Some(device));
+    // The URL and the worker follow the state (the URL without adding history entries) ...
+    Effect::new(move |_| {
+        browser::set_hash(&state.with(PageState::to_hash));
+        trainer.configure();
     });
-    // The URL follows the state (without adding history entries) ...
-    Effect::new(move |_| browser::set_hash(&state.with(PageState::to_hash)));
     // ... and a link pasted into this tab's address bar (which changes only the hash) is applied.
     let _ = window_event_listener(leptos::ev::hashchange, move |_| {
         let (next, error) = state_from_url();
         link_error.set(error);
-        if next != state.get_untracked() {
-            trainer.reset();
+        let current = state.get_untracked();
+        if next != current {
+            if !current.same_run(&next) {
+                trainer.reset();
+            }
             state.set(next);
         }
     });
-    let gpu_read = gpu.read_only();
     let clip = Signal::derive(move || state.with(|s| s.config.clip));
 
     view! {
@@ -76,25 +72,36 @@ pub fn App() -> impl IntoView {
                 "from cross-entropy to the Generalized Dice Loss. Your scans never leave this page."
             </p>
         </header>
-        {move || gpu.get().and_then(|g| g.fallback_reason).map(|reason| view! {
+        {move || trainer.devices.get().and_then(|d| d.gpu_unavailable).map(|reason| view! {
             <p class="banner warning" role="alert" data-test="fallback-banner">
                 "WebGPU is not available, so training runs on the CPU (burn's flex backend, "
-                "compiled into this page). Reason: " {reason}
+                "compiled into the page's worker). Reason: " {reason}
             </p>
         })}
         {move || link_error.get().map(|message| view! {
             <p class="banner warning" role="alert" data-test="link-error">{message}</p>
         })}
+        {move || trainer.crashed.get().map(|message| view! {
+            <div class="banner error" role="alert" data-test="worker-crashed">
+                <p>
+                    "The training worker stopped: " {message} ". The page, the scan, the loss "
+                    "history and the weights of the last saved step are kept."
+                </p>
+                <button data-test="resume-worker" on:click=move |_| trainer.restart_worker(None)>
+                    "Resume"
+                </button>
+            </div>
+        })}
         <main>
             <div class="column left">
-                <Loader scan state trainer />
-                <RunPanel state scan gpu trainer />
+                <Loader state trainer />
+                <RunPanel state trainer />
                 <Controls state trainer />
-                <DevicePanel compute=gpu_read />
+                <DevicePanel trainer />
             </div>
             <div class="column right">
                 <Charts trainer clip />
-                <Slices scan trainer />
+                <Slices trainer />
                 <Lab state trainer />
             </div>
         </main>

@@ -1,53 +1,50 @@
 //! Play, pause, one step, reset, predict; where the run stands; the exports; the notices for
 //! slow adapters and failures.
 
-use std::sync::Arc;
-
 use leptos::prelude::*;
 
 use super::browser;
 use super::trainer::Trainer;
-use crate::backend::ComputeDevice;
-use crate::report::history_csv;
+use crate::engine::Command;
 use crate::view::{BackendChoice, PageState};
-use crate::volume::{LoadedScan, write_label_map};
+
+/// A step slower than this on settings larger than the small ones suggests the small ones.
+const SLOW_STEP_MS: f64 = 700.0;
 
 #[component]
-pub fn RunPanel(
-    state: RwSignal<PageState>,
-    scan: RwSignal<Option<Arc<LoadedScan>>>,
-    gpu: RwSignal<Option<ComputeDevice>>,
-    trainer: Trainer,
-) -> impl IntoView {
+pub fn RunPanel(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
     let history = trainer.history;
     let last = move || history.with(|h| h.last().cloned());
     let total_steps = move || state.with(|s| s.config.total_steps());
-    let export_error = RwSignal::new(None::<String>);
+    let export_error = trainer.export_error;
     let link = RwSignal::new(None::<(String, bool)>);
 
-    let ready = move || gpu.get().is_some() && scan.get().is_some();
+    let ready = move || trainer.devices.get().is_some() && trainer.scan.get().is_some();
     let slow = move || {
-        let cpu = state.with(|s| s.page.backend) == BackendChoice::Cpu;
-        let software = gpu.get().is_some_and(|g| g.is_slow());
         let large = state.with(|s| *s != s.small());
-        (cpu || software) && large
+        let slow_steps = last().is_some_and(|r| r.millis > SLOW_STEP_MS);
+        large && slow_steps
     };
     let status = move || {
-        if gpu.get().is_none() {
-            return "starting the device…".to_string();
+        if trainer.crashed.get().is_some() {
+            return "the training worker stopped".to_string();
+        }
+        if trainer.devices.get().is_none() {
+            return "starting the training worker…".to_string();
         }
         if let Some(failure) = trainer.failure.get() {
             return format!("stopped: {}", failure.message);
         }
+        if let Some(progress) = trainer.progress.get() {
+            return format!("{}…", progress.task);
+        }
         let done = history.with(|h| h.len());
         if trainer.running.get() {
             if done == 0 {
-                "first step: building the net and compiling GPU kernels…".into()
+                "first step: building the net and compiling kernels…".into()
             } else {
                 "training…".into()
             }
-        } else if trainer.busy.get() {
-            "working…".into()
         } else if done > 0 && done >= total_steps() {
             "finished".into()
         } else if done > 0 {
@@ -57,35 +54,13 @@ pub fn RunPanel(
         }
     };
 
-    let download_prediction = move |_| {
-        let (Some(scan), Some(evaluation)) =
-            (scan.get_untracked(), trainer.evaluation.get_untracked())
-        else {
-            export_error.set(Some("Predict the volume first (“Predict now”).".into()));
-            return;
-        };
-        let labels = scan.mapping.file_values(&evaluation.labels);
-        let bytes = write_label_map(&labels, &scan.image);
-        let result = browser::download("prediction.nii.gz", "application/gzip", &bytes);
-        export_error.set(result.err());
-    };
-    let download_history = move |_| {
-        let csv = history.with_untracked(|h| history_csv(h));
-        let result = browser::download("gdl-lab-history.csv", "text/csv", csv.as_bytes());
-        export_error.set(result.err());
-    };
-    let download_weights = move |_| {
-        if trainer.running.get_untracked() {
-            export_error.set(Some("Pause training first.".into()));
-            return;
-        }
-        trainer.export_weights(move |result| {
-            let result = result.and_then(|(name, bytes)| {
-                browser::download(&name, "application/octet-stream", &bytes)
-            });
+    // Files the worker made are saved as they arrive.
+    Effect::new(move |_| {
+        if let Some(file) = trainer.download.get() {
+            let result = browser::download(&file.name, &file.mime, &file.bytes);
             export_error.set(result.err());
-        });
-    };
+        }
+    });
     let copy_link = move |_| {
         let url = browser::href();
         leptos::task::spawn_local(async move {
@@ -117,21 +92,14 @@ pub fn RunPanel(
             {move || slow().then(|| view! {
                 <div class="banner note" data-test="slow-notice">
                     <p>
-                        "This device is slow for these settings (a software WebGPU adapter such as "
-                        "SwiftShader, or the CPU): one step of the default U-Net on 2 × 32³ patches "
-                        "takes seconds. Smaller settings keep it interactive."
+                        "Each step takes "
+                        {move || last().map(|r| format!("{:.1} s", r.millis / 1000.0))}
+                        " on this device with these settings. Smaller settings keep it interactive."
                     </p>
                     <button data-test="use-small" on:click=move |_| {
                         trainer.reset();
                         state.update(|s| *s = s.small());
                     }>"Use small settings"</button>
-                    {move || (gpu.get().is_some_and(|g| g.is_gpu_backend() && g.is_slow())
-                        && state.with(|s| s.page.backend) == BackendChoice::Gpu).then(|| view! {
-                        <button data-test="use-cpu" on:click=move |_| {
-                            trainer.reset();
-                            state.update(|s| s.page.backend = BackendChoice::Cpu);
-                        }>"Train on the CPU instead (often faster than a software GPU)"</button>
-                    })}
                 </div>
             })}
             <div class="buttons">
@@ -139,12 +107,24 @@ pub fn RunPanel(
                     on:click=move |_| trainer.play()>"▶ Play"</button>
                 <button data-test="pause" disabled=move || !trainer.running.get()
                     on:click=move |_| trainer.pause()>"❚❚ Pause"</button>
-                <button data-test="step-once" disabled=move || !ready() || trainer.running.get() || trainer.busy.get()
+                <button data-test="step-once" disabled=move || !ready() || trainer.running.get()
                     on:click=move |_| trainer.step_once()>"Step"</button>
                 <button data-test="reset" on:click=move |_| trainer.reset()>"Reset"</button>
-                <button data-test="predict" disabled=move || !ready() || trainer.running.get() || trainer.busy.get()
+                <button data-test="predict" disabled=move || !ready()
                     on:click=move |_| trainer.predict()>"Predict now"</button>
             </div>
+            {move || trainer.progress.get().map(|p| {
+                let cancellable = p.task.starts_with("predicting");
+                view! {
+                    <div class="progress" data-test="progress">
+                        <label for="task-progress">{p.task.clone()}</label>
+                        <progress id="task-progress" max=p.total value=p.done></progress>
+                        {cancellable.then(|| view! {
+                            <button data-test="cancel" on:click=move |_| trainer.cancel()>"Cancel"</button>
+                        })}
+                    </div>
+                }
+            })}
             <p class="status" data-test="status" aria-live="polite">{status}</p>
             <dl class="readout">
                 <dt>"step"</dt>
@@ -169,23 +149,25 @@ pub fn RunPanel(
                         <p>{failure.message}</p>
                         {lost.then(|| view! {
                             <p>
-                                "Resume re-initialises WebGPU by reloading the page: the settings are "
-                                "kept in the link; the training progress and dropped files are not."
+                                "The run is kept as it was after its last good step. Go on on the "
+                                "CPU, or on a fresh GPU device (a new worker; Adam's moments start "
+                                "afresh)."
                             </p>
-                            <button data-test="resume-reload" on:click=move |_| browser::reload()>"Resume on the GPU (reload)"</button>
-                            <button data-test="resume-cpu" on:click=move |_| {
-                                trainer.reset();
-                                state.update(|s| s.page.backend = BackendChoice::Cpu);
+                            <button data-test="resume-cpu" on:click=move |_| trainer.resume_on_cpu()>
+                                "Resume on the CPU"
+                            </button>
+                            <button data-test="resume-gpu" on:click=move |_| {
+                                trainer.restart_worker(Some(BackendChoice::Gpu));
                                 trainer.play();
-                            }>"Resume on the CPU (restarts the run)"</button>
+                            }>"Resume on the GPU"</button>
                         })}
                     </div>
                 }
             })}
             <div class="buttons exports">
-                <button data-test="export-prediction" on:click=download_prediction>"Prediction (.nii.gz)"</button>
-                <button data-test="export-history" on:click=download_history>"Loss history (.csv)"</button>
-                <button data-test="export-weights" on:click=download_weights>"Weights (.safetensors)"</button>
+                <button data-test="export-prediction" on:click=move |_| trainer.export(Command::ExportPrediction)>"Prediction (.nii.gz)"</button>
+                <button data-test="export-history" on:click=move |_| trainer.export(Command::ExportHistory)>"Loss history (.csv)"</button>
+                <button data-test="export-weights" on:click=move |_| trainer.export(Command::ExportWeights)>"Weights (.safetensors)"</button>
                 <button data-test="copy-link" on:click=copy_link>"Copy link"</button>
             </div>
             {move || export_error.get().map(|message| view! {

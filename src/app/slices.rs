@@ -8,26 +8,26 @@ use leptos::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
 
 use super::trainer::Trainer;
+use crate::engine::protocol::ScanView;
 use crate::report::Evaluation;
 use crate::view::slice::{Overlay, Plane, SliceInput, Window, class_colour, render};
-use crate::volume::LoadedScan;
 
 /// One plane: a canvas and its slice slider.
 #[component]
 fn SliceView(
     plane: Plane,
-    scan: Arc<LoadedScan>,
+    scan: Arc<ScanView>,
     evaluation: RwSignal<Option<Arc<Evaluation>>>,
     window: RwSignal<Window>,
     overlay: RwSignal<Overlay>,
     class: RwSignal<usize>,
 ) -> impl IntoView {
-    let dims = scan.volume.dims;
+    let dims = scan.dims;
     let depth = dims[plane.axis()];
-    let slice = RwSignal::new(plane.foreground_centre(scan.volume.dims, &scan.volume.labels));
+    let slice = RwSignal::new(plane.foreground_centre(scan.dims, &scan.labels));
     let canvas = NodeRef::<Canvas>::new();
     let (width, height) = plane.size(dims);
-    let spacing = scan.image.spacing;
+    let spacing = scan.spacing;
     let (su, sv) = match plane {
         Plane::Axial => (spacing[0], spacing[1]),
         Plane::Coronal => (spacing[0], spacing[2]),
@@ -41,13 +41,13 @@ fn SliceView(
         };
         let evaluation = evaluation.get();
         let input = SliceInput {
-            image: &drawn_scan.volume.image,
+            image: &drawn_scan.image,
             dims,
             plane,
             slice: slice.get(),
             window: window.get(),
             overlay: overlay.get(),
-            truth: &drawn_scan.volume.labels,
+            truth: &drawn_scan.labels,
             prediction: evaluation.as_ref().map(|e| e.labels.as_slice()),
             probabilities: evaluation.as_ref().map(|e| e.probabilities.as_slice()),
             class: class.get(),
@@ -98,7 +98,8 @@ fn SliceView(
 }
 
 #[component]
-pub fn Slices(scan: RwSignal<Option<Arc<LoadedScan>>>, trainer: Trainer) -> impl IntoView {
+pub fn Slices(trainer: Trainer) -> impl IntoView {
+    let scan = trainer.scan;
     let evaluation = trainer.evaluation;
     let window = RwSignal::new(Window {
         level: 0.5,
@@ -110,9 +111,8 @@ pub fn Slices(scan: RwSignal<Option<Arc<LoadedScan>>>, trainer: Trainer) -> impl
     // A new scan gets its own automatic window.
     Effect::new(move |_| {
         if let Some(scan) = scan.get() {
-            window.set(Window::auto(&scan.volume.image));
+            window.set(Window::auto(&scan.image));
             let (low, high) = scan
-                .volume
                 .image
                 .iter()
                 .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {

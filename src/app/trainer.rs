@@ -1,152 +1,201 @@
-//! The page's hold on a training session: play, pause, one step, reset, predict, the lab's
-//! probes. Thin: every number comes from `TrainingSession`; this only schedules the calls and
-//! stores what they return in signals.
+//! The page's hold on the engine, which runs in a Web Worker: every button sends a command,
+//! and every event lands in a signal that a panel draws. Nothing heavy happens on this thread.
+//!
+//! The page keeps what a crash of the worker must not lose: the scan's source (the dropped
+//! files' bytes, or the demo's size), the history, and the latest checkpoint. "Resume" starts
+//! a new worker and hands it all three.
 
 use std::sync::Arc;
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 
-use crate::backend::ComputeDevice;
+use super::worker_link::WorkerLink;
+use crate::engine::protocol::{
+    Checkpoint, DeviceReport, Failure, LabReading, ProbeReport, ScanView, evaluation_with_buffers,
+};
+use crate::engine::{Command, Envelope, Event};
 use crate::loss::Misuse;
-use crate::report::{Evaluation, GdlAnatomy, StepReport};
-use crate::train::{TrainError, TrainingSession};
+use crate::report::{Evaluation, StepReport};
 use crate::view::{BackendChoice, PageState};
-use crate::volume::LoadedScan;
 
-/// Why the run stopped, as the page shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Failure {
-    pub message: String,
-    /// The GPU went away: offer to re-initialise.
-    pub device_lost: bool,
+/// Where the scan came from, to give it to a new worker.
+#[derive(Clone)]
+enum ScanSource {
+    Demo(usize),
+    Files(Envelope<Command>),
 }
 
-/// The lab's reading on the current batch: the correct GDL and, if a cause is selected, the
-/// GDL with it injected.
+/// A long operation in the worker: what, and how far.
 #[derive(Clone, Debug, PartialEq)]
-pub struct LabReading {
-    pub correct: GdlAnatomy,
-    pub misused: Option<(Misuse, GdlAnatomy)>,
+pub struct Progress {
+    pub task: String,
+    pub done: usize,
+    pub total: usize,
+}
+
+/// A file the worker made, for the page to save.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Download {
+    pub name: String,
+    pub mime: String,
+    pub bytes: Arc<Vec<u8>>,
 }
 
 #[derive(Clone, Copy)]
 pub struct Trainer {
+    pub scan: RwSignal<Option<Arc<ScanView>>>,
+    pub load_error: RwSignal<Option<String>>,
     pub history: RwSignal<Vec<StepReport>>,
     pub evaluation: RwSignal<Option<Arc<Evaluation>>>,
     /// How many predictions were made, so that a newer one can be told from an older one.
     pub evaluations: RwSignal<usize>,
     pub running: RwSignal<bool>,
-    /// A step, prediction, probe or export is using the session.
-    pub busy: RwSignal<bool>,
     pub failure: RwSignal<Option<Failure>>,
-    /// The device the current (or next) session trains on.
+    /// The worker died (a panic inside it): what it said.
+    pub crashed: RwSignal<Option<String>>,
+    pub devices: RwSignal<Option<DeviceReport>>,
+    pub probe: RwSignal<Option<ProbeReport>>,
+    /// The device the current session trains on.
     pub device_label: RwSignal<String>,
     /// The net being trained and its parameter count (it changes when Simple is widened).
     pub net_label: RwSignal<String>,
+    pub progress: RwSignal<Option<Progress>>,
     /// `Some(None)`: the lab is open with no cause selected.
     pub lab_selection: RwSignal<Option<Option<Misuse>>>,
     pub lab: RwSignal<Option<LabReading>>,
+    pub download: RwSignal<Option<Download>>,
+    pub export_error: RwSignal<Option<String>>,
     state: RwSignal<PageState>,
-    scan: RwSignal<Option<Arc<LoadedScan>>>,
-    gpu: RwSignal<Option<ComputeDevice>>,
-    session: StoredValue<Option<TrainingSession>, LocalStorage>,
-    /// Bumped by every reset, so that work started before it is dropped when it returns.
-    generation: StoredValue<u64>,
+    link: StoredValue<Option<WorkerLink>, LocalStorage>,
+    source: StoredValue<Option<ScanSource>, LocalStorage>,
+    /// Files sent to the worker and not yet answered: they become the source once they load.
+    pending_files: StoredValue<Option<Envelope<Command>>, LocalStorage>,
+    checkpoint: StoredValue<Option<(Checkpoint, Vec<u8>)>, LocalStorage>,
+    /// The run the page shows; events of older runs are dropped.
+    run: StoredValue<u64>,
 }
 
 impl Trainer {
-    pub fn new(
-        state: RwSignal<PageState>,
-        scan: RwSignal<Option<Arc<LoadedScan>>>,
-        gpu: RwSignal<Option<ComputeDevice>>,
-    ) -> Self {
-        Self {
+    pub fn new(state: RwSignal<PageState>) -> Self {
+        let trainer = Self {
+            scan: RwSignal::new(None),
+            load_error: RwSignal::new(None),
             history: RwSignal::new(Vec::new()),
             evaluation: RwSignal::new(None),
             evaluations: RwSignal::new(0),
             running: RwSignal::new(false),
-            busy: RwSignal::new(false),
             failure: RwSignal::new(None),
+            crashed: RwSignal::new(None),
+            devices: RwSignal::new(None),
+            probe: RwSignal::new(None),
             device_label: RwSignal::new(String::new()),
             net_label: RwSignal::new(String::new()),
+            progress: RwSignal::new(None),
             lab_selection: RwSignal::new(None),
             lab: RwSignal::new(None),
+            download: RwSignal::new(None),
+            export_error: RwSignal::new(None),
             state,
-            scan,
-            gpu,
-            session: StoredValue::new_local(None),
-            generation: StoredValue::new(0),
+            link: StoredValue::new_local(None),
+            source: StoredValue::new_local(None),
+            pending_files: StoredValue::new_local(None),
+            checkpoint: StoredValue::new_local(None),
+            run: StoredValue::new(0),
+        };
+        trainer.start_worker();
+        trainer
+    }
+
+    /// Starts a worker and tells it the settings; a sentence on the page when it cannot start.
+    fn start_worker(&self) {
+        let trainer = *self;
+        let started = WorkerLink::start(
+            move |envelope| trainer.receive(envelope),
+            move |message| trainer.worker_died(message),
+        );
+        match started {
+            Ok(link) => {
+                self.link.set_value(Some(link));
+                self.configure();
+            }
+            Err(reason) => self.crashed.set(Some(format!(
+                "This browser could not start the training worker ({reason}). gdl-lab needs \
+                 module Web Workers: a current Chrome, Edge, Firefox or Safari."
+            ))),
         }
     }
 
-    /// The device the page's settings ask for: the CPU when chosen, else the GPU (which is
-    /// itself the CPU when WebGPU failed).
-    pub fn compute(&self) -> Option<ComputeDevice> {
-        match self.state.with_untracked(|s| s.page.backend) {
-            BackendChoice::Cpu => Some(ComputeDevice::flex(None)),
-            BackendChoice::Gpu => self.gpu.get_untracked(),
-        }
+    fn send(&self, command: Command) {
+        self.send_envelope(&Envelope::new(command));
     }
 
-    /// Drops the session and everything it produced; the next step starts a fresh one with
-    /// the current settings and scan.
+    fn send_envelope(&self, envelope: &Envelope<Command>) {
+        self.link.with_value(|link| {
+            if let Some(link) = link {
+                link.send(envelope);
+            }
+        });
+    }
+
+    /// Sends the page's current settings (after every change of the state).
+    pub fn configure(&self) {
+        let settings = self.state.with_untracked(PageState::to_hash);
+        self.send(Command::Configure { settings });
+    }
+
+    pub fn load_demo(&self, size: usize) {
+        self.load_error.set(None);
+        self.source.set_value(Some(ScanSource::Demo(size)));
+        self.send(Command::LoadDemo { size });
+    }
+
+    /// Files for the worker: a copy stays here (the scan's source, should the worker crash).
+    pub fn load_files(&self, envelope: Envelope<Command>) {
+        self.load_error.set(None);
+        self.send_envelope(&envelope);
+        self.pending_files.set_value(Some(envelope));
+    }
+
+    /// Drops the run and everything it produced, here at once and in the worker in turn.
     pub fn reset(&self) {
-        self.generation.update_value(|g| *g += 1);
-        self.session.set_value(None);
+        self.run.update_value(|run| *run += 1);
+        self.clear_run();
+        self.send(Command::Reset {
+            run: self.run.get_value(),
+        });
+    }
+
+    fn clear_run(&self) {
         self.running.set(false);
-        self.busy.set(false);
         self.history.set(Vec::new());
         self.evaluation.set(None);
         self.failure.set(None);
         self.lab.set(None);
+        self.progress.set(None);
+        self.checkpoint.set_value(None);
     }
 
     pub fn play(&self) {
-        if self.running.get_untracked() {
-            return;
-        }
         self.failure.set(None);
         self.running.set(true);
-        let trainer = *self;
-        spawn_local(async move {
-            while trainer.running.get_untracked() {
-                // A prediction, probe or export started before Play finishes first.
-                if trainer.busy.get_untracked() {
-                    gloo_timers::future::TimeoutFuture::new(20).await;
-                    continue;
-                }
-                if !trainer.advance().await {
-                    break;
-                }
-                crate::backend::yield_now().await;
-            }
-            trainer.running.set(false);
-        });
+        self.send(Command::Play);
     }
 
     pub fn pause(&self) {
-        self.running.set(false);
+        self.send(Command::Pause);
     }
 
-    /// One step, when nothing else is running.
     pub fn step_once(&self) {
-        if self.running.get_untracked() || self.busy.get_untracked() {
-            return;
-        }
         self.failure.set(None);
-        let trainer = *self;
-        spawn_local(async move {
-            trainer.advance().await;
-        });
+        self.send(Command::Step);
     }
 
-    /// Predicts the whole volume now.
     pub fn predict(&self) {
-        self.with_session(|trainer, session, generation| async move {
-            trainer.run_evaluation(&session, generation).await;
-            session
-        });
+        self.send(Command::Predict);
+    }
+
+    pub fn cancel(&self) {
+        self.send(Command::Cancel);
     }
 
     /// Selects a lab cause (or none) and measures it on the current batch.
@@ -158,192 +207,163 @@ impl Trainer {
                 reading.misused = None;
             }
         });
-        if !self.running.get_untracked() {
-            self.with_session(|trainer, mut session, generation| async move {
-                trainer.run_probe(&mut session, generation).await;
-                session
+        self.send(Command::Lab {
+            open: true,
+            cause: selection,
+        });
+    }
+
+    pub fn export(&self, command: Command) {
+        self.export_error.set(None);
+        self.send(command);
+    }
+
+    /// After a failure on the GPU: go on on the CPU in this worker.
+    pub fn resume_on_cpu(&self) {
+        self.failure.set(None);
+        self.state.update(|s| s.page.backend = BackendChoice::Cpu);
+        self.send(Command::Resume {
+            backend: BackendChoice::Cpu,
+        });
+        self.configure();
+        self.play();
+    }
+
+    /// After a crash, or to get a fresh GPU device: a new worker, given the scan, the settings
+    /// and the last checkpoint; the history up to that checkpoint stays.
+    pub fn restart_worker(&self, backend: Option<BackendChoice>) {
+        if let Some(backend) = backend {
+            self.state.update(|s| s.page.backend = backend);
+        }
+        self.crashed.set(None);
+        self.failure.set(None);
+        self.running.set(false);
+        self.progress.set(None);
+        self.link.set_value(None); // terminates the old worker
+        self.start_worker();
+        match self.source.get_value() {
+            Some(ScanSource::Demo(size)) => self.send(Command::LoadDemo { size }),
+            Some(ScanSource::Files(envelope)) => self.send_envelope(&envelope),
+            None => return,
+        }
+        let run = self.run.get_value();
+        match self.checkpoint.get_value() {
+            Some((checkpoint, weights)) => {
+                self.history.update(|h| h.truncate(checkpoint.step));
+                let history = self.history.get_untracked();
+                self.send_envelope(&Envelope::with(
+                    Command::Restore {
+                        run,
+                        checkpoint,
+                        history,
+                    },
+                    vec![weights],
+                ));
+            }
+            None => {
+                self.history.set(Vec::new());
+                self.send(Command::Reset { run });
+            }
+        }
+        if let Some(selection) = self.lab_selection.get_untracked() {
+            self.send(Command::Lab {
+                open: true,
+                cause: selection,
             });
         }
     }
 
-    /// Runs `work` on the session (created if needed) as soon as nothing else uses it.
-    fn with_session<F, Fut>(&self, work: F)
-    where
-        F: FnOnce(Trainer, TrainingSession, u64) -> Fut + 'static,
-        Fut: std::future::Future<Output = TrainingSession> + 'static,
-    {
-        let trainer = *self;
-        spawn_local(async move {
-            while trainer.busy.get_untracked() {
-                gloo_timers::future::TimeoutFuture::new(20).await;
-            }
-            let Some(session) = trainer.take_session() else {
-                return;
-            };
-            let generation = trainer.generation.get_value();
-            let session = work(trainer, session, generation).await;
-            trainer.give_back(session, generation);
-        });
+    /// Test only: makes the worker panic, as a bug inside burn would.
+    pub fn crash_worker(&self) {
+        self.send(Command::Crash);
     }
 
-    /// Takes the session out (creating it from the settings and scan if there is none) and
-    /// marks the trainer busy; `None` with a failure shown if it cannot be made.
-    fn take_session(&self) -> Option<TrainingSession> {
-        if let Some(session) = self.session.try_update_value(|s| s.take()).flatten() {
-            self.busy.set(true);
-            return Some(session);
-        }
-        let fail = |message: String| {
-            self.failure.set(Some(Failure {
-                message,
-                device_lost: false,
-            }));
-            None
-        };
-        let Some(scan) = self.scan.get_untracked() else {
-            return fail("Load a scan first (or press “Demo scan”).".into());
-        };
-        let Some(compute) = self.compute() else {
-            return fail("The device is still starting; try again in a moment.".into());
-        };
-        let config = self.state.with_untracked(|s| s.config.clone());
-        match TrainingSession::on(config, &scan.volume, &compute) {
-            Ok(session) => {
-                self.device_label.set(compute.describe());
-                self.net_label.set(net_label(&session));
-                self.busy.set(true);
-                Some(session)
-            }
-            Err(error) => fail(error.to_string()),
-        }
-    }
-
-    /// Puts the session back unless a reset happened meanwhile.
-    fn give_back(&self, session: TrainingSession, generation: u64) {
-        if self.generation.get_value() == generation {
-            self.net_label.set(net_label(&session));
-            self.session.set_value(Some(session));
-            self.busy.set(false);
-        }
-    }
-
-    fn stale(&self, generation: u64) -> bool {
-        self.generation.get_value() != generation
-    }
-
-    fn fail(&self, error: TrainError) {
-        self.failure.set(Some(Failure {
-            device_lost: matches!(error, TrainError::Device(_)),
-            message: error.to_string(),
-        }));
+    fn worker_died(&self, message: String) {
         self.running.set(false);
+        self.progress.set(None);
+        self.crashed.set(Some(message));
     }
 
-    /// One step, then a prediction and a lab reading when due. False when training should stop
-    /// (finished, failed, or reset).
-    async fn advance(&self) -> bool {
-        if self.busy.get_untracked() {
-            return false;
-        }
-        let Some(mut session) = self.take_session() else {
-            self.running.set(false);
-            return false;
-        };
-        let generation = self.generation.get_value();
-        if session.finished() {
-            self.give_back(session, generation);
-            self.running.set(false);
-            return false;
-        }
-        let result = session.step().await;
-        if self.stale(generation) {
-            return false;
-        }
-        let step = match result {
-            Ok(report) => {
-                let step = report.step;
+    fn current(&self, run: u64) -> bool {
+        run == self.run.get_value()
+    }
+
+    fn receive(&self, envelope: Envelope<Event>) {
+        let Envelope { message, buffers } = envelope;
+        match message {
+            Event::Devices(report) => self.devices.set(Some(report)),
+            Event::Probe(report) => self.probe.set(Some(report)),
+            Event::Scan(view) => match view.with_buffers(&buffers) {
+                Ok(view) => {
+                    self.pending_files.update_value(|pending| {
+                        if let Some(files) = pending.take() {
+                            self.source.set_value(Some(ScanSource::Files(files)));
+                        }
+                    });
+                    // A restarted worker reloads the same scan: the run stays.
+                    let same = self.scan.with_untracked(|s| s.as_deref() == Some(&view));
+                    if !same {
+                        self.clear_run();
+                        self.scan.set(Some(Arc::new(view)));
+                    }
+                }
+                Err(message) => self.load_error.set(Some(message)),
+            },
+            Event::LoadFailed { message } => {
+                self.pending_files.set_value(None);
+                self.load_error.set(Some(message));
+            }
+            Event::Progress { task, done, total } => self
+                .progress
+                .set((done < total).then_some(Progress { task, done, total })),
+            Event::Session {
+                run, device, net, ..
+            } if self.current(run) => {
+                self.device_label.set(device);
+                self.net_label.set(net);
+            }
+            Event::Step { run, report } if self.current(run) => {
                 self.history.update(|history| history.push(report));
-                step
             }
-            Err(error) => {
-                self.give_back(session, generation);
-                self.fail(error);
-                return false;
+            Event::Evaluation { run, evaluation } if self.current(run) => {
+                match evaluation_with_buffers(evaluation, &buffers) {
+                    Ok(evaluation) => {
+                        self.evaluation.set(Some(Arc::new(evaluation)));
+                        self.evaluations.update(|count| *count += 1);
+                    }
+                    Err(message) => self.export_error.set(Some(message)),
+                }
             }
-        };
-        let every = self.state.with_untracked(|s| s.page.eval_every);
-        let finished = session.finished();
-        if (every > 0 && step % every == 0) || finished {
-            self.run_evaluation(&session, generation).await;
-        }
-        if self.lab_selection.get_untracked().is_some() && !self.stale(generation) {
-            self.run_probe(&mut session, generation).await;
-        }
-        let keep_going =
-            !finished && !self.stale(generation) && self.failure.get_untracked().is_none();
-        self.give_back(session, generation);
-        keep_going
-    }
-
-    async fn run_evaluation(&self, session: &TrainingSession, generation: u64) {
-        match session.evaluate().await {
-            Ok(evaluation) if !self.stale(generation) => {
-                self.evaluation.set(Some(Arc::new(evaluation)));
-                self.evaluations.update(|count| *count += 1);
+            Event::Lab { run, reading } if self.current(run) => self.lab.set(Some(*reading)),
+            Event::Playing { run, playing } if self.current(run) => self.running.set(playing),
+            Event::Failed { run, failure } if self.current(run) => {
+                self.running.set(false);
+                self.failure.set(Some(failure));
             }
-            Ok(_) => {}
-            Err(error) => self.fail(error),
+            Event::Checkpoint { run, checkpoint } if self.current(run) => {
+                if let Some(weights) = buffers.into_iter().next() {
+                    self.checkpoint.set_value(Some((checkpoint, weights)));
+                }
+            }
+            Event::Export { name, mime } => match buffers.into_iter().next() {
+                Some(bytes) => self.download.set(Some(Download {
+                    name,
+                    mime,
+                    bytes: Arc::new(bytes),
+                })),
+                None => self
+                    .export_error
+                    .set(Some("The export came without its file.".into())),
+            },
+            Event::ExportFailed { message } => self.export_error.set(Some(message)),
+            // Events of a run the page has reset.
+            Event::Session { .. }
+            | Event::Step { .. }
+            | Event::Evaluation { .. }
+            | Event::Lab { .. }
+            | Event::Playing { .. }
+            | Event::Failed { .. }
+            | Event::Checkpoint { .. } => {}
         }
     }
-
-    async fn run_probe(&self, session: &mut TrainingSession, generation: u64) {
-        let Some(selection) = self.lab_selection.get_untracked() else {
-            return;
-        };
-        let correct = session.probe_gdl(None).await;
-        let misused = match selection {
-            Some(misuse) => Some(session.probe_gdl(Some(misuse)).await.map(|a| (misuse, a))),
-            None => None,
-        };
-        if self.stale(generation) {
-            return;
-        }
-        match (correct, misused.transpose()) {
-            (Ok(correct), Ok(misused)) => self.lab.set(Some(LabReading { correct, misused })),
-            (Err(error), _) | (_, Err(error)) => self.fail(error),
-        }
-    }
-
-    /// The trained weights as `.safetensors`, when the session is free.
-    pub fn export_weights(&self, done: impl FnOnce(Result<(String, Vec<u8>), String>) + 'static) {
-        let state = self.state.get_untracked();
-        self.with_session(move |_, session, _| async move {
-            let net = session.net();
-            let metadata = [
-                ("format", "gdl-lab".to_string()),
-                ("model", net.kind().name().to_string()),
-                ("classes", session.volume().classes.to_string()),
-                ("steps", session.steps_done().to_string()),
-                ("settings", state.to_hash()),
-            ];
-            let name = format!(
-                "gdl-lab-{}-step{}.safetensors",
-                net.kind().name(),
-                session.steps_done()
-            );
-            done(
-                crate::model::weights::to_safetensors(net, &metadata)
-                    .await
-                    .map(|bytes| (name, bytes)),
-            );
-            session
-        });
-    }
-}
-
-/// "simple, 3764 parameters", as `gdl-lab models` names them.
-fn net_label(session: &TrainingSession) -> String {
-    let net = session.net();
-    let count = burn::module::Module::num_params(net);
-    format!("{}, {count} parameters", net.kind().name())
 }

@@ -5,6 +5,8 @@
 pub mod probe;
 pub mod protocol;
 pub mod runner;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use protocol::{Command, Envelope, Event};
 pub use runner::{Devices, Engine, Sink};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{AdapterSummary, BackendKind};
 use crate::loss::Misuse;
+use crate::model::ModelKind;
 use crate::report::{Evaluation, GdlAnatomy, StepReport};
 use crate::view::BackendChoice;
 use crate::volume::{LabelMapping, LoadedScan};
@@ -81,8 +82,23 @@ pub enum Command {
     Resume {
         backend: BackendChoice,
     },
+    /// Continue a run from a checkpoint the page kept (after the worker crashed): the history up
+    /// to it, and (buffer) its weights.
+    Restore {
+        run: u64,
+        checkpoint: Checkpoint,
+        history: Vec<StepReport>,
+    },
     /// Test only: panic, as a bug inside burn would, to prove the page survives it.
     Crash,
+}
+
+/// Where a run stood when its weights were saved: enough to continue it elsewhere.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub step: usize,
+    pub model: ModelKind,
+    pub sampler_position: usize,
 }
 
 /// What the engine tells its driver. `run` is the run the event belongs to: the page drops
@@ -123,7 +139,7 @@ pub enum Event {
     },
     Lab {
         run: u64,
-        reading: LabReading,
+        reading: Box<LabReading>,
     },
     /// Training started or stopped.
     Playing {
@@ -134,6 +150,12 @@ pub enum Event {
     Failed {
         run: u64,
         failure: Failure,
+    },
+    /// The run's weights (buffer: `.safetensors`) after a pause, a single step or a prediction:
+    /// the page keeps the latest, to continue from if the worker crashes.
+    Checkpoint {
+        run: u64,
+        checkpoint: Checkpoint,
     },
     /// A file to save; buffers: its bytes.
     Export {

@@ -18,7 +18,7 @@ use super::probe::{
     PROBE_BUDGET_MS, decide, describe_settings, probe_config, scale_to_full, time_steps,
 };
 use super::protocol::{
-    Command, DeviceReport, Envelope, Event, Failure, LabReading, ProbeReport, ScanView,
+    Checkpoint, Command, DeviceReport, Envelope, Event, Failure, LabReading, ProbeReport, ScanView,
     evaluation_envelope,
 };
 
@@ -189,6 +189,7 @@ impl Engine {
                         run,
                         playing: false,
                     });
+                    self.checkpoint().await;
                 }
             }
             // While playing, a step is coming anyway.
@@ -196,6 +197,7 @@ impl Engine {
             Command::Step => {
                 self.failed = false;
                 self.advance().await;
+                self.checkpoint().await;
             }
             Command::Predict => {
                 if self.ensure_session().await {
@@ -217,6 +219,11 @@ impl Engine {
             }
             Command::ExportWeights => self.export_weights().await,
             Command::Resume { backend } => self.resume(backend).await,
+            Command::Restore {
+                run,
+                checkpoint,
+                history,
+            } => self.restore(run, checkpoint, history, buffers).await,
             Command::Crash => panic!("a test asked the engine to crash"),
         }
     }
@@ -230,6 +237,67 @@ impl Engine {
                 run,
                 playing: false,
             });
+            self.checkpoint().await;
+        }
+    }
+
+    /// Sends the session's weights and position, for the page to keep.
+    async fn checkpoint(&mut self) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let checkpoint = Checkpoint {
+            step: session.steps_done(),
+            model: session.net().kind(),
+            sampler_position: session.sampler_position(),
+        };
+        match crate::model::weights::to_safetensors(session.net(), &[]).await {
+            Ok(bytes) => {
+                let run = self.run;
+                (self.sink)(Envelope::with(
+                    Event::Checkpoint { run, checkpoint },
+                    vec![bytes],
+                ));
+            }
+            Err(message) => self.fail(TrainError::Device(message)),
+        }
+    }
+
+    /// A run continued from the page's checkpoint, in a fresh engine.
+    async fn restore(
+        &mut self,
+        run: u64,
+        checkpoint: Checkpoint,
+        history: Vec<StepReport>,
+        buffers: Vec<Vec<u8>>,
+    ) {
+        self.run = run;
+        self.drop_session();
+        if !self.ensure_session().await {
+            return;
+        }
+        let session = self.session.as_mut().expect("just ensured");
+        let result = match buffers.first() {
+            Some(weights) => session.restore_checkpoint(
+                weights,
+                checkpoint.model,
+                checkpoint.step,
+                checkpoint.sampler_position,
+            ),
+            None => Err(TrainError::Config(
+                "The checkpoint came without weights.".into(),
+            )),
+        };
+        match result {
+            Ok(()) => {
+                self.history = history;
+                self.history.truncate(checkpoint.step);
+                self.announce_session();
+            }
+            Err(error) => {
+                self.session = None;
+                self.fail(error);
+            }
         }
     }
 
@@ -250,12 +318,7 @@ impl Engine {
             }
         };
         let before = std::mem::replace(&mut self.settings, next);
-        let same_run = TrainingConfig {
-            lr: before.config.lr,
-            ..self.settings.config.clone()
-        } == before.config
-            && before.page.backend == self.settings.page.backend;
-        if !same_run {
+        if !before.same_run(&self.settings) {
             self.drop_session();
         } else if let Some(session) = &mut self.session
             && let Err(error) = session.set_learning_rate(self.settings.config.lr)
@@ -440,6 +503,9 @@ impl Engine {
         let every = self.settings.page.eval_every;
         if (every > 0 && step.is_multiple_of(every)) || finished {
             self.predict().await;
+            if self.playing {
+                self.checkpoint().await;
+            }
         }
         if self.lab.is_some() && !self.failed {
             self.probe_lab().await;
@@ -490,7 +556,7 @@ impl Engine {
                 let run = self.run;
                 self.emit(Event::Lab {
                     run,
-                    reading: LabReading { correct, misused },
+                    reading: Box::new(LabReading { correct, misused }),
                 });
             }
             (Err(error), _) | (_, Err(error)) => self.fail(error),

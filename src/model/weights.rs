@@ -104,6 +104,45 @@ pub async fn copy_parameters(
     }
 }
 
+/// `onto` with every float parameter replaced by the tensor of the same module path in a
+/// `.safetensors` file that [`to_safetensors`] wrote (a checkpoint the page kept).
+pub fn from_safetensors(bytes: &[u8], onto: SegmentationNet) -> Result<SegmentationNet, String> {
+    let file = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|error| format!("The saved weights could not be read: {error}"))?;
+    let mut wanted = Collect::default();
+    onto.visit(&mut wanted);
+    let mut values = Vec::with_capacity(wanted.tensors.len());
+    for (name, shape, _) in wanted.tensors {
+        let view = file
+            .tensor(&name)
+            .map_err(|_| format!("The saved weights have no {name}."))?;
+        if view.dtype() != Dtype::F32 || view.shape() != shape.as_slice() {
+            return Err(format!(
+                "The saved {name} is {:?} {:?}; the net needs f32 {shape:?}.",
+                view.dtype(),
+                view.shape()
+            ));
+        }
+        let floats: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let count = floats.len();
+        values.push((name, shape, TensorData::new(floats, [count])));
+    }
+    let mut replace = Replace {
+        path: Vec::new(),
+        values: values.into_iter(),
+        error: None,
+    };
+    let loaded = onto.map(&mut replace);
+    match replace.error {
+        Some(error) => Err(error),
+        None => Ok(loaded),
+    }
+}
+
 /// Replaces each float parameter, in visiting order, by the next collected value, checking that
 /// the paths and shapes agree.
 struct Replace<I> {

@@ -388,6 +388,32 @@ impl TrainingSession {
         Ok(moved)
     }
 
+    /// Continues from a checkpoint (the weights as [`crate::model::weights::to_safetensors`]
+    /// wrote them, of a `model` net, after `steps_done` steps with the sampler at
+    /// `sampler_position`), e.g. in a new worker after the old one crashed. Adam starts afresh:
+    /// its moments are not part of a checkpoint.
+    pub fn restore_checkpoint(
+        &mut self,
+        weights: &[u8],
+        model: ModelKind,
+        steps_done: usize,
+        sampler_position: usize,
+    ) -> Result<(), TrainError> {
+        let net = model.init(self.volume.classes, &self.train_device);
+        self.net =
+            crate::model::weights::from_safetensors(weights, net).map_err(TrainError::Config)?;
+        self.optimizer = AdamConfig::new().init();
+        self.steps_done = steps_done;
+        self.sampler.seek(sampler_position);
+        self.last_batch = None;
+        Ok(())
+    }
+
+    /// Patches drawn so far (a checkpoint's sampler position).
+    pub fn sampler_position(&self) -> usize {
+        self.sampler.position()
+    }
+
     /// True once `epochs × steps_per_epoch` steps are done.
     pub fn finished(&self) -> bool {
         self.steps_done >= self.config.total_steps()

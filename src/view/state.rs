@@ -96,6 +96,14 @@ impl PageState {
         Ok(Self { config, page })
     }
 
+    /// True when going from `self` to `next` keeps the run: only the learning rate (which the
+    /// session takes mid-run, e.g. after a NaN stop) or page-only settings changed.
+    pub fn same_run(&self, next: &Self) -> bool {
+        let mut same_lr = next.config.clone();
+        same_lr.lr = self.config.lr;
+        same_lr == self.config && next.page.backend == self.page.backend
+    }
+
     /// Settings that keep a software adapter (SwiftShader, lavapipe) or the CPU interactive:
     /// the Simple net on 16³ patches of a 32³ demo scan, evaluated every 10 steps.
     pub fn small(&self) -> Self {

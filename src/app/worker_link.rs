@@ -1,0 +1,90 @@
+//! The page's end of the worker: starts it, posts commands, hands its events (and a crash) to
+//! the callbacks.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
+use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
+
+use crate::engine::web::{from_js, to_js};
+use crate::engine::{Command, Envelope, Event};
+
+/// Trunk builds the worker beside the page under this name (`data-bin` in index.html).
+const WORKER_SCRIPT: &str = "./gdl-lab-worker_loader.js";
+
+/// Commands wait here until the worker has said its first word: a module worker's loader awaits
+/// the wasm, and a message that arrives meanwhile finds no handler and is lost.
+type Waiting = Rc<RefCell<Option<Vec<Envelope<Command>>>>>;
+
+pub struct WorkerLink {
+    worker: Worker,
+    waiting: Waiting,
+    // Kept alive as long as the worker is.
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+}
+
+impl WorkerLink {
+    /// Starts the worker; `on_event` gets each event, `on_crash` a sentence if the worker dies
+    /// (a panic inside it, or its script failing to load).
+    pub fn start(
+        mut on_event: impl FnMut(Envelope<Event>) + 'static,
+        on_crash: impl Fn(String) + 'static,
+    ) -> Result<Self, String> {
+        let options = WorkerOptions::new();
+        options.set_type(WorkerType::Module);
+        let worker = Worker::new_with_options(WORKER_SCRIPT, &options)
+            .map_err(|error| format!("{error:?}"))?;
+        let waiting: Waiting = Rc::new(RefCell::new(Some(Vec::new())));
+        let flush = (worker.clone(), waiting.clone());
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let queued = flush.1.borrow_mut().take();
+            for envelope in queued.into_iter().flatten() {
+                post(&flush.0, &envelope);
+            }
+            match from_js::<Event>(&event.data()) {
+                Ok(envelope) => on_event(envelope),
+                Err(message) => web_sys::console::error_1(&message.into()),
+            }
+        });
+        let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+            event.prevent_default();
+            let message = event.message();
+            on_crash(if message.is_empty() {
+                "the training worker stopped (its script could not run)".into()
+            } else {
+                message
+            });
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        Ok(Self {
+            worker,
+            waiting,
+            _on_message: on_message,
+            _on_error: on_error,
+        })
+    }
+
+    pub fn send(&self, envelope: &Envelope<Command>) {
+        match &mut *self.waiting.borrow_mut() {
+            Some(queue) => queue.push(envelope.clone()),
+            None => post(&self.worker, envelope),
+        }
+    }
+}
+
+fn post(worker: &Worker, envelope: &Envelope<Command>) {
+    let (message, transfer) = to_js(envelope);
+    if let Err(error) = worker.post_message_with_transfer(&message, &transfer) {
+        web_sys::console::error_2(&"gdl-lab: could not post to the worker".into(), &error);
+    }
+}
+
+impl Drop for WorkerLink {
+    fn drop(&mut self) {
+        self.worker.terminate();
+    }
+}
