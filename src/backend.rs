@@ -3,6 +3,7 @@
 //! burn's wgpu runtime can be initialised once per process (once per page in the browser), so
 //! [`acquire`] initialises it on first use and hands every later caller the same device.
 
+#[cfg(engine)]
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,7 @@ pub struct AdapterSummary {
     pub max_buffer_size: Option<u64>,
 }
 
+#[cfg(engine)]
 /// A device ready for training, with what is known about it.
 #[derive(Clone, Debug)]
 pub struct ComputeDevice {
@@ -51,6 +53,7 @@ pub struct ComputeDevice {
     pub fallback_reason: Option<String>,
 }
 
+#[cfg(engine)]
 impl ComputeDevice {
     /// The flex CPU backend, with the reason the GPU was not used (if it was wanted).
     pub fn flex(fallback_reason: Option<String>) -> Self {
@@ -108,6 +111,7 @@ pub fn format_bytes(bytes: u64) -> String {
     }
 }
 
+#[cfg(engine)]
 fn looks_like_software(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     ["swiftshader", "llvmpipe", "lavapipe", "software", "warp"]
@@ -134,6 +138,7 @@ pub fn run_static_constructors() {
     DONE.call_once(|| unsafe { __wasm_call_ctors() });
 }
 
+#[cfg(engine)]
 /// Initialise burn's wgpu runtime and describe the adapter it picked.
 ///
 /// Call at most once per process: a second initialisation fails in burn. Use [`acquire`].
@@ -147,6 +152,11 @@ pub async fn init_wgpu() -> Result<ComputeDevice, String> {
         .init_with_setup_async()
         .await
         .map_err(|error| format!("burn could not initialise wgpu: {error}"))?;
+    setup.device.set_device_lost_callback(|reason, message| {
+        if let Ok(mut lost) = GPU_LOST.lock() {
+            *lost = Some(format!("the GPU device was lost ({reason:?}: {message})"));
+        }
+    });
     let info = setup.adapter.get_info();
     let max_buffer_size = Some(setup.device.limits().max_buffer_size);
     let cpu_type = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
@@ -185,8 +195,21 @@ pub async fn init_wgpu() -> Result<ComputeDevice, String> {
     })
 }
 
+#[cfg(engine)]
 static ACQUIRED: async_once_cell::OnceCell<ComputeDevice> = async_once_cell::OnceCell::new();
 
+#[cfg(engine)]
+/// Set by wgpu's device-lost callback (a driver reset, the browser reclaiming the GPU).
+static GPU_LOST: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+#[cfg(engine)]
+/// Why the GPU device was lost, once it has been; the engine stops training on it and offers
+/// the CPU or a fresh device.
+pub fn gpu_lost() -> Option<String> {
+    GPU_LOST.lock().ok()?.clone()
+}
+
+#[cfg(engine)]
 /// The device this process trains on: wgpu if it initialises, flex with a reason otherwise.
 /// The first call initialises; every later call gets the same device.
 pub async fn acquire() -> ComputeDevice {
@@ -201,6 +224,7 @@ pub async fn acquire() -> ComputeDevice {
         .clone()
 }
 
+#[cfg(engine)]
 #[cfg(target_arch = "wasm32")]
 mod web {
     //! Asks the browser about WebGPU directly. burn reports neither a missing `navigator.gpu`

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod loss;
 pub mod model;
 pub mod report;
+#[cfg(engine)]
 pub mod sample;
 pub mod train;
 pub mod view;
@@ -20,5 +21,5 @@ pub mod volume;
 pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", engine))]
 pub mod worker;

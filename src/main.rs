@@ -3,8 +3,8 @@
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    // The page's wasm links the same crate as the worker's, CubeCL's registrations included
-    // (rustc keeps every `#[used]` static), so its constructors must run once here too.
+    // Built without the engine, the page's wasm has no constructors of its own to run; should
+    // a dependency register some, they must run once, not on every call from JavaScript.
     gdl_lab::backend::run_static_constructors();
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(gdl_lab::app::App);

@@ -2,11 +2,14 @@
 //! in order and reports what happened as events. The page runs it in a Web Worker (`worker`),
 //! the CLI and the tests call it directly.
 
+#[cfg(engine)]
 pub mod probe;
 pub mod protocol;
+#[cfg(engine)]
 pub mod runner;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
 pub use protocol::{Command, Envelope, Event};
+#[cfg(engine)]
 pub use runner::{Devices, Engine, Sink};

@@ -478,6 +478,11 @@ impl Engine {
         if !self.ensure_session().await {
             return false;
         }
+        let on_gpu = self.device.as_ref().is_some_and(|d| d.is_gpu_backend());
+        if let Some(reason) = crate::backend::gpu_lost().filter(|_| on_gpu) {
+            self.fail(TrainError::Device(reason));
+            return false;
+        }
         let session = self.session.as_mut().expect("just ensured");
         if session.finished() {
             return false;

@@ -17,6 +17,7 @@
 //! in [0, 1]. A value outside that range always means an input broke one of those assumptions;
 //! see [`super::monitor`].
 
+#[cfg(engine)]
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +70,7 @@ impl Default for GdlConfig {
     }
 }
 
+#[cfg(engine)]
 /// Per-class sums, `[rows, classes]`: one row per sample, or a single row when pooled.
 #[derive(Clone, Debug)]
 pub struct ClassSums {
@@ -80,6 +82,7 @@ pub struct ClassSums {
     pub target: Tensor<2>,
 }
 
+#[cfg(engine)]
 /// The loss and every part of it, for the charts and the lab's anatomy table. All
 /// `[rows, classes]` except `loss`.
 #[derive(Clone, Debug)]
@@ -94,6 +97,7 @@ pub struct GdlParts {
     pub contribution: Tensor<2>,
 }
 
+#[cfg(engine)]
 /// Sums over the voxels (and over the batch when `pooled`) of `probs`, `target` and their product.
 /// Both are `[batch, classes, z, y, x]`.
 pub fn class_sums(probs: Tensor<5>, target: Tensor<5>, pooled: bool) -> ClassSums {
@@ -115,6 +119,7 @@ pub fn class_sums(probs: Tensor<5>, target: Tensor<5>, pooled: bool) -> ClassSum
     }
 }
 
+#[cfg(engine)]
 /// w_c from the target sums, with MONAI's rule for absent classes (G = 0 → infinite weight →
 /// the row's largest finite weight). Weights carry no gradient, as in MONAI.
 pub fn class_weights(target_sum: Tensor<2>, weight_type: WeightType) -> Tensor<2> {
@@ -135,6 +140,7 @@ pub fn class_weights(target_sum: Tensor<2>, weight_type: WeightType) -> Tensor<2
     finite.mask_where(absent, row_max)
 }
 
+#[cfg(engine)]
 /// The GDL fraction from given sums and weights. Split from [`generalized_dice`] so that the lab
 /// can inject a wrong weight and still go through this exact formula.
 pub fn gdl_from_parts(sums: ClassSums, weight: Tensor<2>, config: &GdlConfig) -> GdlParts {
@@ -156,6 +162,7 @@ pub fn gdl_from_parts(sums: ClassSums, weight: Tensor<2>, config: &GdlConfig) ->
     }
 }
 
+#[cfg(engine)]
 /// MONAI `GeneralizedDiceLoss` on probabilities (softmax already applied) against a one-hot
 /// target, both `[batch, classes, z, y, x]`.
 pub fn generalized_dice(probs: Tensor<5>, target: Tensor<5>, config: &GdlConfig) -> GdlParts {
@@ -165,6 +172,7 @@ pub fn generalized_dice(probs: Tensor<5>, target: Tensor<5>, config: &GdlConfig)
     gdl_from_parts(sums, weight, config)
 }
 
+#[cfg(engine)]
 /// Channel 0 removed from both unless `include_background`; a one-channel input keeps its only
 /// channel, as MONAI does.
 pub fn drop_background(

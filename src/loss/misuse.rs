@@ -5,10 +5,13 @@
 //! of MONAI, nnU-Net and others. (A poor early prediction is *not* one of them: valid inputs
 //! always give a GDL in [0, 1].)
 
+#[cfg(engine)]
 use burn::prelude::*;
+#[cfg(engine)]
 use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
+#[cfg(engine)]
 use super::gdl::{
     GdlConfig, GdlParts, class_sums, class_weights, drop_background, gdl_from_parts,
     generalized_dice,
@@ -86,6 +89,7 @@ impl Misuse {
     }
 }
 
+#[cfg(engine)]
 /// The GDL as a (possibly buggy) pipeline computes it, with the inputs that reached the formula
 /// so that the invariant monitor can inspect them.
 #[derive(Clone, Debug)]
@@ -100,6 +104,7 @@ pub struct GdlRun {
     pub config: GdlConfig,
 }
 
+#[cfg(engine)]
 /// GDL of `logits` against the one-hot `target` as the correct pipeline computes it
 /// (`misuse = None`), or with one real cause of trouble injected.
 pub fn gdl_pipeline(
@@ -163,6 +168,7 @@ pub fn gdl_pipeline(
     }
 }
 
+#[cfg(engine)]
 /// `[rows, classes]` signs: −1 for each row's class with the smallest non-zero G (the rarest
 /// class present, where a sign error does the most harm; ties flip together), +1 elsewhere.
 fn rarest_class_flipped(target_sums: Tensor<2>) -> Tensor<2> {

@@ -2,13 +2,18 @@
 //!
 //! `L(t) = (1 − λ(t))·bce_weight·warm-up + λ(t)·gdl_weight·GDL`, with t in epochs.
 
+#[cfg(engine)]
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+#[cfg(engine)]
 use super::bce::bce_with_logits;
+#[cfg(engine)]
 use super::ce::cross_entropy;
 use super::gdl::GdlConfig;
-use super::misuse::{GdlRun, Misuse, gdl_pipeline};
+use super::misuse::Misuse;
+#[cfg(engine)]
+use super::misuse::{GdlRun, gdl_pipeline};
 
 /// How λ goes from 0 (warm-up only) to 1 (GDL only).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +112,7 @@ impl Default for MixedLossConfig {
     }
 }
 
+#[cfg(engine)]
 /// The mixed loss's value and its parts, still on the device.
 #[derive(Clone, Debug)]
 pub struct MixedParts {
@@ -122,6 +128,7 @@ impl MixedLossConfig {
             .lambda(epoch, self.warmup_epochs, self.ramp_epochs)
     }
 
+    #[cfg(engine)]
     /// Every component (so the charts can show them all) and their λ-weighted sum at `epoch`.
     pub fn forward(&self, logits: Tensor<5>, target: Tensor<5>, epoch: f64) -> MixedParts {
         let lambda = self.lambda(epoch);

@@ -5,10 +5,13 @@
 //! labels, since 2·p·g ≤ p + g holds for both), w ≥ 0 and smooth_nr ≤ smooth_dr. The statistics are tensors, read back together with the
 //! step's other scalars, so checking costs no extra synchronisation.
 
+#[cfg(engine)]
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::misuse::{GdlRun, Misuse};
+#[cfg(engine)]
+use super::misuse::GdlRun;
+use super::misuse::Misuse;
 
 /// How many scalars [`input_statistics`] returns, in the order of [`GdlInputStats::from_slice`].
 pub const STATISTICS: usize = 11;
@@ -37,6 +40,7 @@ pub struct GdlInputStats {
     pub smooth_dr: f64,
 }
 
+#[cfg(engine)]
 /// `[gdl, p_min, p_max, g_min, g_max, w_min, g_fraction, g_not_two_valued, g_has_3, g_has_4,
 /// weighted_miss]` of a GDL run, as one tensor to be read back with
 /// everything else.
@@ -65,6 +69,7 @@ pub fn input_statistics(run: &GdlRun) -> Tensor<1> {
     )
 }
 
+#[cfg(engine)]
 /// `[1]`: the smallest over samples of `Σ_c w_c·(P_c + G_c − 2·I_c)`.
 fn weighted_miss(run: &GdlRun) -> Tensor<1> {
     let sums = &run.parts.sums;
@@ -76,6 +81,7 @@ fn weighted_miss(run: &GdlRun) -> Tensor<1> {
 }
 
 impl GdlInputStats {
+    #[cfg(engine)]
     /// Pairs the [`STATISTICS`] read-back values of [`input_statistics`] with the run's options.
     pub fn from_slice(values: &[f32], run: &GdlRun) -> Self {
         Self {

@@ -1,19 +1,30 @@
 //! Segmentation nets. Each takes `[batch, 1, z, y, x]` intensities and returns
 //! `[batch, classes, z, y, x]` logits.
 
+#[cfg(engine)]
 pub mod conv;
+#[cfg(engine)]
 pub mod simple;
+#[cfg(engine)]
 pub mod target;
+#[cfg(engine)]
 pub mod unet;
+#[cfg(engine)]
 pub mod weights;
+#[cfg(engine)]
 pub mod widen;
 
+#[cfg(engine)]
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+#[cfg(engine)]
 pub use simple::{Simple3DModel, Simple3DModelConfig};
+#[cfg(engine)]
 pub use target::{Target3DModel, Target3DModelConfig};
+#[cfg(engine)]
 pub use unet::{UNet3d, UNet3dConfig};
+#[cfg(engine)]
 pub use widen::widen_simple_to_target;
 
 /// Which net to train.
@@ -69,6 +80,7 @@ impl ModelKind {
         }
     }
 
+    #[cfg(engine)]
     /// A freshly initialised net.
     pub fn init(self, num_classes: usize, device: &Device) -> SegmentationNet {
         match self {
@@ -93,6 +105,7 @@ impl ModelKind {
 
 /// Any of the nets, so a session can hold whichever the user picked.
 // A session holds exactly one net, so the variants' size difference costs nothing.
+#[cfg(engine)]
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum SegmentationNet {
@@ -101,6 +114,7 @@ pub enum SegmentationNet {
     Unet(UNet3d),
 }
 
+#[cfg(engine)]
 impl SegmentationNet {
     pub fn forward(&self, input: Tensor<5>) -> Tensor<5> {
         match self {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ModelKind;
 use crate::train::TrainingConfig;
-use crate::train::session::{changed_pairs, parse_pairs};
+use crate::train::config::{changed_pairs, parse_pairs};
 
 /// Where the page trains.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
