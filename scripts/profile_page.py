@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Where a training step's time goes on the page's main thread, by Chrome's own JS/wasm sampling
+"""Since training moved into the page's Web Worker (src/worker.rs), this samples only the page's
+own thread: what drawing the reports costs, not the step (the worker is not attached).
+
+Where a training step's time goes on the page's main thread, by Chrome's own JS/wasm sampling
 profiler (the DevTools `Profiler` domain), while the page trains on its WebGPU adapter.
 
 Serves `dist/` (a `trunk build`), opens the page in headless Chromium like scripts/page_check.py,

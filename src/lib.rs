@@ -1,8 +1,8 @@
 //! gdl-lab: train a 3D segmentation net with the mixed loss (cross-entropy warm-up, then the
 //! Generalized Dice Loss) on WebGPU in the browser, or natively from the CLI.
 //!
-//! The modules follow the data: `volume → sample → model → loss → train → report → engine →
-//! view`; the engine owns a run and is driven by commands.
+//! The modules follow the data: `volume → sample → model → loss → train → report → view`, and
+//! `engine` (a run, driven by commands, with the page's settings from `view`) sits on them.
 //! `view` holds the page's pure parts (URL state, slice pixels, chart geometry), tested
 //! natively; `app` is the Leptos components over them, `cli` the terminal front end.
 
