@@ -261,10 +261,13 @@ def main():
         expect("CPU" in device or "flex" in device, f"trained on {device!r}")
         # The page draws while the worker trains: a slider moved now redraws its canvas.
         before = canvas_pixels(webdriver, "axial")
-        webdriver.script("const s = document.getElementById('slice-axial');"
-                         "s.value = 2; s.dispatchEvent(new Event('input')); return 0;")
+        centre = webdriver.script("return document.getElementById('slice-axial').value;")
+        move_slider = ("const s = document.getElementById('slice-axial');"
+                       "s.value = arguments[0]; s.dispatchEvent(new Event('input')); return 0;")
+        webdriver.session_call("POST", "/execute/sync", {"script": move_slider, "args": ["2"]})
         time.sleep(0.3)
         expect(canvas_pixels(webdriver, "axial") != before, "the axial slider did not redraw")
+        webdriver.session_call("POST", "/execute/sync", {"script": move_slider, "args": [centre]})
         shot(options.prefix)
         points = int(webdriver.script(
             "return document.querySelector(`[data-test=chart-total]`).dataset.points") or 0)
