@@ -74,11 +74,6 @@ impl ComputeDevice {
         self.adapter.backend != BackendKind::Flex
     }
 
-    /// True when training will be slow enough that the page should suggest small settings.
-    pub fn is_slow(&self) -> bool {
-        self.adapter.software
-    }
-
     /// One line for logs and the CLI.
     pub fn describe(&self) -> String {
         let mut line = format!("{}: {}", self.adapter.backend.label(), self.adapter.name);
