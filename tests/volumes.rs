@@ -364,8 +364,8 @@ fn a_written_label_map_reads_back_with_the_same_data_and_affine() {
         spec.qform_code = qform_code;
         spec.quatern = [0.0, std::f64::consts::FRAC_1_SQRT_2, 0.0, 1.0, 2.0, 3.0];
         let image = read(&spec.file(&[0.5; 12])).unwrap();
-        let labels: Vec<u8> = (0..12).map(|i| (i % 4) as u8).collect();
-        let written = write_label_map(&labels, &image);
+        let labels: Vec<u16> = (0..12).map(|i| (i % 4) as u16).collect();
+        let written = write_label_map(&labels, &image).unwrap();
         let back = read(&written).unwrap();
         assert_eq!(
             back.data,
@@ -389,8 +389,8 @@ fn a_written_label_map_reads_back_with_the_same_data_and_affine() {
 fn the_phantom_round_trips_through_nifti_files() {
     let volume = phantom(PhantomConfig { size: 32, seed: 5 });
     let geometry = Volume::from_data(volume.dims, 1.0, volume.image.clone());
-    let image = read(&write_nifti_gz(Voxels::Float32(&volume.image), &geometry)).unwrap();
-    let labels = read(&write_label_map(&volume.labels, &geometry)).unwrap();
+    let image = read(&write_nifti_gz(Voxels::Float32(&volume.image), &geometry).unwrap()).unwrap();
+    let labels = read(&write_label_map(&wide(&volume.labels), &geometry).unwrap()).unwrap();
     assert_eq!(image.data, volume.image);
     let (paired, mapping) = pair_image_and_labels(&image, &labels).unwrap();
     assert!(mapping.is_identity());
@@ -604,10 +604,10 @@ fn cli_train_reads_nifti_trains_and_writes_report_prediction_and_a_json_line() {
     let (image, label) = (dir.join("scan.nii.gz"), dir.join("labels.nii.gz"));
     std::fs::write(
         &image,
-        write_nifti_gz(Voxels::Float32(&volume.image), &geometry),
+        write_nifti_gz(Voxels::Float32(&volume.image), &geometry).unwrap(),
     )
     .unwrap();
-    std::fs::write(&label, write_label_map(&brats, &geometry)).unwrap();
+    std::fs::write(&label, write_label_map(&wide(&brats), &geometry).unwrap()).unwrap();
     let (report, prediction) = (dir.join("run.csv"), dir.join("pred.nii.gz"));
     let args: Vec<&std::ffi::OsStr> = vec![
         "train".as_ref(),
@@ -682,8 +682,8 @@ fn phantom_files() -> (Vec<u8>, Vec<u8>, gdl_lab::volume::LabelledVolume) {
         .map(|&c| if c == 3 { 4 } else { c })
         .collect();
     (
-        write_nifti_gz(Voxels::Float32(&image.data), &image),
-        write_label_map(&brats, &image),
+        write_nifti_gz(Voxels::Float32(&image.data), &image).unwrap(),
+        write_label_map(&wide(&brats), &image).unwrap(),
         volume,
     )
 }
@@ -792,7 +792,7 @@ fn wrong_drops_get_a_sentence() {
     }
     // Shapes that differ are named.
     let small = Volume::from_data([2, 2, 2], 1.0, vec![0.0; 8]);
-    let other = write_label_map(&[0; 8], &small);
+    let other = write_label_map(&[0; 8], &small).unwrap();
     let error = load_dropped(
         &[named("t1.nii.gz", image), named("seg.nii.gz", other)],
         &Limits::default(),
@@ -812,4 +812,47 @@ fn the_demo_scan_is_the_phantom_with_its_tissue_names() {
     assert_eq!(demo.class_names.len(), demo.volume.classes);
     assert_eq!(demo.image.data, demo.volume.image);
     assert!(demo.mapping.is_identity());
+}
+
+/// Classes as the label values a file holds.
+fn wide(labels: &[u8]) -> Vec<u16> {
+    labels.iter().map(|&l| l as u16).collect()
+}
+
+/// FreeSurfer-style labels (up to 2035) load, keep their values, and a prediction goes back
+/// into the file as uint16; NIfTI-1's limits and labels above 65535 get a sentence, no panic.
+#[test]
+fn large_label_values_are_kept_and_what_nifti_1_cannot_hold_is_refused() {
+    let image = Volume::from_data([4, 1, 1], 1.0, vec![1.0, 2.0, 3.0, 4.0]);
+    let aseg = Volume::from_data([4, 1, 1], 1.0, vec![0.0, 17.0, 2035.0, 17.0]);
+    let (volume, mapping) = pair_image_and_labels(&image, &aseg).unwrap();
+    assert_eq!(volume.labels, [0, 1, 2, 1]);
+    let values = mapping.file_values(&volume.labels);
+    assert_eq!(values, [0, 17, 2035, 17]);
+    let written = write_label_map(&values, &image).unwrap();
+    let back = read(&written).unwrap();
+    assert_eq!(back.header.datatype, DataType::Uint16);
+    assert_eq!(back.data, [0.0, 17.0, 2035.0, 17.0]);
+    // Small values stay uint8.
+    let small = read(&write_label_map(&[0, 1, 4, 2], &image).unwrap()).unwrap();
+    assert_eq!(small.header.datatype, DataType::Uint8);
+
+    let huge = Volume::from_data([4, 1, 1], 1.0, vec![0.0, 70000.0, 1.0, 1.0]);
+    let error = pair_image_and_labels(&image, &huge).unwrap_err();
+    assert!(
+        error.contains("70000") && error.contains("65535"),
+        "{error}"
+    );
+
+    let long = Volume::from_data([40_000, 1, 1], 1.0, vec![0.0; 40_000]);
+    let error = write_label_map(&vec![0; 40_000], &long).unwrap_err();
+    assert!(
+        error.contains("32767") && error.contains("40000 along x"),
+        "{error}"
+    );
+    let error = write_nifti_gz(Voxels::Float32(&[0.0; 3]), &image).unwrap_err();
+    assert!(
+        error.contains("3 values") && error.contains("4 voxels"),
+        "{error}"
+    );
 }

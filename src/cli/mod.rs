@@ -299,6 +299,13 @@ fn write_phantom(
         ),
     ];
     for (path, bytes) in files {
+        let bytes = match bytes {
+            Ok(bytes) => bytes,
+            Err(message) => {
+                eprintln!("error: cannot write {}: {message}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
         if let Err(error) = std::fs::write(path, bytes) {
             eprintln!("error: cannot write {}: {error}", path.display());
             return ExitCode::FAILURE;

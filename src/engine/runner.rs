@@ -591,7 +591,13 @@ impl Engine {
             return;
         };
         let labels = scan.mapping.file_values(&evaluation.labels);
-        let bytes = write_label_map(&labels, &scan.image);
+        let bytes = match write_label_map(&labels, &scan.image) {
+            Ok(bytes) => bytes,
+            Err(message) => {
+                self.export_failed(&message);
+                return;
+            }
+        };
         let stem = if scan.demo {
             "phantom".to_string()
         } else {

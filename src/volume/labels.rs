@@ -23,12 +23,12 @@ impl LabelMapping {
         self.values.iter().enumerate().all(|(i, &v)| v == i as i64)
     }
 
-    /// Classes back to the file's own label values (BraTS class 3 → 4), for writing a
-    /// prediction beside the input.
-    pub fn file_values(&self, classes: &[u8]) -> Vec<u8> {
+    /// Classes back to the file's own label values (BraTS class 3 → 4, FreeSurfer's 2035 stays
+    /// 2035), for writing a prediction beside the input. Loading keeps every value in 0..=65535.
+    pub fn file_values(&self, classes: &[u8]) -> Vec<u16> {
         classes
             .iter()
-            .map(|&class| self.values[class as usize].clamp(0, 255) as u8)
+            .map(|&class| self.values[class as usize].clamp(0, u16::MAX as i64) as u16)
             .collect()
     }
 
@@ -65,6 +65,12 @@ pub fn pair_image_and_labels(
             return Err(format!(
                 "The label map holds {value} at voxel {index}; labels must be non-negative \
                  integers (is this an image rather than a label map?)."
+            ));
+        }
+        if value > u16::MAX as f32 {
+            return Err(format!(
+                "The label map holds {value} at voxel {index}; labels above 65535 cannot be \
+                 written back into a label map (NIfTI uint16)."
             ));
         }
         seen.insert(value as i64);

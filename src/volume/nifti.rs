@@ -722,39 +722,59 @@ impl Volume {
 /// Voxels to write.
 pub enum Voxels<'a> {
     Uint8(&'a [u8]),
+    Uint16(&'a [u16]),
     Float32(&'a [f32]),
 }
 
-/// A label map as a gzipped NIfTI-1 file (uint8) with the geometry of `like`: the same dims,
-/// pixdim, units, qform and sform, so it overlays the scan in any viewer.
-pub fn write_label_map(labels: &[u8], like: &Volume) -> Vec<u8> {
-    write_nifti_gz(Voxels::Uint8(labels), like)
+/// A label map as a gzipped NIfTI-1 file with the geometry of `like` (the same dims, pixdim,
+/// units, qform and sform, so it overlays the scan in any viewer): uint8 when every value fits,
+/// else uint16.
+pub fn write_label_map(labels: &[u16], like: &Volume) -> Result<Vec<u8>, String> {
+    if labels.iter().all(|&value| value <= u8::MAX as u16) {
+        let bytes: Vec<u8> = labels.iter().map(|&value| value as u8).collect();
+        write_nifti_gz(Voxels::Uint8(&bytes), like)
+    } else {
+        write_nifti_gz(Voxels::Uint16(labels), like)
+    }
 }
 
 /// A gzipped single-file NIfTI-1 with the geometry of `like` and the given voxels (x-fastest,
-/// one per voxel of `like.dims`).
-pub fn write_nifti_gz(voxels: Voxels<'_>, like: &Volume) -> Vec<u8> {
+/// one per voxel of `like.dims`); a sentence for what NIfTI-1 cannot hold.
+pub fn write_nifti_gz(voxels: Voxels<'_>, like: &Volume) -> Result<Vec<u8>, String> {
     let (datatype, payload): (DataType, Vec<u8>) = match voxels {
         Voxels::Uint8(values) => (DataType::Uint8, values.to_vec()),
+        Voxels::Uint16(values) => (
+            DataType::Uint16,
+            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
         Voxels::Float32(values) => (
             DataType::Float32,
             values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ),
     };
-    assert_eq!(
-        payload.len(),
-        like.dims.iter().product::<usize>() * datatype.bytes(),
-        "one value per voxel"
-    );
+    let voxels = like.dims.iter().product::<usize>();
+    if payload.len() != voxels * datatype.bytes() {
+        return Err(format!(
+            "{} values were given for a volume of {voxels} voxels.",
+            payload.len() / datatype.bytes()
+        ));
+    }
+    let mut dim = [1i16; 8];
+    dim[0] = 3;
+    for axis in 0..3 {
+        dim[axis + 1] = i16::try_from(like.dims[axis]).map_err(|_| {
+            format!(
+                "NIfTI-1 stores each edge as a 16-bit number, at most 32767 voxels; this volume \
+                 has {} along {}.",
+                like.dims[axis],
+                ["x", "y", "z"][axis]
+            )
+        })?;
+    }
     let mut header = vec![0u8; 352];
     let mut put = |at: usize, bytes: &[u8]| header[at..at + bytes.len()].copy_from_slice(bytes);
     let h = &like.header;
     put(0, &348i32.to_le_bytes());
-    let mut dim = [1i16; 8];
-    dim[0] = 3;
-    for axis in 0..3 {
-        dim[axis + 1] = i16::try_from(like.dims[axis]).expect("NIfTI-1 edges fit in i16");
-    }
     for (i, value) in dim.iter().enumerate() {
         put(40 + 2 * i, &value.to_le_bytes());
     }
@@ -787,5 +807,5 @@ pub fn write_nifti_gz(voxels: Voxels<'_>, like: &Volume) -> Vec<u8> {
         .write_all(&header)
         .and_then(|_| encoder.write_all(&payload))
         .expect("writing to memory");
-    encoder.finish().expect("writing to memory")
+    Ok(encoder.finish().expect("writing to memory"))
 }
