@@ -68,7 +68,8 @@ async fn run(
         },
         cpu: ComputeDevice::flex(None),
     };
-    let mut engine = Engine::new(devices, Box::new(|envelope| post(&envelope)));
+    // Checkpoints: the page keeps the latest, to give a new worker if this one crashes.
+    let mut engine = Engine::new(devices, Box::new(|envelope| post(&envelope))).keep_checkpoints();
     *cancel.borrow_mut() = Some(engine.cancel_flag());
     loop {
         // Everything already queued first, in order.

@@ -357,6 +357,16 @@ fn a_failed_step_leaves_weights_optimiser_and_sampler_as_they_were() {
 fn a_fresh_engine_continues_from_a_checkpoint() {
     let settings = small(|s| s.page.eval_every = 0);
     let (mut first, events) = ready(settings.clone());
+    // Without asking, an engine sends none (the CLI does not read its weights back each step).
+    send(&mut first, Command::Step);
+    assert!(
+        !events
+            .borrow()
+            .iter()
+            .any(|e| matches!(e.message, Event::Checkpoint { .. }))
+    );
+    send(&mut first, Command::Reset { run: 0 });
+    let mut first = first.keep_checkpoints();
     for _ in 0..3 {
         send(&mut first, Command::Step);
     }

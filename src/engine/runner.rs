@@ -68,6 +68,9 @@ pub struct Engine {
     /// `Some(cause)` while the lab is open.
     lab: Option<Option<Misuse>>,
     cancel: Arc<AtomicBool>,
+    /// Send a checkpoint at every pause, single step and prediction (the page's worker, so
+    /// that a new worker can go on after a crash); off for the CLI, which has no use for them.
+    checkpoints: bool,
     sink: Sink,
 }
 
@@ -89,8 +92,15 @@ impl Engine {
             evaluation: None,
             lab: None,
             cancel: Arc::new(AtomicBool::new(false)),
+            checkpoints: false,
             sink,
         }
+    }
+
+    /// Sends [`Event::Checkpoint`]s from now on (each reads the weights back from the device).
+    pub fn keep_checkpoints(mut self) -> Self {
+        self.checkpoints = true;
+        self
     }
 
     /// Set from outside (the worker's message handler, ahead of the queue) to stop a prediction.
@@ -124,7 +134,6 @@ impl Engine {
     }
 
     fn fail(&mut self, error: TrainError) {
-        self.playing = false;
         self.failed = true;
         let failure = Failure {
             device_lost: matches!(error, TrainError::Device(_)),
@@ -132,10 +141,18 @@ impl Engine {
         };
         let run = self.run;
         self.emit(Event::Failed { run, failure });
-        self.emit(Event::Playing {
-            run,
-            playing: false,
-        });
+        self.set_playing(false);
+    }
+
+    /// Starts or stops play, telling the driver when that changes it. True when it changed.
+    fn set_playing(&mut self, playing: bool) -> bool {
+        let changed = self.playing != playing;
+        self.playing = playing;
+        if changed {
+            let run = self.run;
+            self.emit(Event::Playing { run, playing });
+        }
+        changed
     }
 
     /// Runs one command to its end.
@@ -176,19 +193,11 @@ impl Engine {
             Command::Play => {
                 if !self.playing && self.ensure_session().await {
                     self.failed = false;
-                    self.playing = true;
-                    let run = self.run;
-                    self.emit(Event::Playing { run, playing: true });
+                    self.set_playing(true);
                 }
             }
             Command::Pause => {
-                if self.playing {
-                    self.playing = false;
-                    let run = self.run;
-                    self.emit(Event::Playing {
-                        run,
-                        playing: false,
-                    });
+                if self.set_playing(false) {
                     self.checkpoint().await;
                 }
             }
@@ -231,19 +240,14 @@ impl Engine {
     /// One step while playing; the driver calls it until [`Engine::playing`] is false.
     pub async fn tick(&mut self) {
         if self.playing && !self.advance().await {
-            self.playing = false;
-            let run = self.run;
-            self.emit(Event::Playing {
-                run,
-                playing: false,
-            });
+            self.set_playing(false);
             self.checkpoint().await;
         }
     }
 
     /// Sends the session's weights and position, for the page to keep.
     async fn checkpoint(&mut self) {
-        let Some(session) = &self.session else {
+        let Some(session) = self.session.as_ref().filter(|_| self.checkpoints) else {
             return;
         };
         let checkpoint = Checkpoint {
@@ -344,19 +348,11 @@ impl Engine {
     }
 
     fn drop_session(&mut self) {
-        let was_playing = self.playing;
         self.session = None;
-        self.playing = false;
+        self.set_playing(false);
         self.failed = false;
         self.history.clear();
         self.evaluation = None;
-        if was_playing {
-            let run = self.run;
-            self.emit(Event::Playing {
-                run,
-                playing: false,
-            });
-        }
     }
 
     /// The device the settings ask for; with `auto`, the probe's choice (probing first when
