@@ -90,6 +90,19 @@ impl ComputeDevice {
     }
 }
 
+/// The most voxels the net trains on and predicts (the working grid, after the crop, when
+/// resampling is on). In the browser 1 M (about 100³, a BraTS head at ~1.6 mm): a whole-volume
+/// prediction then takes seconds, not minutes, in wasm and fits its memory. Natively 2 M
+/// (about 126³: a BraTS head at ~1.2 mm). (The page decides before it knows which device wins
+/// the probe, so the budget follows the platform, not the device.)
+pub fn working_voxel_budget() -> usize {
+    if cfg!(target_arch = "wasm32") {
+        1_000_000
+    } else {
+        2_000_000
+    }
+}
+
 /// "1 GiB", "256 MiB": sizes as people read them.
 pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -38,17 +38,14 @@ pub fn one_hot(labels: &[u8], classes: usize) -> Vec<f32> {
 /// Z-score normalisation over the non-zero voxels (the head), as nnU-Net does for MRI; the
 /// zero background stays 0. A constant image becomes all zeros.
 pub fn normalise_nonzero(image: &mut [f32]) {
-    let inside: Vec<f64> = image
-        .iter()
-        .filter(|&&v| v != 0.0)
-        .map(|&v| v as f64)
-        .collect();
-    if inside.is_empty() {
+    // Two passes in f64 over the voxels themselves: no second copy of a large scan.
+    let inside = || image.iter().filter(|&&v| v != 0.0).map(|&v| v as f64);
+    let (count, total) = inside().fold((0usize, 0.0f64), |(n, sum), v| (n + 1, sum + v));
+    if count == 0 {
         return;
     }
-    let n = inside.len() as f64;
-    let mean = inside.iter().sum::<f64>() / n;
-    let std = (inside.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+    let mean = total / count as f64;
+    let std = (inside().map(|v| (v - mean) * (v - mean)).sum::<f64>() / count as f64).sqrt();
     let scale = if std > 0.0 { 1.0 / std } else { 0.0 };
     for value in image.iter_mut().filter(|v| **v != 0.0) {
         *value = ((*value as f64 - mean) * scale) as f32;

@@ -12,7 +12,10 @@ use gdl_lab::engine::protocol::ScanView;
 use gdl_lab::engine::{Command, Devices, Engine, Envelope, Event};
 use gdl_lab::train::{TrainError, TrainingConfig, TrainingSession};
 use gdl_lab::view::{BackendChoice, PageState};
-use gdl_lab::volume::{PhantomConfig, phantom};
+use gdl_lab::volume::nifti::{Voxels, write_nifti_gz};
+use gdl_lab::volume::phantom::phantom_of_dims;
+use gdl_lab::volume::preprocess::Preparation;
+use gdl_lab::volume::{Limits, PhantomConfig, Volume, phantom, read_nifti, write_label_map};
 
 type Events = Rc<RefCell<Vec<Envelope<Event>>>>;
 
@@ -83,9 +86,13 @@ fn commands_without_a_scan_say_so_and_a_scan_arrives_with_its_voxels() {
     }
     assert!(!engine.playing());
     send(&mut engine, Command::LoadDemo { size: 32 });
-    let envelope = events.borrow_mut().pop().expect("a scan event");
+    let envelope = events
+        .borrow_mut()
+        .drain(..)
+        .find(|e| matches!(e.message, Event::Scan(_)));
+    let envelope = envelope.expect("a scan event");
     let Event::Scan(view) = envelope.message else {
-        panic!("expected the scan, got {:?}", envelope.message);
+        unreachable!()
     };
     let view: ScanView = view.with_buffers(&envelope.buffers).expect("voxels fit");
     assert_eq!(view.dims, [32, 32, 32]);
@@ -402,4 +409,149 @@ fn a_fresh_engine_continues_from_a_checkpoint() {
     // The same weights and patches; only Adam's moments start afresh, so the loss of step 4
     // (measured before its update) is the first run's.
     assert_eq!(second.history()[3].total, fourth.total);
+}
+
+/// A BraTS-like case (odd dims, BraTS's flipped affine, labels 0/1/2/4) dropped as two files.
+fn brats_like_files(dims: [usize; 3]) -> (Vec<String>, Vec<Vec<u8>>, Volume) {
+    let volume = phantom_of_dims(dims, 5);
+    let affine = [
+        [-1.0, 0.0, 0.0, 0.0],
+        [0.0, -1.0, 0.0, dims[1] as f64 - 1.0],
+        [0.0, 0.0, 1.5, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let geometry = Volume::from_data(dims, 1.0, Vec::new()).with_affine(affine);
+    let labels: Vec<u16> = volume
+        .labels
+        .iter()
+        .map(|&l| if l == 3 { 4 } else { l as u16 })
+        .collect();
+    let image = write_nifti_gz(Voxels::Float32(&volume.image), &geometry).unwrap();
+    let seg = write_label_map(&labels, &geometry).unwrap();
+    (
+        vec!["case_t1.nii.gz".into(), "case_seg.nii.gz".into()],
+        vec![image, seg],
+        geometry,
+    )
+}
+
+fn preparations(events: &[Event]) -> Vec<Preparation> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Prepared(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Crop → train → predict → un-crop: the prediction comes back in the scan's grid (its dims
+/// and affine in the exported file), the crop is told in a sentence and undone by a setting.
+#[test]
+fn a_cropped_scan_is_predicted_and_exported_in_its_own_grid() {
+    let dims = [61, 53, 35];
+    let (names, buffers, geometry) = brats_like_files(dims);
+    let (mut engine, events) = engine();
+    send(
+        &mut engine,
+        Command::Configure {
+            settings: small(|s| s.page.eval_every = 0),
+        },
+    );
+    pollster::block_on(engine.handle(Envelope::with(Command::LoadFiles { names }, buffers)));
+    let loaded = take(&events);
+    let prepared = preparations(&loaded);
+    assert_eq!(prepared.len(), 1, "{loaded:?}");
+    let done = &prepared[0];
+    assert!(done.cropped(), "{done:?}");
+    assert!(
+        done.summary().starts_with("Cropped 61×53×35 → "),
+        "{}",
+        done.summary()
+    );
+    let scan = loaded.iter().find_map(|e| match e {
+        Event::Scan(view) => Some(view.clone()),
+        _ => None,
+    });
+    let scan = scan.expect("a scan event");
+    assert_eq!(scan.dims, dims);
+    assert!(
+        scan.warnings.iter().any(|w| w.contains("BraTS 2021")),
+        "{:?}",
+        scan.warnings
+    );
+    assert_eq!(scan.class_names[3], "enhancing tumour (label 4)");
+
+    send(&mut engine, Command::Step);
+    send(&mut engine, Command::Predict);
+    let evaluation = engine.evaluation().expect("predicted").clone();
+    assert_eq!(evaluation.labels.len(), dims.iter().product::<usize>());
+    assert_eq!(
+        evaluation.probabilities.len(),
+        4 * dims.iter().product::<usize>()
+    );
+    // Outside the crop box, certain background.
+    assert_eq!(evaluation.labels[0], 0);
+    assert_eq!(evaluation.probabilities[0], 1.0);
+    take(&events);
+    send(&mut engine, Command::ExportPrediction);
+    let exported = events.borrow_mut().pop().unwrap();
+    let written = read_nifti(&exported.buffers[0], &Limits::default()).unwrap();
+    assert_eq!(written.dims, dims);
+    assert_eq!(written.affine, geometry.affine);
+    // File label values, not classes.
+    assert!(
+        written
+            .data
+            .iter()
+            .all(|&v| [0.0, 1.0, 2.0, 4.0].contains(&v))
+    );
+
+    // crop=false undoes the crop: the working grid is the scan's grid again.
+    send(
+        &mut engine,
+        Command::Configure {
+            settings: small(|s| {
+                s.page.eval_every = 0;
+                s.config.crop = false;
+            }),
+        },
+    );
+    let prepared = preparations(&take(&events));
+    assert_eq!(prepared.len(), 1);
+    assert!(!prepared[0].cropped() && !prepared[0].resampled());
+    assert_eq!(prepared[0].working_dims, dims);
+}
+
+#[test]
+fn absurd_links_give_sentences_not_panics() {
+    let refusal = PageState::from_hash("epochs=200000000").unwrap_err();
+    assert!(
+        refusal.contains("lower epochs or steps_per_epoch"),
+        "{refusal}"
+    );
+    let refusal = PageState::from_hash("overlap=33").unwrap_err();
+    assert!(refusal.contains("0, 25 or 50"), "{refusal}");
+    // A valid link whose session cannot fit in memory: refused when it would start.
+    let (mut engine, events) = ready(small(|s| {
+        s.config.patch = 256;
+        s.config.batch = 64;
+    }));
+    send(&mut engine, Command::Step);
+    let failed = failures(&take(&events));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("lower patch or batch"), "{}", failed[0]);
+}
+
+#[test]
+fn a_file_name_whose_lower_case_changes_length_does_not_panic() {
+    let (mut engine, events) = engine();
+    let names = vec!["ẞẞ.hdr".to_string(), "İİ.img".to_string()];
+    let buffers = vec![vec![0u8; 10], vec![0u8; 10]];
+    pollster::block_on(engine.handle(Envelope::with(Command::LoadFiles { names }, buffers)));
+    assert!(
+        take(&events)
+            .iter()
+            .any(|e| matches!(e, Event::LoadFailed { .. })),
+    );
 }

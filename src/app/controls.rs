@@ -267,6 +267,19 @@ pub fn Controls(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                     write=|s, v| { s.config.epochs = parse(v, "epochs")?; Ok(()) } />
             </fieldset>
             <fieldset>
+                <legend>"Scan"</legend>
+                <CheckField id="crop" label="Crop to the head" state=s error=e trainer=t
+                    read=|s| s.config.crop
+                    write=|s, on| s.config.crop = on />
+                <CheckField id="resample" label="Resample to fit the device" state=s error=e trainer=t
+                    read=|s| s.config.resample
+                    write=|s, on| s.config.resample = on />
+                <SelectField id="overlap" label="Prediction windows overlap" state=s error=e trainer=t
+                    options=vec![("0", "0 % (fastest)"), ("25", "25 %"), ("50", "50 % (smoothest)")]
+                    read=|s| match s.config.overlap { 0 => "0", 50 => "50", _ => "25" }
+                    write=|s, v| { s.config.overlap = parse(v, "overlap")?; Ok(()) } />
+            </fieldset>
+            <fieldset>
                 <legend>"Page"</legend>
                 <SelectField id="backend" label="Train on" state=s error=e trainer=t
                     options=vec![("auto", "Auto (the faster, measured)"), ("gpu", "GPU (WebGPU)"), ("cpu", "CPU (flex, in wasm)")]

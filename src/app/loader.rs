@@ -124,6 +124,13 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                 <p class="banner error" role="alert" data-test="load-error">{message}</p>
             })}
             {move || scan.get().map(|scan| view! { <ScanSummary scan /> })}
+            {move || trainer.preparation.get().map(|done| view! {
+                <p class="preparation" data-test="preparation">
+                    {done.summary()}
+                    {(done.cropped() || done.resampled()).then_some(
+                        " The prediction is mapped back to the scan's grid; “Crop to the head” and “Resample to fit the device” under Settings undo each part.")}
+                </p>
+            })}
         </section>
     }
 }

@@ -17,6 +17,7 @@ use crate::engine::{Command, Envelope, Event};
 use crate::loss::Misuse;
 use crate::report::{Evaluation, StepReport};
 use crate::view::{BackendChoice, PageState};
+use crate::volume::preprocess::Preparation;
 
 /// Where the scan came from, to give it to a new worker.
 #[derive(Clone)]
@@ -44,6 +45,8 @@ pub struct Download {
 #[derive(Clone, Copy)]
 pub struct Trainer {
     pub scan: RwSignal<Option<Arc<ScanView>>>,
+    /// How the scan was cropped and resampled for the net.
+    pub preparation: RwSignal<Option<Preparation>>,
     pub load_error: RwSignal<Option<String>>,
     pub history: RwSignal<Vec<StepReport>>,
     pub evaluation: RwSignal<Option<Arc<Evaluation>>>,
@@ -79,6 +82,7 @@ impl Trainer {
     pub fn new(state: RwSignal<PageState>) -> Self {
         let trainer = Self {
             scan: RwSignal::new(None),
+            preparation: RwSignal::new(None),
             load_error: RwSignal::new(None),
             history: RwSignal::new(Vec::new()),
             evaluation: RwSignal::new(None),
@@ -309,6 +313,7 @@ impl Trainer {
                 }
                 Err(message) => self.load_error.set(Some(message)),
             },
+            Event::Prepared(preparation) => self.preparation.set(Some(preparation)),
             Event::LoadFailed { message } => {
                 self.pending_files.set_value(None);
                 self.load_error.set(Some(message));

@@ -12,7 +12,10 @@ use crate::backend::{ComputeDevice, init_wgpu};
 use crate::model::ModelKind;
 use crate::train::{TrainingConfig, TrainingSession};
 use crate::volume::nifti::{Voxels, read_path, write_nifti_gz};
-use crate::volume::{Limits, PhantomConfig, SyntheticConfig, Volume, phantom, synthetic_volume};
+use crate::volume::phantom::phantom_of_dims;
+use crate::volume::{
+    Limits, PhantomConfig, SyntheticConfig, Volume, phantom, synthetic_volume, write_label_map,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,6 +56,13 @@ enum Command {
         /// Edge of the cubic volume, 32–128 voxels
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(32..=128))]
         size: u16,
+        /// Any shape instead of a cube, e.g. 240x240x155 (BraTS's), 8–512 voxels per edge
+        #[arg(long, value_parser = parse_dims)]
+        dims: Option<[usize; 3]>,
+        /// A BraTS-style case: an int16 image, labels 0, 1, 2, 4 (BraTS 2021: necrotic core,
+        /// oedema, enhancing tumour) and BraTS's 1 mm affine (x and y flipped)
+        #[arg(long)]
+        brats: bool,
         #[arg(long, default_value_t = 7)]
         seed: u64,
         /// Where to write the image (.nii.gz, float32)
@@ -118,10 +128,18 @@ pub fn main() -> ExitCode {
         },
         Command::Phantom {
             size,
+            dims,
+            brats,
             seed,
             image,
             label,
-        } => write_phantom(size as usize, seed, &image, &label),
+        } => write_phantom(
+            dims.unwrap_or([size as usize; 3]),
+            brats,
+            seed,
+            &image,
+            &label,
+        ),
         Command::Demo {
             backend,
             size,
@@ -280,24 +298,79 @@ fn inspect(file: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `240x240x155` → [240, 240, 155], each edge 8 to 512.
+fn parse_dims(text: &str) -> Result<[usize; 3], String> {
+    let edges: Vec<usize> = text
+        .split(['x', 'X', '×'])
+        .map(|edge| edge.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("{text} is not three edges like 240x240x155"))?;
+    match edges[..] {
+        [x, y, z] if [x, y, z].iter().all(|e| (8..=512).contains(e)) => Ok([x, y, z]),
+        [_, _, _] => Err(format!("each edge of {text} must be 8 to 512 voxels")),
+        _ => Err(format!("{text} is not three edges like 240x240x155")),
+    }
+}
+
+/// BraTS's voxel-to-world matrix: 1 mm voxels, x and y flipped (the files are stored in LPS
+/// order), the origin at the first voxel's x and the last row's y, as nibabel reports it.
+fn brats_affine(dims: [usize; 3]) -> [[f64; 4]; 4] {
+    [
+        [-1.0, 0.0, 0.0, 0.0],
+        [0.0, -1.0, 0.0, dims[1] as f64 - 1.0],
+        [0.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+}
+
 fn write_phantom(
-    size: usize,
+    dims: [usize; 3],
+    brats: bool,
     seed: u64,
     image: &std::path::Path,
     label: &std::path::Path,
 ) -> ExitCode {
-    let volume = phantom(PhantomConfig { size, seed });
-    let geometry = Volume::from_data(volume.dims, 1.0, volume.image.clone());
-    let files = [
-        (
-            image,
-            write_nifti_gz(Voxels::Float32(&volume.image), &geometry),
-        ),
-        (
-            label,
-            write_nifti_gz(Voxels::Uint8(&volume.labels), &geometry),
-        ),
-    ];
+    let volume = if dims[0] == dims[1] && dims[1] == dims[2] && (32..=128).contains(&dims[0]) {
+        phantom(PhantomConfig {
+            size: dims[0],
+            seed,
+        })
+    } else {
+        phantom_of_dims(dims, seed)
+    };
+    let mut geometry = Volume::from_data(volume.dims, 1.0, Vec::new());
+    let files = if brats {
+        geometry = geometry.with_affine(brats_affine(volume.dims));
+        // Intensities as a scanner's integers; class 3 (enhancing) is label 4 in BraTS 2021.
+        let intensities: Vec<i16> = volume
+            .image
+            .iter()
+            .map(|&v| (v * 1000.0).round().clamp(0.0, i16::MAX as f32) as i16)
+            .collect();
+        let labels: Vec<u16> = volume
+            .labels
+            .iter()
+            .map(|&l| if l == 3 { 4 } else { l as u16 })
+            .collect();
+        [
+            (
+                image,
+                write_nifti_gz(Voxels::Int16(&intensities), &geometry),
+            ),
+            (label, write_label_map(&labels, &geometry)),
+        ]
+    } else {
+        [
+            (
+                image,
+                write_nifti_gz(Voxels::Float32(&volume.image), &geometry),
+            ),
+            (
+                label,
+                write_nifti_gz(Voxels::Uint8(&volume.labels), &geometry),
+            ),
+        ]
+    };
     for (path, bytes) in files {
         let bytes = match bytes {
             Ok(bytes) => bytes,

@@ -14,8 +14,9 @@ use crate::backend::ComputeDevice;
 use crate::engine::{Command, Devices, Engine, Envelope, Event};
 use crate::train::TrainingConfig;
 use crate::view::{BackendChoice, PageSettings, PageState};
+use crate::volume::Limits;
+use crate::volume::files::load_pair;
 use crate::volume::nifti::read_path;
-use crate::volume::{Limits, LoadedScan, pair_image_and_labels};
 
 /// The session settings as flags, with the names of the page's URL state (`--warmup-epochs` or
 /// `--warmup_epochs`). Each one left out keeps its default (see README, "The training settings").
@@ -84,6 +85,15 @@ pub struct SessionFlags {
     /// Seeds the weights and the patch sampler
     #[arg(long)]
     seed: Option<String>,
+    /// Crop the scan to the head before training (true or false)
+    #[arg(long)]
+    crop: Option<String>,
+    /// Resample the cropped scan to fit the voxel budget (true or false)
+    #[arg(long)]
+    resample: Option<String>,
+    /// Overlap of the prediction windows, per cent: 0, 25 or 50
+    #[arg(long)]
+    overlap: Option<String>,
 }
 
 impl SessionFlags {
@@ -111,6 +121,9 @@ impl SessionFlags {
             ("steps_per_epoch", &self.steps_per_epoch),
             ("epochs", &self.epochs),
             ("seed", &self.seed),
+            ("crop", &self.crop),
+            ("resample", &self.resample),
+            ("overlap", &self.overlap),
         ];
         let pairs: Vec<(&str, &str)> = given
             .iter()
@@ -161,15 +174,21 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
     for warning in image.warnings.iter().chain(&labels.warnings) {
         eprintln!("warning: {warning}");
     }
-    let (volume, mapping) = match pair_image_and_labels(&image, &labels) {
-        Ok(pair) => pair,
+    let scan = match load_pair(
+        args.image.display().to_string(),
+        image,
+        args.label.display().to_string(),
+        labels,
+        &[],
+    ) {
+        Ok(scan) => scan,
         Err(message) => return fail(message),
     };
     eprintln!(
         "device: {}\nvolume: {:?} voxels, classes {}\nsettings: {}",
         device.describe(),
-        volume.dims,
-        mapping.describe().join(", "),
+        scan.volume.dims,
+        scan.mapping.describe().join(", "),
         match config.to_query() {
             query if query.is_empty() => "defaults".to_string(),
             query => query,
@@ -177,20 +196,6 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
     );
     let steps = args.steps.unwrap_or(config.total_steps());
     let steps_per_epoch = config.steps_per_epoch;
-    let scan = LoadedScan {
-        class_names: mapping
-            .values
-            .iter()
-            .map(|v| format!("label {v}"))
-            .collect(),
-        image_name: args.image.display().to_string(),
-        label_name: args.label.display().to_string(),
-        demo: false,
-        warnings: Vec::new(),
-        image,
-        volume,
-        mapping,
-    };
     // The page's engine, driven step by step: predictions only when asked (eval_every=0).
     let settings = PageState {
         config,
@@ -229,6 +234,13 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
         },
     );
     engine.use_scan(scan);
+    let mut working = None;
+    for event in std::mem::take(&mut *events.borrow_mut()) {
+        if let Event::Prepared(preparation) = event.message {
+            eprintln!("{}", preparation.summary());
+            working = Some(preparation.working_dims);
+        }
+    }
     let scan = engine.scan().expect("just loaded").clone();
     let started = Instant::now();
     // Drawn only when stderr is a terminal; the per-epoch lines are printed either way.
@@ -324,6 +336,9 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
             "mean_foreground_dice": evaluation.mean_foreground_dice,
             "steps": steps_done,
             "seconds": seconds,
+            "working_dims": working,
+            "prediction_seconds": evaluation.millis / 1000.0,
+            "prediction_windows": evaluation.windows,
             "backend": device.adapter.backend,
         })
     );

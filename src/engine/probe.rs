@@ -4,6 +4,8 @@
 //! wasm, and a real GPU many times faster, so the choice is measured, never guessed from the
 //! adapter's name.
 
+use std::sync::Arc;
+
 use web_time::Instant;
 
 use crate::backend::{BackendKind, ComputeDevice};
@@ -55,10 +57,10 @@ pub fn scale_to_full(config: &TrainingConfig) -> f64 {
 /// milliseconds.
 pub async fn time_steps(
     config: &TrainingConfig,
-    volume: &LabelledVolume,
+    volume: &Arc<LabelledVolume>,
     device: &ComputeDevice,
 ) -> Result<f64, TrainError> {
-    let mut session = TrainingSession::on(config.clone(), volume, device)?;
+    let mut session = TrainingSession::on_normalised(config.clone(), volume.clone(), device)?;
     session.step().await?;
     let mut times = Vec::with_capacity(TIMED_STEPS);
     for _ in 0..TIMED_STEPS {

@@ -9,6 +9,7 @@ use crate::loss::Misuse;
 use crate::model::ModelKind;
 use crate::report::{Evaluation, GdlAnatomy, StepReport};
 use crate::view::BackendChoice;
+use crate::volume::preprocess::Preparation;
 use crate::volume::{LabelMapping, LoadedScan};
 
 /// A message with its large arrays beside it (file contents, voxels, export bytes), which the
@@ -111,6 +112,9 @@ pub enum Event {
     Probe(ProbeReport),
     /// A scan was loaded; buffers: the intensities (f32, little-endian) and the classes (u8).
     Scan(ScanView),
+    /// How the scan was cropped and resampled for the net (after each load, and when the
+    /// crop or resample setting changes).
+    Prepared(Preparation),
     /// A file could not be used; the scan already loaded stays.
     LoadFailed {
         message: String,

@@ -8,11 +8,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::{BackendKind, ComputeDevice};
 use crate::loss::Misuse;
+use crate::report::hard_dice;
 use crate::report::{Evaluation, StepReport, history_csv};
+use crate::sample::normalise_nonzero;
+use crate::train::memory::{check_memory, memory_limit};
 use crate::train::{TrainError, TrainingConfig, TrainingSession};
 use crate::view::{BackendChoice, PageState};
 use crate::volume::files::{load_pair, read_one_scan};
-use crate::volume::{Limits, LoadedScan, NamedFile, demo_scan, load_dropped, write_label_map};
+use crate::volume::preprocess::{Preparation, PrepareOptions, prepare};
+use crate::volume::{
+    LabelledVolume, Limits, LoadedScan, NamedFile, demo_scan, load_dropped, write_label_map,
+};
 
 use super::probe::{
     PROBE_BUDGET_MS, decide, describe_settings, probe_config, scale_to_full, time_steps,
@@ -50,10 +56,19 @@ impl Devices {
 
 pub type Sink = Box<dyn FnMut(Envelope<Event>)>;
 
+/// The scan as the net sees it: cropped, resampled and normalised, for the settings in `key`.
+struct Prepared {
+    /// `(crop, resample)` it was made with.
+    key: (bool, bool),
+    volume: Arc<LabelledVolume>,
+    preparation: Preparation,
+}
+
 pub struct Engine {
     devices: Devices,
     settings: PageState,
     scan: Option<Arc<LoadedScan>>,
+    prepared: Option<Prepared>,
     session: Option<TrainingSession>,
     /// The device the session trains on.
     device: Option<ComputeDevice>,
@@ -82,6 +97,7 @@ impl Engine {
             devices,
             settings: PageState::default(),
             scan: None,
+            prepared: None,
             session: None,
             device: None,
             probe: None,
@@ -324,10 +340,15 @@ impl Engine {
         let before = std::mem::replace(&mut self.settings, next);
         if !before.same_run(&self.settings) {
             self.drop_session();
-        } else if let Some(session) = &mut self.session
-            && let Err(error) = session.set_learning_rate(self.settings.config.lr)
-        {
-            self.fail(error);
+            self.prepare_scan();
+        } else if let Some(session) = &mut self.session {
+            let config = &self.settings.config;
+            let taken = session
+                .set_learning_rate(config.lr)
+                .and_then(|_| session.set_overlap(config.overlap));
+            if let Err(error) = taken {
+                self.fail(error);
+            }
         }
     }
 
@@ -344,7 +365,45 @@ impl Engine {
         self.drop_session();
         let view = ScanView::of(&scan);
         self.scan = Some(Arc::new(scan));
+        self.prepared = None;
         (self.sink)(view.into_envelope());
+        self.prepare_scan();
+    }
+
+    /// Crops and resamples the scan as the settings say (when they changed), and tells how.
+    fn prepare_scan(&mut self) {
+        let Some(scan) = self.scan.clone() else {
+            return;
+        };
+        let config = &self.settings.config;
+        let key = (config.crop, config.resample);
+        if self.prepared.as_ref().is_some_and(|p| p.key == key) {
+            return;
+        }
+        self.prepared = None; // the old copy goes before the new one is made
+        let options = PrepareOptions {
+            crop: config.crop,
+            resample: config.resample,
+            max_voxels: crate::backend::working_voxel_budget(),
+            margin: 8,
+        };
+        let (mut volume, preparation) = prepare(&scan.volume, scan.image.spacing, &options);
+        normalise_nonzero(&mut volume.image);
+        self.emit(Event::Prepared(preparation.clone()));
+        self.prepared = Some(Prepared {
+            key,
+            volume: Arc::new(volume),
+            preparation,
+        });
+    }
+
+    /// The prepared scan; a failure when there is no scan.
+    fn working_volume(&mut self) -> Result<Arc<LabelledVolume>, TrainError> {
+        self.prepare_scan();
+        self.prepared
+            .as_ref()
+            .map(|p| p.volume.clone())
+            .ok_or_else(|| TrainError::Config("Load a scan first (or press “Demo scan”).".into()))
     }
 
     fn drop_session(&mut self) {
@@ -383,12 +442,7 @@ impl Engine {
         {
             return Ok(report.clone());
         }
-        let Some(scan) = self.scan.clone() else {
-            return Err(TrainError::Config(
-                "Load a scan first (or press “Demo scan”).".into(),
-            ));
-        };
-        let volume = &scan.volume;
+        let volume = &self.working_volume()?;
         let cpu = self.devices.cpu.clone();
         let gpu = self.devices.gpu.clone();
         let task = "measuring the CPU and the GPU";
@@ -428,12 +482,28 @@ impl Engine {
         if self.session.is_some() {
             return true;
         }
-        let Some(scan) = self.scan.clone() else {
-            self.fail(TrainError::Config(
-                "Load a scan first (or press “Demo scan”).".into(),
-            ));
-            return false;
+        let volume = match self.working_volume() {
+            Ok(volume) => volume,
+            Err(error) => {
+                self.fail(error);
+                return false;
+            }
         };
+        let Some(scan) = self.scan.clone() else {
+            return false; // a working volume is only made from a scan
+        };
+        let config = &self.settings.config;
+        let fits = check_memory(
+            config,
+            volume.classes,
+            scan.volume.voxel_count(),
+            volume.voxel_count(),
+            memory_limit(),
+        );
+        if let Err(message) = fits {
+            self.fail(TrainError::Config(message));
+            return false;
+        }
         let device = match self.choose_device().await {
             Ok(device) => device,
             Err(error) => {
@@ -441,7 +511,7 @@ impl Engine {
                 return false;
             }
         };
-        match TrainingSession::on(self.settings.config.clone(), &scan.volume, &device) {
+        match TrainingSession::on_normalised(self.settings.config.clone(), volume, &device) {
             Ok(session) => {
                 self.session = Some(session);
                 self.device = Some(device);
@@ -532,6 +602,7 @@ impl Engine {
         let result = session.evaluate_with_progress(&mut progress).await;
         match result {
             Ok(evaluation) => {
+                let evaluation = self.in_scan_grid(evaluation);
                 (self.sink)(evaluation_envelope(self.run, &evaluation));
                 self.evaluation = Some(evaluation);
             }
@@ -541,6 +612,26 @@ impl Engine {
             }
             Err(error) => self.fail(error),
         }
+    }
+
+    /// A prediction on the working grid, put back in the scan's grid (un-resampled, un-cropped)
+    /// and scored there against the scan's own labels.
+    fn in_scan_grid(&self, mut evaluation: Evaluation) -> Evaluation {
+        let (Some(scan), Some(prepared)) = (&self.scan, &self.prepared) else {
+            return evaluation;
+        };
+        let preparation = &prepared.preparation;
+        if !preparation.cropped() && !preparation.resampled() {
+            return evaluation;
+        }
+        let classes = scan.volume.classes;
+        evaluation.labels = preparation.labels_to_original(&evaluation.labels);
+        evaluation.probabilities =
+            preparation.probabilities_to_original(&evaluation.probabilities, classes);
+        evaluation.dice = hard_dice(&evaluation.labels, &scan.volume.labels, classes);
+        evaluation.mean_foreground_dice =
+            evaluation.dice[1..].iter().sum::<f32>() / (classes - 1) as f32;
+        evaluation
     }
 
     async fn probe_lab(&mut self) {

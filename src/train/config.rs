@@ -42,7 +42,17 @@ pub struct TrainingConfig {
     pub epochs: usize,
     /// Seeds the weights and the patch sampler.
     pub seed: u64,
+    /// Crop the scan to the head (its foreground box plus a margin) before training.
+    pub crop: bool,
+    /// Resample the cropped scan to a coarser grid when it has more voxels than the device's
+    /// budget ([`crate::backend::working_voxel_budget`]).
+    pub resample: bool,
+    /// Overlap of the whole-volume prediction's windows, in per cent: 0, 25 or 50.
+    pub overlap: u8,
 }
+
+/// More steps than anyone waits for (a week at 60 ms): a bound that keeps every count in range.
+pub const MAX_STEPS: usize = 10_000_000;
 
 impl Default for TrainingConfig {
     /// A cross-entropy warm-up of 2 epochs, a linear ramp to the GDL over 4 more, 1/G weights
@@ -74,6 +84,9 @@ impl Default for TrainingConfig {
             steps_per_epoch: 25,
             epochs: 20,
             seed: 42,
+            crop: true,
+            resample: true,
+            overlap: 25,
         }
     }
 }
@@ -118,6 +131,20 @@ impl TrainingConfig {
         }
         if self.steps_per_epoch == 0 {
             return Err("An epoch needs at least one step.".into());
+        }
+        let steps = self.epochs.checked_mul(self.steps_per_epoch);
+        if steps.is_none_or(|steps| steps > MAX_STEPS) {
+            return Err(format!(
+                "{} epochs of {} steps is more than {MAX_STEPS} steps; lower epochs or \
+                 steps_per_epoch.",
+                self.epochs, self.steps_per_epoch
+            ));
+        }
+        if !matches!(self.overlap, 0 | 25 | 50) {
+            return Err(format!(
+                "The prediction windows' overlap must be 0, 25 or 50 (%); it is {}.",
+                self.overlap
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!(
@@ -174,7 +201,7 @@ impl TrainingConfig {
     }
 
     pub fn total_steps(&self) -> usize {
-        self.epochs * self.steps_per_epoch
+        self.epochs.saturating_mul(self.steps_per_epoch)
     }
 
     /// A small, fast run for demos and tests: the seed's Simple net and its `MixedLoss` (BCE ×

@@ -6,6 +6,7 @@ pub mod buffers;
 #[cfg(engine)]
 pub mod clip;
 pub mod config;
+pub mod memory;
 #[cfg(engine)]
 pub mod session;
 

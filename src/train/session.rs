@@ -2,6 +2,8 @@
 //! global clipping, Adam, and one readback of every number the page shows. Its settings are
 //! [`TrainingConfig`] (`config.rs`).
 
+use std::sync::Arc;
+
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use web_time::Instant;
@@ -60,7 +62,8 @@ impl std::error::Error for TrainError {}
 pub struct TrainingSession {
     config: TrainingConfig,
     loss: MixedLossConfig,
-    volume: LabelledVolume,
+    /// Normalised; shared with whoever prepared it (the engine), not copied.
+    volume: Arc<LabelledVolume>,
     net: SegmentationNet,
     optimizer: ModuleOptimizer,
     sampler: PatchSampler,
@@ -90,9 +93,18 @@ impl TrainingSession {
         volume: &LabelledVolume,
         compute: &ComputeDevice,
     ) -> Result<Self, TrainError> {
+        Self::on_normalised(config, normalised(volume), compute)
+    }
+
+    /// [`Self::on`] for a volume already normalised ([`normalise_nonzero`]), kept shared.
+    pub fn on_normalised(
+        config: TrainingConfig,
+        volume: Arc<LabelledVolume>,
+        compute: &ComputeDevice,
+    ) -> Result<Self, TrainError> {
         check_largest_buffer(&config, volume.classes, compute.adapter.max_buffer_size)
             .map_err(TrainError::Config)?;
-        Self::new(config, volume, &compute.device)
+        Self::with_normalised(config, volume, &compute.device)
     }
 
     /// Normalises a copy of `volume` and builds a freshly initialised net on `device`.
@@ -101,14 +113,20 @@ impl TrainingSession {
         volume: &LabelledVolume,
         device: &Device,
     ) -> Result<Self, TrainError> {
+        Self::with_normalised(config, normalised(volume), device)
+    }
+
+    fn with_normalised(
+        config: TrainingConfig,
+        volume: Arc<LabelledVolume>,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
         config.validate().map_err(TrainError::Config)?;
         if volume.classes < 2 {
             return Err(TrainError::Config(
                 "The label map needs at least two classes (background and one more).".into(),
             ));
         }
-        let mut volume = volume.clone();
-        normalise_nonzero(&mut volume.image);
         let train_device = device.clone().autodiff();
         train_device.seed(config.seed);
         let first_model = if config.pretrain_epochs > 0 {
@@ -156,9 +174,7 @@ impl TrainingSession {
     /// This session on another device (e.g. the CPU after the GPU failed): the same weights,
     /// steps and sampler position; Adam starts afresh, since its moments live on the old device.
     pub async fn move_to(&self, compute: &ComputeDevice) -> Result<Self, TrainError> {
-        let mut moved = Self::on(self.config.clone(), &self.volume, compute)?;
-        // `on` normalises its copy again; this one already is.
-        moved.volume = self.volume.clone();
+        let mut moved = Self::on_normalised(self.config.clone(), self.volume.clone(), compute)?;
         let net = self
             .net
             .kind()
@@ -207,6 +223,17 @@ impl TrainingSession {
     pub fn set_learning_rate(&mut self, lr: f64) -> Result<(), TrainError> {
         let config = TrainingConfig {
             lr,
+            ..self.config.clone()
+        };
+        config.validate().map_err(TrainError::Config)?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// The whole-volume prediction's window overlap (0, 25 or 50 %) from now on.
+    pub fn set_overlap(&mut self, overlap: u8) -> Result<(), TrainError> {
+        let config = TrainingConfig {
+            overlap,
             ..self.config.clone()
         };
         config.validate().map_err(TrainError::Config)?;
@@ -355,7 +382,10 @@ impl TrainingSession {
     /// After `pretrain_epochs` of the Simple net, replace it by the Target net that computes the
     /// same function (Net2Net) and restart Adam for the new parameters.
     fn widen_when_pretraining_ends(&mut self) {
-        let pretrain_steps = self.config.pretrain_epochs * self.config.steps_per_epoch;
+        let pretrain_steps = self
+            .config
+            .pretrain_epochs
+            .saturating_mul(self.config.steps_per_epoch);
         if let SegmentationNet::Simple(simple) = &self.net
             && self.config.model == ModelKind::Target
             && self.steps_done >= pretrain_steps
@@ -365,7 +395,7 @@ impl TrainingSession {
         }
     }
 
-    /// Predicts the whole volume with overlapping sliding windows (50 % overlap, Gaussian
+    /// Predicts the whole volume with sliding windows (overlapping by the `overlap` setting, Gaussian
     /// blending) and scores it with the hard Dice per class.
     pub async fn evaluate(&self) -> Result<Evaluation, TrainError> {
         self.predict_and_score(&self.volume, &mut |_, _| true).await
@@ -389,9 +419,8 @@ impl TrainingSession {
                 volume.classes, self.volume.classes
             )));
         }
-        let mut volume = volume.clone();
-        normalise_nonzero(&mut volume.image);
-        self.predict_and_score(&volume, &mut |_, _| true).await
+        self.predict_and_score(&normalised(volume), &mut |_, _| true)
+            .await
     }
 
     async fn predict_and_score(
@@ -412,39 +441,49 @@ impl TrainingSession {
 
         let mut sum = vec![0.0f32; classes * volume.voxel_count()];
         let mut weight_sum = vec![0.0f32; volume.voxel_count()];
+        let overlap = self.config.overlap as f64 / 100.0;
+        let [xs, ys, zs] = [nx, ny, nz].map(|size| window_starts(size, edge, overlap));
+        let mut origins = Vec::with_capacity(xs.len() * ys.len() * zs.len());
+        for &z in &zs {
+            for &y in &ys {
+                origins.extend(xs.iter().map(|&x| [x, y, z]));
+            }
+        }
+        // As many windows per forward pass as a training batch has patches: the memory check
+        // has admitted that much (and more: training also keeps activations for backward).
+        let per_pass = self.config.batch.max(1);
         let mut windows = 0;
-        let starts = [nx, ny, nz].map(|size| window_starts(size, edge, 0.5));
-        let total_windows = starts.iter().map(Vec::len).product();
-        for &z0 in &starts[2] {
-            for &y0 in &starts[1] {
-                for &x0 in &starts[0] {
-                    let origin = [x0, y0, z0];
-                    let patch = crop(&volume.image, volume.dims, origin, [edge; 3], 0.0);
-                    let input = Tensor::<5>::from_data(
-                        TensorData::new(patch, [1, 1, edge, edge, edge]),
-                        &self.device,
-                    );
-                    let probs = burn::tensor::activation::softmax(net.forward(input), 1)
-                        * weight_tensor.clone();
-                    let probs = read_back(probs).await?;
-                    windows += 1;
-                    // On the CPU backend the read-back is ready at once; without this the whole
-                    // prediction would be one long task on the page's thread (and a worker
-                    // could not hear "cancel").
-                    crate::backend::yield_now().await;
-                    if !progress(windows, total_windows) {
-                        return Err(TrainError::Cancelled);
-                    }
-                    accumulate_window(
-                        &mut sum,
-                        &mut weight_sum,
-                        &probs,
-                        &weights,
-                        volume.dims,
-                        origin,
-                        edge,
-                    );
-                }
+        for group in origins.chunks(per_pass) {
+            let mut patches = Vec::with_capacity(group.len() * window);
+            for &origin in group {
+                patches.extend(crop(&volume.image, volume.dims, origin, [edge; 3], 0.0));
+            }
+            let input = Tensor::<5>::from_data(
+                TensorData::new(patches, [group.len(), 1, edge, edge, edge]),
+                &self.device,
+            );
+            let probs =
+                burn::tensor::activation::softmax(net.forward(input), 1) * weight_tensor.clone();
+            let probs = read_back(probs).await?;
+            for (index, &origin) in group.iter().enumerate() {
+                let one = &probs[index * classes * window..(index + 1) * classes * window];
+                accumulate_window(
+                    &mut sum,
+                    &mut weight_sum,
+                    one,
+                    &weights,
+                    volume.dims,
+                    origin,
+                    edge,
+                );
+            }
+            windows += group.len();
+            // On the CPU backend the read-back is ready at once; without this the whole
+            // prediction would be one long task on the page's thread (and a worker could not
+            // hear "cancel").
+            crate::backend::yield_now().await;
+            if !progress(windows, origins.len()) {
+                return Err(TrainError::Cancelled);
             }
         }
 
@@ -530,6 +569,13 @@ async fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, TrainE
         .map_err(|error| TrainError::Device(error.to_string()))?
         .try_into_vec::<f32>()
         .map_err(|error| TrainError::Device(format!("{error:?}")))
+}
+
+/// A normalised copy of `volume`, to share.
+fn normalised(volume: &LabelledVolume) -> Arc<LabelledVolume> {
+    let mut volume = volume.clone();
+    normalise_nonzero(&mut volume.image);
+    Arc::new(volume)
 }
 
 /// Adds one window's weighted probabilities (`classes` planes of `edge`³) into the volume-sized

@@ -97,10 +97,12 @@ impl PageState {
     }
 
     /// True when going from `self` to `next` keeps the run: only the learning rate (which the
-    /// session takes mid-run, e.g. after a NaN stop) or page-only settings changed.
+    /// session takes mid-run, e.g. after a NaN stop), the prediction's overlap or page-only
+    /// settings changed.
     pub fn same_run(&self, next: &Self) -> bool {
         let mut same_lr = next.config.clone();
         same_lr.lr = self.config.lr;
+        same_lr.overlap = self.config.overlap;
         same_lr == self.config && next.page.backend == self.page.backend
     }
 

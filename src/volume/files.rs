@@ -15,7 +15,8 @@ pub struct NamedFile {
 /// A scan with its label map, ready to train on.
 #[derive(Clone, Debug)]
 pub struct LoadedScan {
-    /// The image as read, with its geometry (the prediction is written in it).
+    /// The image's geometry and header (the prediction is written in it). Its `data` is empty:
+    /// the intensities live once, in `volume.image`.
     pub image: Volume,
     pub volume: LabelledVolume,
     pub mapping: LabelMapping,
@@ -25,7 +26,8 @@ pub struct LoadedScan {
     pub demo: bool,
     /// A name per class for legends: the phantom's tissue names, else "label 4".
     pub class_names: Vec<String>,
-    /// Warnings from reading either file, one sentence each.
+    /// What the person should know, one sentence each: the label convention recognised, and
+    /// warnings from reading either file.
     pub warnings: Vec<String>,
 }
 
@@ -169,25 +171,46 @@ pub fn sort_image_and_labels(
     load_pair(image_name, image, label_name, labels, warnings_from)
 }
 
+/// True when two voxel-to-world matrices agree beyond rounding (0.1 % of a voxel, or of the
+/// origin's magnitude: headers store them as 32-bit floats).
+fn same_grid(a: &[[f64; 4]; 4], b: &[[f64; 4]; 4]) -> bool {
+    a.iter().flatten().zip(b.iter().flatten()).all(|(x, y)| {
+        let scale = x.abs().max(y.abs()).max(1.0);
+        (x - y).abs() <= 1e-3 * scale
+    })
+}
+
 /// The image and the label map, each given on its own.
 pub fn load_pair(
     image_name: String,
-    image: Volume,
+    mut image: Volume,
     label_name: String,
     labels: Volume,
     warnings_from: &[String],
 ) -> Result<LoadedScan, String> {
     let (volume, mapping) = pair_image_and_labels(&image, &labels)
         .map_err(|error| format!("{label_name} as the label map of {image_name}: {error}"))?;
+    if !same_grid(&image.affine, &labels.affine) {
+        return Err(format!(
+            "{label_name} and {image_name} have the same size but lie differently in space \
+             (their affines differ: {:?} vs {:?}); give the label map made for this image.",
+            &labels.affine[..3],
+            &image.affine[..3]
+        ));
+    }
     let mut warnings = warnings_from.to_vec();
     for (name, scan) in [(&image_name, &image), (&label_name, &labels)] {
         warnings.extend(scan.warnings.iter().map(|w| format!("{name}: {w}")));
     }
-    let class_names = mapping
-        .values
-        .iter()
-        .map(|v| format!("label {v}"))
+    image.data = Vec::new();
+    let convention = mapping.brats_convention(&[&image_name, &label_name]);
+    let class_names = mapping.class_names(convention);
+    let mut notes: Vec<String> = convention
+        .map(|c| c.describe().to_string())
+        .into_iter()
         .collect();
+    notes.append(&mut warnings);
+    let warnings = notes;
     Ok(LoadedScan {
         image,
         volume,
@@ -211,7 +234,7 @@ pub fn demo_scan(size: usize) -> LoadedScan {
         size,
         ..Default::default()
     });
-    let image = Volume::from_data(volume.dims, 1.0, volume.image.clone());
+    let image = Volume::from_data(volume.dims, 1.0, Vec::new());
     LoadedScan {
         image,
         mapping: LabelMapping {

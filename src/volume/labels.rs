@@ -6,6 +6,28 @@ use serde::{Deserialize, Serialize};
 use super::LabelledVolume;
 use super::nifti::Volume;
 
+/// The two BraTS label conventions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BratsConvention {
+    /// 1 necrotic core, 2 oedema, 4 enhancing tumour.
+    Brats2021,
+    /// 1 necrotic core, 2 oedema, 3 enhancing tumour.
+    Brats2023,
+}
+
+impl BratsConvention {
+    pub fn describe(self) -> &'static str {
+        match self {
+            BratsConvention::Brats2021 => {
+                "The labels follow BraTS 2021 (1 necrotic core, 2 oedema, 4 enhancing tumour)."
+            }
+            BratsConvention::Brats2023 => {
+                "The labels follow BraTS 2023 (1 necrotic core, 2 oedema, 3 enhancing tumour)."
+            }
+        }
+    }
+}
+
 /// Which label value in the file became which class.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelMapping {
@@ -29,6 +51,40 @@ impl LabelMapping {
         classes
             .iter()
             .map(|&class| self.values[class as usize].clamp(0, u16::MAX as i64) as u16)
+            .collect()
+    }
+
+    /// The BraTS convention these labels follow, if any: {0, 1, 2, 4} is BraTS 2021 (4 =
+    /// enhancing tumour); {0, 1, 2, 3} is BraTS 2023 (3 = enhancing) when a file name says
+    /// BraTS, since plain 0–3 labels are common elsewhere.
+    pub fn brats_convention(&self, file_names: &[&str]) -> Option<BratsConvention> {
+        let named = file_names
+            .iter()
+            .any(|name| name.to_lowercase().contains("brats"));
+        let only = |allowed: &[i64]| self.values.iter().all(|v| allowed.contains(v));
+        if only(&[0, 1, 2, 4]) && self.values.contains(&4) {
+            Some(BratsConvention::Brats2021)
+        } else if named && only(&[0, 1, 2, 3]) {
+            Some(BratsConvention::Brats2023)
+        } else {
+            None
+        }
+    }
+
+    /// A name per class for legends: BraTS's tissue names when a convention is recognised,
+    /// else "label 7".
+    pub fn class_names(&self, convention: Option<BratsConvention>) -> Vec<String> {
+        self.values
+            .iter()
+            .map(|&value| match (convention, value) {
+                (Some(_), 0) => "background".to_string(),
+                (Some(_), 1) => "necrotic core (label 1)".to_string(),
+                (Some(_), 2) => "oedema (label 2)".to_string(),
+                (Some(BratsConvention::Brats2021), 4) | (Some(BratsConvention::Brats2023), 3) => {
+                    format!("enhancing tumour (label {value})")
+                }
+                _ => format!("label {value}"),
+            })
             .collect()
     }
 

@@ -11,7 +11,7 @@ pub mod preprocess;
 pub mod synthetic;
 
 pub use files::{LoadedScan, NamedFile, demo_scan, load_dropped};
-pub use labels::{LabelMapping, pair_image_and_labels};
+pub use labels::{BratsConvention, LabelMapping, pair_image_and_labels};
 pub use nifti::{Limits, ReadError, Volume, read_nifti, read_nifti_pair, write_label_map};
 pub use phantom::{PhantomConfig, phantom};
 pub use synthetic::{SyntheticConfig, synthetic_volume};

@@ -719,9 +719,22 @@ impl Volume {
     }
 }
 
+impl Volume {
+    /// This geometry with another voxel-to-world matrix (stored as the sform and the qform's
+    /// code left at 0, so every reader uses it).
+    pub fn with_affine(mut self, affine: [[f64; 4]; 4]) -> Self {
+        self.header.srow = [affine[0], affine[1], affine[2]];
+        self.header.sform_code = 1; // scanner coordinates
+        self.header.qform_code = 0;
+        self.affine = best_affine(&self.header);
+        self
+    }
+}
+
 /// Voxels to write.
 pub enum Voxels<'a> {
     Uint8(&'a [u8]),
+    Int16(&'a [i16]),
     Uint16(&'a [u16]),
     Float32(&'a [f32]),
 }
@@ -745,6 +758,10 @@ pub fn write_nifti_gz(voxels: Voxels<'_>, like: &Volume) -> Result<Vec<u8>, Stri
         Voxels::Uint8(values) => (DataType::Uint8, values.to_vec()),
         Voxels::Uint16(values) => (
             DataType::Uint16,
+            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
+        Voxels::Int16(values) => (
+            DataType::Int16,
             values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ),
         Voxels::Float32(values) => (

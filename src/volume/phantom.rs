@@ -48,7 +48,16 @@ fn dot(a: [f32; 3], b: [f32; 3]) -> f32 {
 /// The phantom for `config`; the same config always gives the same voxels.
 pub fn phantom(config: PhantomConfig) -> LabelledVolume {
     let n = config.size.clamp(32, 128);
-    let mut rng = StdRng::seed_from_u64(config.seed);
+    phantom_of_dims([n; 3], config.seed)
+}
+
+/// The phantom in a volume of any shape (e.g. BraTS's 240×240×155): the head scales with the
+/// shortest edge and sits in the middle, the background stays exactly zero around it.
+pub fn phantom_of_dims(dims: [usize; 3], seed: u64) -> LabelledVolume {
+    let dims = dims.map(|d| d.max(8));
+    let n = *dims.iter().min().expect("three edges");
+    let voxels: usize = dims.iter().product();
+    let mut rng = StdRng::seed_from_u64(seed);
     let jitter = |rng: &mut StdRng, scale: f32| 1.0 + rng.random_range(-scale..scale);
 
     // Geometry in units of the edge, centred on the volume.
@@ -75,14 +84,16 @@ pub fn phantom(config: PhantomConfig) -> LabelledVolume {
         .collect();
     let bias_direction = unit_vector(&mut rng);
 
-    let mut image = Vec::with_capacity(n * n * n);
-    let mut labels = Vec::with_capacity(n * n * n);
-    let mut inside_head = Vec::with_capacity(n * n * n);
-    let half = (n as f32 - 1.0) / 2.0;
-    for z in 0..n {
-        for y in 0..n {
-            for x in 0..n {
-                let p = [x, y, z].map(|c| (c as f32 - half) / n as f32);
+    let mut image = Vec::with_capacity(voxels);
+    let mut labels = Vec::with_capacity(voxels);
+    let mut inside_head = Vec::with_capacity(voxels);
+    let half = dims.map(|d| (d as f32 - 1.0) / 2.0);
+    // Coordinates in units of the shortest edge, centred on the volume.
+    let position = |c: [usize; 3]| [0, 1, 2].map(|a| (c[a] as f32 - half[a]) / n as f32);
+    for z in 0..dims[2] {
+        for y in 0..dims[1] {
+            for x in 0..dims[0] {
+                let p = position([x, y, z]);
                 let ellipsoid = |radii: [f32; 3], scale: f32| {
                     (0..3)
                         .map(|i| (p[i] / (radii[i] * scale)).powi(2))
@@ -135,14 +146,17 @@ pub fn phantom(config: PhantomConfig) -> LabelledVolume {
         }
     }
 
-    let mut image = blur(&image, n);
+    let mut image = blur(&image, dims);
     for (index, value) in image.iter_mut().enumerate() {
         if !inside_head[index] {
             *value = 0.0;
             continue;
         }
-        let (x, y, z) = (index % n, (index / n) % n, index / (n * n));
-        let p = [x, y, z].map(|c| (c as f32 - half) / n as f32);
+        let p = position([
+            index % dims[0],
+            (index / dims[0]) % dims[1],
+            index / (dims[0] * dims[1]),
+        ]);
         let bias = 1.0 + 0.25 * dot(bias_direction, p) + 0.05 * (6.0 * p[0] * p[1]).sin();
         let signal = *value * bias;
         // Rician: the magnitude of a complex signal with Gaussian noise on both parts.
@@ -154,17 +168,18 @@ pub fn phantom(config: PhantomConfig) -> LabelledVolume {
         *value = (real * real + imaginary * imaginary).sqrt();
     }
     LabelledVolume {
-        dims: [n, n, n],
+        dims,
         image,
         labels,
         classes: 4,
     }
 }
 
-/// Partial-volume blur: the [1 2 1]/4 kernel along each axis of an n³ x-fastest volume.
-fn blur(data: &[f32], n: usize) -> Vec<f32> {
+/// Partial-volume blur: the [1 2 1]/4 kernel along each axis of an x-fastest volume.
+fn blur(data: &[f32], dims: [usize; 3]) -> Vec<f32> {
     let mut current = data.to_vec();
-    for stride in [1, n, n * n] {
+    for (axis, stride) in [1, dims[0], dims[0] * dims[1]].into_iter().enumerate() {
+        let n = dims[axis];
         let mut next = current.clone();
         for (index, out) in next.iter_mut().enumerate() {
             let coordinate = (index / stride) % n;

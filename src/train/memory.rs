@@ -1,0 +1,201 @@
+//! The memory a session needs, estimated before anything runs, and refused with a sentence
+//! naming the setting to lower when it exceeds what the machine has: wasm32's 4 GiB address
+//! space in the browser, the machine's memory natively. (The GPU's largest single buffer is
+//! checked by [`super::buffers`].) Every product is checked: no link or flag can overflow it.
+
+use crate::backend::format_bytes;
+use crate::model::ModelKind;
+use crate::train::TrainingConfig;
+
+/// Floats per voxel of a patch that one forward pass keeps for the backward pass: every
+/// layer's output, at its resolution (the U-Net's lower levels count 1/8 and 1/64). Counted
+/// from the nets' definitions in `model/`.
+fn activation_channels(model: ModelKind) -> u64 {
+    match model {
+        // conv 8, ReLU 8, conv 16, ReLU 16.
+        ModelKind::Simple => 48,
+        // conv + ReLU at 16, 32, 64.
+        ModelKind::Target => 224,
+        // Two conv/norm/act blocks at 8 (48), the lower levels (~37 at full resolution),
+        // the up path's upsampled tensors, concatenations and blocks at 8/16 (~80).
+        ModelKind::Unet => 165,
+    }
+}
+
+/// The estimate, by part, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// The scan as loaded and its working copy: intensities (f32), classes (u8) and the
+    /// sampler's index of foreground voxels.
+    pub scan: u64,
+    /// One training step: the batch and its one-hot target, the activations kept for the
+    /// backward pass and their gradients, the loss's class planes.
+    pub step: u64,
+    /// The whole-volume prediction: probability sums on the working grid and the
+    /// probabilities mapped back to the scan's grid.
+    pub prediction: u64,
+}
+
+impl MemoryEstimate {
+    pub fn total(&self) -> u64 {
+        self.scan
+            .saturating_add(self.step)
+            .saturating_add(self.prediction)
+    }
+}
+
+/// What a session of `config` needs for a scan of `scan_voxels` trained on `working_voxels`
+/// with `classes` classes; `None` when a product does not fit in a `u64`.
+pub fn estimate(
+    config: &TrainingConfig,
+    classes: usize,
+    scan_voxels: usize,
+    working_voxels: usize,
+) -> Option<MemoryEstimate> {
+    let classes = classes as u64;
+    let (scan_voxels, working_voxels) = (scan_voxels as u64, working_voxels as u64);
+    // f32 intensities + u8 classes; the working copy adds an 8-byte index per voxel at worst.
+    let scan = scan_voxels
+        .checked_mul(5)?
+        .checked_add(working_voxels.checked_mul(5 + 8)?)?;
+    let patch_voxels = (config.patch as u64)
+        .checked_pow(3)?
+        .checked_mul(config.batch as u64)?;
+    // Activations and their gradients (×2), the input and one-hot target (1 + C), and about
+    // eight class planes in the loss (softmax, products, their gradients).
+    let floats_per_voxel = activation_channels(config.model)
+        .checked_mul(2)?
+        .checked_add(classes.checked_mul(9)?)?
+        .checked_add(1)?;
+    let step = patch_voxels.checked_mul(floats_per_voxel)?.checked_mul(4)?;
+    // Sums and normalised probabilities on the working grid, and the mapped-back planes.
+    let prediction = working_voxels
+        .checked_mul(classes)?
+        .checked_mul(8)?
+        .checked_add(scan_voxels.checked_mul(classes)?.checked_mul(4)?)?;
+    Some(MemoryEstimate {
+        scan,
+        step,
+        prediction,
+    })
+}
+
+/// The memory a session may use here: 3 GiB of the 4 GiB a wasm32 worker can address (the
+/// rest holds the module, the allocator's slack and the messages); natively, the machine's
+/// memory (`None` where it cannot be read: no check).
+pub fn memory_limit() -> Option<u64> {
+    if cfg!(target_arch = "wasm32") {
+        return Some(3 << 30);
+    }
+    machine_memory()
+}
+
+/// MemTotal from `/proc/meminfo` (Linux); read by hand, a crate for one number is not worth it.
+fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|line| line.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// A sentence naming what to lower when the session would need more than `limit` bytes.
+pub fn check_memory(
+    config: &TrainingConfig,
+    classes: usize,
+    scan_voxels: usize,
+    working_voxels: usize,
+    limit: Option<u64>,
+) -> Result<(), String> {
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    let Some(estimate) = estimate(config, classes, scan_voxels, working_voxels) else {
+        return Err(format!(
+            "A {}³ patch with a batch of {} on a scan of {scan_voxels} voxels needs more memory \
+             than can be counted; lower patch or batch.",
+            config.patch, config.batch
+        ));
+    };
+    if estimate.total() <= limit {
+        return Ok(());
+    }
+    let advice = if estimate.step >= estimate.scan.saturating_add(estimate.prediction) {
+        format!(
+            "training on {}³ patches, {} per step, needs about {} for one step; lower patch \
+             or batch",
+            config.patch,
+            config.batch,
+            format_bytes(estimate.step)
+        )
+    } else if !(config.crop && config.resample) {
+        format!(
+            "the scan and its prediction need about {}; turn crop and resample on",
+            format_bytes(estimate.scan.saturating_add(estimate.prediction))
+        )
+    } else {
+        format!(
+            "the scan of {scan_voxels} voxels and its prediction need about {}; give a smaller \
+             scan",
+            format_bytes(estimate.scan.saturating_add(estimate.prediction))
+        )
+    };
+    Err(format!(
+        "This session needs about {} but {} are available here: {advice}.",
+        format_bytes(estimate.total()),
+        format_bytes(limit)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WASM: Option<u64> = Some(3 << 30);
+
+    #[test]
+    fn the_default_session_on_a_brats_case_fits_the_browser() {
+        let config = TrainingConfig::default();
+        assert_eq!(
+            check_memory(&config, 4, 240 * 240 * 155, 1_000_000, WASM),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn patch_256_with_batch_64_is_refused_with_the_settings_to_lower() {
+        let config = TrainingConfig {
+            patch: 256,
+            batch: 64,
+            ..TrainingConfig::default()
+        };
+        let refusal = check_memory(&config, 4, 64 * 64 * 64, 64 * 64 * 64, WASM).unwrap_err();
+        assert!(refusal.contains("lower patch or batch"), "{refusal}");
+        // Natively too, on any machine with less than a terabyte.
+        assert!(check_memory(&config, 4, 1, 1, Some(1 << 40)).is_err());
+    }
+
+    #[test]
+    fn an_uncroppable_huge_scan_names_crop_and_resample() {
+        let config = TrainingConfig {
+            crop: false,
+            resample: false,
+            ..TrainingConfig::default()
+        };
+        let voxels = 512 * 512 * 300;
+        let refusal = check_memory(&config, 4, voxels, voxels, Some(1 << 30)).unwrap_err();
+        assert!(refusal.contains("turn crop and resample on"), "{refusal}");
+    }
+
+    #[test]
+    fn products_that_overflow_give_a_sentence() {
+        let config = TrainingConfig {
+            patch: usize::MAX / 2,
+            ..TrainingConfig::default()
+        };
+        let refusal = check_memory(&config, 4, 10, 10, WASM).unwrap_err();
+        assert!(
+            refusal.contains("more memory than can be counted"),
+            "{refusal}"
+        );
+    }
+}
