@@ -465,6 +465,30 @@ def main():
             wait("the dropped pair", 60,
                  lambda: webdriver.test_text("scan-name") == "case_t1.nii.gz")
             expect(not webdriver.exists("load-error"), "the good drop left an error")
+            # A BraTS case folder: four modalities and the segmentation, dropped together. The
+            # label map is found by content, T1 with contrast trains by default, and picking
+            # another modality loads it (the same image bytes under four names: the layout and
+            # the label values are BraTS's, the size is reduced).
+            with open(options.label, "rb") as label, open(options.image, "rb") as image:
+                seg, t1 = label.read(), image.read()
+            case = [(f"BraTS2021_00001_{m}.nii.gz", t1) for m in ("flair", "t1", "t1ce", "t2")]
+            drop_files(webdriver, case + [("BraTS2021_00001_seg.nii.gz", seg)])
+            wait("the case's five files", 60,
+                 lambda: webdriver.test_text("scan-name") == "BraTS2021_00001_t1ce.nii.gz"
+                 or webdriver.exists("load-error"))
+            expect(not webdriver.exists("load-error"),
+                   f"the case did not load: {webdriver.test_text('load-error')}")
+            options_shown = webdriver.script(
+                "return [...document.querySelectorAll('#modality option')].map(o => o.value);")
+            print(f"case folder: training on {webdriver.test_text('scan-name')}, "
+                  f"modalities {options_shown}")
+            expect(len(options_shown or []) == 4, f"the modality picker shows {options_shown}")
+            set_control(webdriver, "modality", "BraTS2021_00001_flair.nii.gz")
+            wait("the picked modality", 60,
+                 lambda: webdriver.test_text("scan-name") == "BraTS2021_00001_flair.nii.gz")
+            steps_before = step_count(webdriver)
+            webdriver.click("step-once")
+            wait("a step on the case", 300, lambda: step_count(webdriver) > steps_before)
             webdriver.script("document.getElementById('image-file').value = '';"
                              "document.getElementById('label-file').value = ''; return 0;")
             webdriver.upload("#image-file", options.image)
@@ -475,6 +499,13 @@ def main():
             dims = [int(d) for d in webdriver.test_text("scan-dims").split("×")]
             print(f"loaded {name}: {dims}, error shown: {webdriver.test_text('load-error')}")
             expect(dims == nifti_geometry(options.image)[0][:3], f"{name} loaded as {dims}")
+            # A BraTS-shaped case has air around the head: cropped, and the page says so.
+            prepared = webdriver.test_text("preparation") or ""
+            print(f"preprocessing: {prepared}")
+            expect(prepared.startswith(f"Cropped {dims[0]}×{dims[1]}×{dims[2]} → "),
+                   f"the crop was not told: {prepared!r}")
+            notes = webdriver.text("[data-test='scan-summary'] .warnings") or ""
+            expect("BraTS 2021" in notes, f"the BraTS labels were not recognised: {notes!r}")
             # Its prediction comes back in its own geometry.
             webdriver.click("step-once")
             wait("a step on the loaded scan", 300, lambda: step_count(webdriver) >= 1)

@@ -107,6 +107,7 @@ fn a_bad_file_keeps_the_scan_already_loaded() {
     pollster::block_on(engine.handle(Envelope::with(
         Command::LoadFiles {
             names: vec!["a.nii".into(), "b.nii".into()],
+            modality: None,
         },
         vec![vec![0; 10], vec![1; 400]],
     )));
@@ -458,7 +459,13 @@ fn a_cropped_scan_is_predicted_and_exported_in_its_own_grid() {
             settings: small(|s| s.page.eval_every = 0),
         },
     );
-    pollster::block_on(engine.handle(Envelope::with(Command::LoadFiles { names }, buffers)));
+    pollster::block_on(engine.handle(Envelope::with(
+        Command::LoadFiles {
+            names,
+            modality: None,
+        },
+        buffers,
+    )));
     let loaded = take(&events);
     let prepared = preparations(&loaded);
     assert_eq!(prepared.len(), 1, "{loaded:?}");
@@ -548,7 +555,13 @@ fn a_file_name_whose_lower_case_changes_length_does_not_panic() {
     let (mut engine, events) = engine();
     let names = vec!["ẞẞ.hdr".to_string(), "İİ.img".to_string()];
     let buffers = vec![vec![0u8; 10], vec![0u8; 10]];
-    pollster::block_on(engine.handle(Envelope::with(Command::LoadFiles { names }, buffers)));
+    pollster::block_on(engine.handle(Envelope::with(
+        Command::LoadFiles {
+            names,
+            modality: None,
+        },
+        buffers,
+    )));
     assert!(
         take(&events)
             .iter()

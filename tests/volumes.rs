@@ -708,7 +708,7 @@ fn dropped_files_are_sorted_into_image_and_labels_in_either_order() {
         assert_eq!(loaded.volume.image, volume.image);
         assert_eq!(loaded.mapping.values, [0, 1, 2, 4]);
         assert!(!loaded.demo);
-        assert_eq!(loaded.class_names[3], "label 4");
+        assert_eq!(loaded.class_names[3], "enhancing tumour (label 4)");
         // A prediction goes back to the file's own label values.
         assert_eq!(loaded.mapping.file_values(&[0, 3]), [0, 4]);
     }
@@ -761,11 +761,19 @@ fn wrong_drops_get_a_sentence() {
         (vec![named("t1.nii.gz", image.clone())], "Only one scan"),
         (
             vec![
-                named("a.nii.gz", image.clone()),
+                named("a.nii.gz", labels.clone()),
                 named("b.nii.gz", image.clone()),
                 named("c.nii.gz", labels.clone()),
             ],
-            "3 scans",
+            "Several scans could be the label map (a.nii.gz, c.nii.gz)",
+        ),
+        (
+            vec![
+                named("a.nii.gz", image.clone()),
+                named("b.nii.gz", image.clone()),
+                named("c.nii.gz", image.clone()),
+            ],
+            "None of the 3 scans is a label map",
         ),
         // Two images: neither can be the label map.
         (
@@ -810,7 +818,9 @@ fn the_demo_scan_is_the_phantom_with_its_tissue_names() {
     assert!(demo.demo);
     assert_eq!(demo.volume.dims, [32, 32, 32]);
     assert_eq!(demo.class_names.len(), demo.volume.classes);
-    assert_eq!(demo.image.data, demo.volume.image);
+    // One copy of the intensities: the geometry carries none.
+    assert!(demo.image.data.is_empty());
+    assert_eq!(demo.image.dims, demo.volume.dims);
     assert!(demo.mapping.is_identity());
 }
 
@@ -855,4 +865,52 @@ fn large_label_values_are_kept_and_what_nifti_1_cannot_hold_is_refused() {
         error.contains("3 values") && error.contains("4 voxels"),
         "{error}"
     );
+}
+
+/// A BraTS case folder dropped at once: the label map found by content whatever its name, T1
+/// with contrast trained by default, another modality on request, and grids that disagree named.
+#[test]
+fn a_case_folder_loads_with_its_modalities() {
+    use gdl_lab::volume::{load_case, load_dropped};
+    let (image, labels, volume) = phantom_files();
+    let modalities = ["flair", "t1", "t1ce", "t2"];
+    let mut files: Vec<_> = modalities
+        .iter()
+        .map(|m| named(&format!("BraTS2021_00007_{m}.nii.gz"), image.clone()))
+        .collect();
+    // Named like an image: found by its content.
+    files.insert(2, named("BraTS2021_00007_x.nii.gz", labels.clone()));
+    let scan = load_dropped(&files, &Limits::default()).unwrap();
+    assert_eq!(scan.image_name, "BraTS2021_00007_t1ce.nii.gz");
+    assert_eq!(scan.label_name, "BraTS2021_00007_x.nii.gz");
+    assert_eq!(scan.modalities.len(), 4);
+    assert_eq!(scan.volume.labels, volume.labels);
+    assert!(scan.warnings.iter().any(|w| w.contains("BraTS 2021")));
+    let flair = load_case(
+        &files,
+        &Limits::default(),
+        Some("BraTS2021_00007_flair.nii.gz"),
+    );
+    assert_eq!(flair.unwrap().image_name, "BraTS2021_00007_flair.nii.gz");
+    let missing = load_case(&files, &Limits::default(), Some("t3.nii.gz")).unwrap_err();
+    assert!(missing.contains("t3.nii.gz is not among"), "{missing}");
+
+    // One modality on another grid: both files are named.
+    let moved = Volume::from_data(volume.dims, 1.0, volume.image.clone()).with_affine([
+        [1.0, 0.0, 0.0, 5.0],
+        [0.0, 1.0, 0.0, 0.0],
+        [0.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]);
+    files[0] = named(
+        "BraTS2021_00007_flair.nii.gz",
+        write_nifti_gz(Voxels::Float32(&volume.image), &moved).unwrap(),
+    );
+    let error = load_dropped(&files, &Limits::default()).unwrap_err();
+    assert!(
+        error.contains("BraTS2021_00007_flair.nii.gz")
+            && error.contains("BraTS2021_00007_x.nii.gz"),
+        "{error}"
+    );
+    assert!(error.contains("same grid"), "{error}");
 }

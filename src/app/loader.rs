@@ -36,7 +36,13 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
             match read_files(list).await {
                 Ok(files) => {
                     let (names, buffers) = names_and_bytes(files);
-                    trainer.load_files(Envelope::with(Command::LoadFiles { names }, buffers));
+                    trainer.load_files(Envelope::with(
+                        Command::LoadFiles {
+                            names,
+                            modality: None,
+                        },
+                        buffers,
+                    ));
                 }
                 Err(message) => error.set(Some(message)),
             }
@@ -123,7 +129,7 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
             {move || error.get().map(|message| view! {
                 <p class="banner error" role="alert" data-test="load-error">{message}</p>
             })}
-            {move || scan.get().map(|scan| view! { <ScanSummary scan /> })}
+            {move || scan.get().map(|scan| view! { <ScanSummary scan trainer /> })}
             {move || trainer.preparation.get().map(|done| view! {
                 <p class="preparation" data-test="preparation">
                     {done.summary()}
@@ -136,7 +142,7 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
 }
 
 #[component]
-fn ScanSummary(scan: Arc<ScanView>) -> impl IntoView {
+fn ScanSummary(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
     let [nx, ny, nz] = scan.dims;
     let [sx, sy, sz] = scan.spacing;
     let shares = class_shares(&scan.labels, scan.classes);
@@ -192,9 +198,38 @@ fn ScanSummary(scan: Arc<ScanView>) -> impl IntoView {
                 <span data-test="scan-dims">{format!("{nx}×{ny}×{nz}")}</span>
                 {format!(" voxels of {sx:.2}×{sy:.2}×{sz:.2} mm, {} classes", scan.classes)}
             </p>
+            {(scan.modalities.len() > 1).then(|| view! { <ModalityPicker scan=scan.clone() trainer /> })}
             <div class="balance" role="img" aria-label="class balance">{bar}</div>
             <ul class="legend">{legend}</ul>
             <ul class="warnings">{warnings}</ul>
         </div>
+    }
+}
+
+/// A case with several images (BraTS's four modalities): which one the net trains on (the
+/// seed's nets take one input channel).
+#[component]
+fn ModalityPicker(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
+    let options = scan
+        .modalities
+        .iter()
+        .map(|name| {
+            view! { <option value=name.clone() selected=*name == scan.image_name>{name.clone()}</option> }
+        })
+        .collect_view();
+    view! {
+        <p class="modality">
+            <label>
+                "Train on "
+                <select
+                    id="modality"
+                    data-test="modality"
+                    on:change=move |event| trainer.pick_modality(event_target_value(&event))
+                >
+                    {options}
+                </select>
+            </label>
+            " (the label map is shared; the net takes one image)"
+        </p>
     }
 }

@@ -160,6 +160,22 @@ impl Trainer {
         self.pending_files.set_value(Some(envelope));
     }
 
+    /// Trains on another image of the case loaded last (its files are kept here): the same
+    /// files sent again, naming the modality.
+    pub fn pick_modality(&self, name: String) {
+        let Some(ScanSource::Files(envelope)) = self.source.get_value() else {
+            return;
+        };
+        let Command::LoadFiles { names, .. } = envelope.message else {
+            return;
+        };
+        let command = Command::LoadFiles {
+            names,
+            modality: Some(name),
+        };
+        self.load_files(Envelope::with(command, envelope.buffers));
+    }
+
     /// Drops the run and everything it produced, here at once and in the worker in turn.
     pub fn reset(&self) {
         self.run.update_value(|run| *run += 1);

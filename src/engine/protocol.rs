@@ -45,9 +45,12 @@ pub enum Command {
     LoadDemo {
         size: usize,
     },
-    /// Files dropped together, one buffer per name, in order.
+    /// Files dropped together, one buffer per name, in order; for a case with several images,
+    /// `modality` names the one to train on (else the default: T1 with contrast, FLAIR, …).
     LoadFiles {
         names: Vec<String>,
+        #[serde(default)]
+        modality: Option<String>,
     },
     /// The two pickers: the image's files, then the label map's (buffers in that order).
     LoadPair {
@@ -218,6 +221,8 @@ pub struct ScanView {
     pub image_name: String,
     pub label_name: String,
     pub demo: bool,
+    /// The case's images when it brought several (`image_name` is one of them).
+    pub modalities: Vec<String>,
     pub dims: [usize; 3],
     pub spacing: [f64; 3],
     pub classes: usize,
@@ -236,6 +241,7 @@ impl ScanView {
             image_name: scan.image_name.clone(),
             label_name: scan.label_name.clone(),
             demo: scan.demo,
+            modalities: scan.modalities.clone(),
             dims: scan.volume.dims,
             spacing: scan.image.spacing,
             classes: scan.volume.classes,

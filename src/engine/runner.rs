@@ -17,7 +17,7 @@ use crate::view::{BackendChoice, PageState};
 use crate::volume::files::{load_pair, read_one_scan};
 use crate::volume::preprocess::{Preparation, PrepareOptions, prepare};
 use crate::volume::{
-    LabelledVolume, Limits, LoadedScan, NamedFile, demo_scan, load_dropped, write_label_map,
+    LabelledVolume, Limits, LoadedScan, NamedFile, demo_scan, load_case, write_label_map,
 };
 
 use super::probe::{
@@ -183,10 +183,10 @@ impl Engine {
                 self.progress("making the demo phantom", 1, 1);
                 self.use_scan(scan);
             }
-            Command::LoadFiles { names } => {
+            Command::LoadFiles { names, modality } => {
                 let files = named_files(names, buffers);
                 self.progress("reading the files", 0, 1);
-                let result = load_dropped(&files, &Limits::default());
+                let result = load_case(&files, &Limits::default(), modality.as_deref());
                 self.progress("reading the files", 1, 1);
                 self.loaded(result);
             }

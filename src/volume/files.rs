@@ -24,6 +24,8 @@ pub struct LoadedScan {
     pub label_name: String,
     /// True for the built-in phantom (the page remakes it when its size changes).
     pub demo: bool,
+    /// The images of the case, by file name, when it brought several (one is `image_name`).
+    pub modalities: Vec<String>,
     /// A name per class for legends: the phantom's tissue names, else "label 4".
     pub class_names: Vec<String>,
     /// What the person should know, one sentence each: the label convention recognised, and
@@ -130,11 +132,40 @@ fn sounds_like_labels(name: &str) -> bool {
 /// small integers; if both do, the one whose name says so, else the one with fewer values) and
 /// pairs them.
 pub fn sort_image_and_labels(
+    scans: Vec<(String, Volume)>,
+    warnings_from: &[String],
+) -> Result<LoadedScan, String> {
+    sort_case(scans, None, warnings_from)
+}
+
+/// The modality trained on when a case brings several and none was picked: T1 with contrast
+/// (it shows the enhancing rim and the necrotic core), then FLAIR (the oedema), then the first
+/// by name. Names as BraTS 2021 (`_t1ce`) and 2023 (`-t1c`, `-t2f`) spell them.
+fn default_modality(names: &[String]) -> usize {
+    let has = |hints: &[&str]| {
+        names.iter().position(|name| {
+            let (stem, _) = stem_and_kind(name);
+            hints.iter().any(|hint| {
+                stem.ends_with(&format!("_{hint}")) || stem.ends_with(&format!("-{hint}"))
+            })
+        })
+    };
+    has(&["t1ce", "t1c", "t1gd"])
+        .or_else(|| has(&["flair", "t2f"]))
+        .unwrap_or(0)
+}
+
+/// Scans dropped together: one label map (found by content: the only scan of small
+/// non-negative integers; among several, the one whose name says so) and one image or, for a
+/// case folder (BraTS: `_t1`, `_t1ce`, `_t2`, `_flair`, `_seg`), several modalities, of which
+/// `modality` (a file name) or [`default_modality`] is trained on. Every modality must lie on
+/// the label map's grid.
+pub fn sort_case(
     mut scans: Vec<(String, Volume)>,
+    modality: Option<&str>,
     warnings_from: &[String],
 ) -> Result<LoadedScan, String> {
     match scans.len() {
-        2 => {}
         0 => return Err("No NIfTI file was given.".into()),
         1 => {
             return Err(format!(
@@ -142,33 +173,80 @@ pub fn sort_image_and_labels(
                 scans[0].0
             ));
         }
-        n => {
+        _ => {}
+    }
+    let values: Vec<Option<usize>> = scans.iter().map(|(_, v)| label_values(v)).collect();
+    let candidates: Vec<usize> = (0..scans.len()).filter(|&i| values[i].is_some()).collect();
+    let named: Vec<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|&i| sounds_like_labels(&scans[i].0))
+        .collect();
+    let label_index = match (candidates.len(), named.len()) {
+        // Neither of two holds labels: pairing gives the sentence naming the bad voxel.
+        (0, _) if scans.len() == 2 => 1,
+        (0, _) => {
             return Err(format!(
-                "{n} scans were given; give exactly two: the image and its label map."
+                "None of the {} scans is a label map (small non-negative integers).",
+                scans.len()
+            ));
+        }
+        (1, _) => candidates[0],
+        (_, 1) => named[0],
+        // Two scans that could both be labels: the one with fewer values.
+        _ if scans.len() == 2 => {
+            if values[0] < values[1] {
+                0
+            } else {
+                1
+            }
+        }
+        _ => {
+            let names: Vec<&str> = candidates.iter().map(|&i| scans[i].0.as_str()).collect();
+            return Err(format!(
+                "Several scans could be the label map ({}); give one, or name it with \
+                 \u{201c}seg\u{201d} or \u{201c}label\u{201d}.",
+                names.join(", ")
+            ));
+        }
+    };
+    let (label_name, labels) = scans.remove(label_index);
+    let mut names: Vec<String> = scans.iter().map(|(name, _)| name.clone()).collect();
+    for (name, image) in &scans {
+        if image.dims != labels.dims || !same_grid(&image.affine, &labels.affine) {
+            return Err(format!(
+                "{name} ({}) and {label_name} ({}) do not lie on the same grid; a case's files \
+                 must share their dims and affine.",
+                describe_grid(image),
+                describe_grid(&labels)
             ));
         }
     }
-    let values = [label_values(&scans[0].1), label_values(&scans[1].1)];
-    let label_first = match values {
-        [Some(_), None] => true,
-        [None, Some(_)] => false,
-        [Some(a), Some(b)] => match (
-            sounds_like_labels(&scans[0].0),
-            sounds_like_labels(&scans[1].0),
-        ) {
-            (true, false) => true,
-            (false, true) => false,
-            _ => a < b,
-        },
-        // Neither holds labels: pairing gives the sentence naming the bad voxel.
-        [None, None] => false,
+    let chosen = match modality {
+        Some(wanted) => names.iter().position(|n| n == wanted).ok_or_else(|| {
+            format!(
+                "{wanted} is not among this case's images ({}).",
+                names.join(", ")
+            )
+        })?,
+        None => default_modality(&names),
     };
-    if label_first {
-        scans.swap(0, 1);
-    }
-    let (label_name, labels) = scans.pop().expect("two scans");
-    let (image_name, image) = scans.pop().expect("two scans");
-    load_pair(image_name, image, label_name, labels, warnings_from)
+    let (image_name, image) = scans.swap_remove(chosen);
+    drop(scans); // the other modalities: their files stay with the page, to pick another
+    let mut scan = load_pair(image_name, image, label_name, labels, warnings_from)?;
+    names.sort();
+    scan.modalities = names;
+    Ok(scan)
+}
+
+/// "240×240×155, origin (0.0, 239.0, 0.0)".
+fn describe_grid(volume: &Volume) -> String {
+    let [x, y, z] = volume.dims;
+    let origin = [0, 1, 2].map(|r| volume.affine[r][3]);
+    format!(
+        "{x}×{y}×{z}, origin ({:.1}, {:.1}, {:.1})",
+        origin[0], origin[1], origin[2]
+    )
 }
 
 /// True when two voxel-to-world matrices agree beyond rounding (0.1 % of a voxel, or of the
@@ -217,15 +295,26 @@ pub fn load_pair(
         mapping,
         class_names,
         demo: false,
+        modalities: vec![image_name.clone()],
         image_name,
         label_name,
         warnings,
     })
 }
 
-/// Files dropped together, in any order: two scans (four files for `.hdr`/`.img` pairs).
+/// Files dropped together, in any order: an image and its label map (four files for
+/// `.hdr`/`.img` pairs), or a case's modalities with its label map.
 pub fn load_dropped(files: &[NamedFile], limits: &Limits) -> Result<LoadedScan, String> {
-    sort_image_and_labels(read_scans(files, limits)?, &[])
+    load_case(files, limits, None)
+}
+
+/// [`load_dropped`], training on the modality named `modality` (a file name).
+pub fn load_case(
+    files: &[NamedFile],
+    limits: &Limits,
+    modality: Option<&str>,
+) -> Result<LoadedScan, String> {
+    sort_case(read_scans(files, limits)?, modality, &[])
 }
 
 /// The built-in demo: the seeded phantom with its geometry (1 mm voxels).
@@ -244,6 +333,7 @@ pub fn demo_scan(size: usize) -> LoadedScan {
         image_name: format!("phantom {size}³ (built in)"),
         label_name: "phantom labels".into(),
         demo: true,
+        modalities: Vec::new(),
         class_names: super::phantom::PHANTOM_CLASSES.map(String::from).to_vec(),
         warnings: Vec::new(),
     }

@@ -10,7 +10,7 @@ pub mod phantom;
 pub mod preprocess;
 pub mod synthetic;
 
-pub use files::{LoadedScan, NamedFile, demo_scan, load_dropped};
+pub use files::{LoadedScan, NamedFile, demo_scan, load_case, load_dropped};
 pub use labels::{BratsConvention, LabelMapping, pair_image_and_labels};
 pub use nifti::{Limits, ReadError, Volume, read_nifti, read_nifti_pair, write_label_map};
 pub use phantom::{PhantomConfig, phantom};

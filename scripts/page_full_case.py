@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""A full-size case through the Trunk-built page, in headless Chromium, on the CPU backend: drop
+the image and its label map, wait for the crop/resample sentence, train `--steps` steps, predict
+the whole volume, export the prediction; the time of each stage and the peak memory of all of
+Chromium's processes (the sum of their proportional set sizes, sampled every 0.2 s).
+
+    ./x cli phantom --dims 240x240x155 --brats --image /tmp/t1.nii.gz --label /tmp/seg.nii.gz
+    scripts/page_full_case.py --dist dist --image /tmp/t1.nii.gz --label /tmp/seg.nii.gz
+
+Prints one line per stage and a Markdown table row.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from page_check import (  # noqa: E402
+    WebDriver, _ready, check_prediction, drop_files, serve, step_count, wait)
+
+
+def chromium_pss_bytes(root_pid):
+    """Sum of the proportional set sizes of `root_pid`'s descendants (Chromium's processes)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry))
+        except (OSError, ValueError, IndexError):
+            pass
+    total, todo = 0, list(children.get(root_pid, []))
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dist", default="dist")
+    parser.add_argument("--chrome", default="/usr/bin/chromium")
+    parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    parser.add_argument("--image", required=True)
+    parser.add_argument("--label", required=True)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--settings", default="backend=cpu&eval_every=0")
+    options = parser.parse_args()
+
+    server = serve(options.dist)
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    port = 9515 + os.getpid() % 1000
+    driver = subprocess.Popen([options.chromedriver, f"--port={port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    webdriver = WebDriver(f"http://127.0.0.1:{port}")
+    downloads = tempfile.mkdtemp()
+    peak = [0]
+    sampling = [True]
+
+    def sample():
+        while sampling[0]:
+            peak[0] = max(peak[0], chromium_pss_bytes(driver.pid))
+            time.sleep(0.2)
+    sampler = threading.Thread(target=sample, daemon=True)
+    stages = {}
+    try:
+        wait("chromedriver", 30, lambda: _ready(webdriver))
+        webdriver.start(options.chrome, [
+            "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-first-run",
+            "--disable-background-networking", "--window-size=1400,1800"], downloads)
+        webdriver.session_call("POST", "/timeouts", {"script": 600000, "pageLoad": 600000})
+        webdriver.session_call("POST", "/chromium/send_command", {
+            "cmd": "Page.setDownloadBehavior",
+            "params": {"behavior": "allow", "downloadPath": downloads}})
+        sampler.start()
+        webdriver.session_call("POST", "/url", {
+            "url": f"{origin}/#{options.settings}&epochs=1&steps_per_epoch={options.steps}"})
+        wait("the page", 120, lambda: webdriver.exists("dropzone"))
+        started = time.time()
+        with open(options.image, "rb") as image, open(options.label, "rb") as label:
+            drop_files(webdriver, [(os.path.basename(options.image), image.read()),
+                                   (os.path.basename(options.label), label.read())])
+        name = os.path.basename(options.image)
+        wait("the scan", 600, lambda: webdriver.test_text("scan-name") == name
+             or webdriver.exists("load-error"))
+        if webdriver.exists("load-error"):
+            raise SystemExit(f"load failed: {webdriver.test_text('load-error')}")
+        wait("the crop/resample sentence", 600, lambda: webdriver.exists("preparation"))
+        stages["load + crop/resample"] = time.time() - started
+        print(f"{webdriver.test_text('preparation')}", flush=True)
+        dims = [int(d) for d in webdriver.test_text("scan-dims").split("×")]
+
+        started = time.time()
+        webdriver.click("play")
+        wait(f"{options.steps} steps", 1800, lambda: step_count(webdriver) >= options.steps
+             or webdriver.exists("train-error"))
+        if webdriver.exists("train-error"):
+            raise SystemExit(f"training failed: {webdriver.test_text('train-error')}")
+        stages[f"{options.steps} steps"] = time.time() - started
+        count = lambda: webdriver.script(  # noqa: E731
+            "return document.querySelector(\"[data-test='prediction-status']\").dataset.count;")
+        before = count()
+        started = time.time()
+        webdriver.click("predict")
+        wait("the prediction", 1800, lambda: count() != before)
+        stages["whole-volume prediction"] = time.time() - started
+        print(webdriver.test_text("prediction-status"), flush=True)
+
+        started = time.time()
+        webdriver.press("export-prediction")
+        found = []
+        wait("the download", 300, lambda: found.extend(
+            n for n in os.listdir(downloads) if n.endswith(".nii.gz")) or found)
+        time.sleep(0.5)
+        stages["export"] = time.time() - started
+        problems = check_prediction(os.path.join(downloads, found[0]), dims,
+                                    reference=options.image)
+        for problem in problems:
+            print(f"problem: {problem}")
+    finally:
+        sampling[0] = False
+        if webdriver.session:
+            webdriver.session_call("DELETE", "")
+        driver.terminate()
+        server.shutdown()
+    for stage, seconds in stages.items():
+        print(f"{stage}: {seconds:.1f} s")
+    print(f"peak memory of Chromium's processes (PSS): {peak[0] / 2**30:.2f} GiB")
+    print("| " + " | ".join(f"{s:.1f}" for s in stages.values()) + f" | {peak[0] / 2**30:.2f} |")
+    if problems:
+        raise SystemExit("the prediction does not match the input's geometry")
+
+
+if __name__ == "__main__":
+    main()
