@@ -126,7 +126,8 @@ pub struct Evaluation {
     /// The predicted class of each voxel, x-fastest like the volume.
     #[serde(skip)]
     pub labels: Vec<u8>,
-    /// Softmax probabilities, class planes of x-fastest voxels.
+    /// Softmax probabilities, class planes of x-fastest voxels, on the grid the net predicted
+    /// (the engine's working grid: see `volume::preprocess::Preparation::probability_at`).
     #[serde(skip)]
     pub probabilities: Vec<f32>,
     /// Forward passes of one window each.

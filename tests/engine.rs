@@ -493,13 +493,11 @@ fn a_cropped_scan_is_predicted_and_exported_in_its_own_grid() {
     send(&mut engine, Command::Predict);
     let evaluation = engine.evaluation().expect("predicted").clone();
     assert_eq!(evaluation.labels.len(), dims.iter().product::<usize>());
-    assert_eq!(
-        evaluation.probabilities.len(),
-        4 * dims.iter().product::<usize>()
-    );
-    // Outside the crop box, certain background.
+    // The probabilities stay on the working grid; read in the scan's grid, outside the crop
+    // box, they are certain background.
+    assert_eq!(evaluation.probabilities.len(), 4 * done.working_voxels());
     assert_eq!(evaluation.labels[0], 0);
-    assert_eq!(evaluation.probabilities[0], 1.0);
+    assert_eq!(done.probability_at(&evaluation.probabilities, 0, 0), 1.0);
     take(&events);
     send(&mut engine, Command::ExportPrediction);
     let exported = events.borrow_mut().pop().unwrap();

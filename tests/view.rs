@@ -118,6 +118,7 @@ fn slice_input<'a>(
         truth,
         prediction,
         probabilities: None,
+        preparation: None,
         class: 1,
     }
 }

@@ -11,6 +11,7 @@ use super::trainer::Trainer;
 use crate::engine::protocol::ScanView;
 use crate::report::Evaluation;
 use crate::view::slice::{Overlay, Plane, SliceInput, Window, class_colour, render};
+use crate::volume::preprocess::Preparation;
 
 /// One plane: a canvas and its slice slider.
 #[component]
@@ -18,6 +19,7 @@ fn SliceView(
     plane: Plane,
     scan: Arc<ScanView>,
     evaluation: RwSignal<Option<Arc<Evaluation>>>,
+    preparation: RwSignal<Option<Preparation>>,
     window: RwSignal<Window>,
     overlay: RwSignal<Overlay>,
     class: RwSignal<usize>,
@@ -40,6 +42,7 @@ fn SliceView(
             return;
         };
         let evaluation = evaluation.get();
+        let preparation = preparation.get();
         let input = SliceInput {
             image: &drawn_scan.image,
             dims,
@@ -50,6 +53,7 @@ fn SliceView(
             truth: &drawn_scan.labels,
             prediction: evaluation.as_ref().map(|e| e.labels.as_slice()),
             probabilities: evaluation.as_ref().map(|e| e.probabilities.as_slice()),
+            preparation: preparation.as_ref(),
             class: class.get(),
         };
         let (w, h, pixels) = render(&input);
@@ -127,7 +131,7 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
             Plane::ALL
                 .into_iter()
                 .map(|plane| {
-                    view! { <SliceView plane scan=scan.clone() evaluation window overlay class /> }
+                    view! { <SliceView plane scan=scan.clone() evaluation preparation=trainer.preparation window overlay class /> }
                 })
                 .collect_view()
         })

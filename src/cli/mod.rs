@@ -56,7 +56,7 @@ enum Command {
         /// Edge of the cubic volume, 32–128 voxels
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(32..=128))]
         size: u16,
-        /// Any shape instead of a cube, e.g. 240x240x155 (BraTS's), 8–512 voxels per edge
+        /// Any shape instead of a cube, e.g. 240x240x155 (BraTS's), 8–1024 voxels per edge
         #[arg(long, value_parser = parse_dims)]
         dims: Option<[usize; 3]>,
         /// A BraTS-style case: an int16 image, labels 0, 1, 2, 4 (BraTS 2021: necrotic core,
@@ -298,7 +298,7 @@ fn inspect(file: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `240x240x155` → [240, 240, 155], each edge 8 to 512.
+/// `240x240x155` → [240, 240, 155], each edge 8 to 1024.
 fn parse_dims(text: &str) -> Result<[usize; 3], String> {
     let edges: Vec<usize> = text
         .split(['x', 'X', '×'])
@@ -306,8 +306,8 @@ fn parse_dims(text: &str) -> Result<[usize; 3], String> {
         .collect::<Result<_, _>>()
         .map_err(|_| format!("{text} is not three edges like 240x240x155"))?;
     match edges[..] {
-        [x, y, z] if [x, y, z].iter().all(|e| (8..=512).contains(e)) => Ok([x, y, z]),
-        [_, _, _] => Err(format!("each edge of {text} must be 8 to 512 voxels")),
+        [x, y, z] if [x, y, z].iter().all(|e| (8..=1024).contains(e)) => Ok([x, y, z]),
+        [_, _, _] => Err(format!("each edge of {text} must be 8 to 1024 voxels")),
         _ => Err(format!("{text} is not three edges like 240x240x155")),
     }
 }

@@ -236,7 +236,14 @@ pub struct ScanView {
 }
 
 impl ScanView {
-    pub fn of(scan: &LoadedScan) -> Self {
+    /// The scan's description with its voxels in the buffers, copied once (as bytes).
+    pub fn envelope(scan: &LoadedScan) -> Envelope<Event> {
+        let buffers = vec![f32_bytes(&scan.volume.image), scan.volume.labels.clone()];
+        Envelope::with(Event::Scan(Self::describe(scan)), buffers)
+    }
+
+    /// The description alone (no voxels).
+    fn describe(scan: &LoadedScan) -> Self {
         Self {
             image_name: scan.image_name.clone(),
             label_name: scan.label_name.clone(),
@@ -248,22 +255,9 @@ impl ScanView {
             class_names: scan.class_names.clone(),
             mapping: scan.mapping.clone(),
             warnings: scan.warnings.clone(),
-            image: scan.volume.image.clone(),
-            labels: scan.volume.labels.clone(),
+            image: Vec::new(),
+            labels: Vec::new(),
         }
-    }
-
-    /// The message and its two buffers.
-    pub fn into_envelope(self) -> Envelope<Event> {
-        let buffers = vec![f32_bytes(&self.image), self.labels.clone()];
-        Envelope::with(
-            Event::Scan(Self {
-                image: Vec::new(),
-                labels: Vec::new(),
-                ..self
-            }),
-            buffers,
-        )
     }
 
     /// Puts the buffers back; a sentence when they do not fit the description.

@@ -363,10 +363,10 @@ impl Engine {
     /// disk itself, `.hdr` beside `.img`, and hands the scan over here).
     pub fn use_scan(&mut self, scan: LoadedScan) {
         self.drop_session();
-        let view = ScanView::of(&scan);
+        let envelope = ScanView::envelope(&scan);
         self.scan = Some(Arc::new(scan));
         self.prepared = None;
-        (self.sink)(view.into_envelope());
+        (self.sink)(envelope);
         self.prepare_scan();
     }
 
@@ -614,8 +614,10 @@ impl Engine {
         }
     }
 
-    /// A prediction on the working grid, put back in the scan's grid (un-resampled, un-cropped)
-    /// and scored there against the scan's own labels.
+    /// A prediction on the working grid, its classes put back in the scan's grid (un-resampled,
+    /// un-cropped) and scored there against the scan's own labels. The probabilities stay on the
+    /// working grid (a full-size scan's planes in its own grid would take ~150 MB per copy);
+    /// the page samples them per drawn pixel ([`Preparation::probability_at`]).
     fn in_scan_grid(&self, mut evaluation: Evaluation) -> Evaluation {
         let (Some(scan), Some(prepared)) = (&self.scan, &self.prepared) else {
             return evaluation;
@@ -626,8 +628,6 @@ impl Engine {
         }
         let classes = scan.volume.classes;
         evaluation.labels = preparation.labels_to_original(&evaluation.labels);
-        evaluation.probabilities =
-            preparation.probabilities_to_original(&evaluation.probabilities, classes);
         evaluation.dice = hard_dice(&evaluation.labels, &scan.volume.labels, classes);
         evaluation.mean_foreground_dice =
             evaluation.dice[1..].iter().sum::<f32>() / (classes - 1) as f32;

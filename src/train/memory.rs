@@ -31,8 +31,8 @@ pub struct MemoryEstimate {
     /// One training step: the batch and its one-hot target, the activations kept for the
     /// backward pass and their gradients, the loss's class planes.
     pub step: u64,
-    /// The whole-volume prediction: probability sums on the working grid and the
-    /// probabilities mapped back to the scan's grid.
+    /// The whole-volume prediction: probability sums on the working grid, the classes mapped
+    /// back to the scan's grid.
     pub prediction: u64,
 }
 
@@ -54,9 +54,10 @@ pub fn estimate(
 ) -> Option<MemoryEstimate> {
     let classes = classes as u64;
     let (scan_voxels, working_voxels) = (scan_voxels as u64, working_voxels as u64);
-    // f32 intensities + u8 classes; the working copy adds an 8-byte index per voxel at worst.
+    // f32 intensities + u8 classes, and their copy as a message to the page; the working copy
+    // adds an 8-byte index per voxel at worst.
     let scan = scan_voxels
-        .checked_mul(5)?
+        .checked_mul(10)?
         .checked_add(working_voxels.checked_mul(5 + 8)?)?;
     let patch_voxels = (config.patch as u64)
         .checked_pow(3)?
@@ -68,11 +69,12 @@ pub fn estimate(
         .checked_add(classes.checked_mul(9)?)?
         .checked_add(1)?;
     let step = patch_voxels.checked_mul(floats_per_voxel)?.checked_mul(4)?;
-    // Sums and normalised probabilities on the working grid, and the mapped-back planes.
+    // Sums and weights on the working grid and their copy as a message (the probabilities stay
+    // on the working grid), and the classes mapped back to the scan's grid.
     let prediction = working_voxels
         .checked_mul(classes)?
-        .checked_mul(8)?
-        .checked_add(scan_voxels.checked_mul(classes)?.checked_mul(4)?)?;
+        .checked_mul(12)?
+        .checked_add(scan_voxels.checked_mul(2)?)?;
     Some(MemoryEstimate {
         scan,
         step,

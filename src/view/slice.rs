@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::volume::preprocess::Preparation;
+
 /// The Okabe–Ito palette (distinguishable with the common colour-vision deficiencies), for
 /// classes 1, 2, 3, …; background is never painted.
 pub const PALETTE: [[u8; 3]; 7] = [
@@ -194,8 +196,10 @@ pub struct SliceInput<'a> {
     pub truth: &'a [u8],
     /// The latest prediction, if any (same length as `truth`).
     pub prediction: Option<&'a [u8]>,
-    /// `classes` planes of probabilities, if any.
+    /// `classes` planes of probabilities, if any, on the grid `preparation` describes (the
+    /// scan's own grid when there is none).
     pub probabilities: Option<&'a [f32]>,
+    pub preparation: Option<&'a Preparation>,
     /// The class whose probability is shown.
     pub class: usize,
 }
@@ -228,9 +232,14 @@ pub fn render(input: &SliceInput<'_>) -> (usize, usize, Vec<u8>) {
             if let Some(class) = fill.filter(|&c| c > 0) {
                 blend(PALETTE[(class as usize - 1) % PALETTE.len()], FILL_ALPHA);
             }
+            let probability = |probabilities: &[f32]| match input.preparation {
+                Some(preparation) => {
+                    Some(preparation.probability_at(probabilities, input.class, index))
+                }
+                None => probabilities.get(input.class * voxels + index).copied(),
+            };
             if input.overlay == Overlay::Probability
-                && let Some(probabilities) = input.probabilities
-                && let Some(&p) = probabilities.get(input.class * voxels + index)
+                && let Some(p) = input.probabilities.and_then(probability)
             {
                 let colour = PALETTE[(input.class.max(1) - 1) % PALETTE.len()];
                 blend(colour, 0.85 * p.clamp(0.0, 1.0));
