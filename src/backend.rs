@@ -39,7 +39,8 @@ pub struct AdapterSummary {
     /// A CPU implementation of the GPU API (SwiftShader, lavapipe) or the browser's fallback
     /// adapter: it works, but slowly.
     pub software: bool,
-    /// Largest buffer the device accepts, in bytes (`None` for the CPU backend).
+    /// Largest buffer a kernel can use, in bytes: the smaller of WebGPU's `maxBufferSize` and
+    /// `maxStorageBufferBindingSize` (`None` for the CPU backend).
     pub max_buffer_size: Option<u64>,
 }
 
@@ -166,7 +167,14 @@ pub async fn init_wgpu() -> Result<ComputeDevice, String> {
         }
     });
     let info = setup.adapter.get_info();
-    let max_buffer_size = Some(setup.device.limits().max_buffer_size);
+    // A kernel binds each tensor as a storage buffer, so the largest usable tensor is the
+    // smaller of the two limits (Chrome grants 128 MiB of binding unless asked for more).
+    let limits = setup.device.limits();
+    let max_buffer_size = Some(
+        limits
+            .max_buffer_size
+            .min(limits.max_storage_buffer_binding_size),
+    );
     let cpu_type = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
 
     #[cfg(target_arch = "wasm32")]

@@ -476,3 +476,95 @@ fn a_session_adopts_another_sessions_weights_and_refuses_another_kind() {
     let refusal = pollster::block_on(wider.adopt_weights(first.net())).unwrap_err();
     assert!(refusal.to_string().contains("does not match"), "{refusal}");
 }
+
+/// `gdl-lab phantom --dims … --brats` writes a BraTS-shaped case; `train` crops it, says so,
+/// predicts it back into its own grid, and refuses absurd flags with sentences.
+#[test]
+fn cli_trains_a_brats_shaped_case_and_refuses_absurd_flags() {
+    use gdl_lab::volume::{Limits, nifti::read_path};
+    let dir = std::env::temp_dir().join(format!("gdl-lab-brats-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (image, label, prediction) = (
+        dir.join("case_t1.nii.gz"),
+        dir.join("case_seg.nii.gz"),
+        dir.join("prediction.nii.gz"),
+    );
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
+            .args(args)
+            .output()
+            .expect("the gdl-lab binary runs")
+    };
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let made = cli(&[
+        "phantom",
+        "--dims",
+        "44x40x24",
+        "--brats",
+        "--image",
+        &path(&image),
+        "--label",
+        &path(&label),
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let written = read_path(&image, &Limits::default()).unwrap();
+    assert_eq!(written.dims, [44, 40, 24]);
+    assert_eq!(written.header.datatype.name(), "int16");
+    assert_eq!(written.affine[0][0], -1.0);
+    assert_eq!(written.affine[1][3], 39.0);
+    let labels = read_path(&label, &Limits::default()).unwrap();
+    let mut values: Vec<i64> = labels.data.iter().map(|&v| v as i64).collect();
+    values.sort_unstable();
+    values.dedup();
+    assert_eq!(values, [0, 1, 2, 4]);
+
+    let trained = cli(&[
+        "train",
+        "--image",
+        &path(&image),
+        "--label",
+        &path(&label),
+        "--model",
+        "simple",
+        "--patch",
+        "16",
+        "--batch",
+        "1",
+        "--steps",
+        "2",
+        "--predict",
+        &path(&prediction),
+    ]);
+    let stderr = String::from_utf8_lossy(&trained.stderr);
+    assert!(trained.status.success(), "{stderr}");
+    assert!(stderr.contains("Cropped 44×40×24 → "), "{stderr}");
+    let predicted = read_path(&prediction, &Limits::default()).unwrap();
+    assert_eq!(predicted.dims, written.dims);
+    assert_eq!(predicted.affine, written.affine);
+
+    for (flags, sentence) in [
+        (
+            &["--epochs", "200000000"][..],
+            "lower epochs or steps_per_epoch",
+        ),
+        (
+            &["--patch", "256", "--batch", "64"][..],
+            "lower patch or batch",
+        ),
+        (&["--overlap", "33"][..], "0, 25 or 50"),
+    ] {
+        let mut args = vec!["train", "--image", &image.to_str().unwrap(), "--label"];
+        args.push(label.to_str().unwrap());
+        args.extend_from_slice(flags);
+        let refused = cli(&args);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(sentence), "{flags:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,8 +1,8 @@
 //! `gdl-lab bench`: times training steps, or a whole-volume prediction, and reports peak memory.
 //! BENCHMARKS.md's rows come from here and from `bench/pytorch_step.py`.
 
+use super::Dims;
 use std::process::ExitCode;
-use std::str::FromStr;
 
 use clap::{Args, ValueEnum};
 use web_time::Instant;
@@ -63,28 +63,6 @@ impl BenchModel {
             Self::Simple => ModelKind::Simple,
             Self::Target => ModelKind::Target,
             Self::Unet => ModelKind::Unet,
-        }
-    }
-}
-
-/// `XxYxZ`, each edge 4–1024 voxels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Dims([usize; 3]);
-
-impl FromStr for Dims {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        let edges: Vec<usize> = text
-            .split(['x', 'X', '×'])
-            .map(|edge| edge.trim().parse::<usize>())
-            .collect::<Result<_, _>>()
-            .map_err(|_| format!("`{text}` is not three whole numbers like 240x240x155"))?;
-        match edges[..] {
-            [x, y, z] if [x, y, z].iter().all(|edge| (4..=1024).contains(edge)) => {
-                Ok(Self([x, y, z]))
-            }
-            [_, _, _] => Err(format!("each edge of `{text}` must be 4 to 1024 voxels")),
-            _ => Err(format!("`{text}` is not three numbers like 240x240x155")),
         }
     }
 }

@@ -5,6 +5,7 @@ mod train;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -56,9 +57,9 @@ enum Command {
         /// Edge of the cubic volume, 32–128 voxels
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(32..=128))]
         size: u16,
-        /// Any shape instead of a cube, e.g. 240x240x155 (BraTS's), 8–1024 voxels per edge
-        #[arg(long, value_parser = parse_dims)]
-        dims: Option<[usize; 3]>,
+        /// Any shape instead of a cube, e.g. 240x240x155 (BraTS's), 4–1024 voxels per edge
+        #[arg(long)]
+        dims: Option<Dims>,
         /// A BraTS-style case: an int16 image, labels 0, 1, 2, 4 (BraTS 2021: necrotic core,
         /// oedema, enhancing tumour) and BraTS's 1 mm affine (x and y flipped)
         #[arg(long)]
@@ -134,7 +135,7 @@ pub fn main() -> ExitCode {
             image,
             label,
         } => write_phantom(
-            dims.unwrap_or([size as usize; 3]),
+            dims.map_or([size as usize; 3], |Dims(dims)| dims),
             brats,
             seed,
             &image,
@@ -298,17 +299,25 @@ fn inspect(file: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `240x240x155` → [240, 240, 155], each edge 8 to 1024.
-fn parse_dims(text: &str) -> Result<[usize; 3], String> {
-    let edges: Vec<usize> = text
-        .split(['x', 'X', '×'])
-        .map(|edge| edge.trim().parse::<usize>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("{text} is not three edges like 240x240x155"))?;
-    match edges[..] {
-        [x, y, z] if [x, y, z].iter().all(|e| (8..=1024).contains(e)) => Ok([x, y, z]),
-        [_, _, _] => Err(format!("each edge of {text} must be 8 to 1024 voxels")),
-        _ => Err(format!("{text} is not three edges like 240x240x155")),
+/// `XxYxZ`, each edge 4–1024 voxels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Dims(pub [usize; 3]);
+
+impl FromStr for Dims {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let edges: Vec<usize> = text
+            .split(['x', 'X', '×'])
+            .map(|edge| edge.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("`{text}` is not three whole numbers like 240x240x155"))?;
+        match edges[..] {
+            [x, y, z] if [x, y, z].iter().all(|edge| (4..=1024).contains(edge)) => {
+                Ok(Self([x, y, z]))
+            }
+            [_, _, _] => Err(format!("each edge of `{text}` must be 4 to 1024 voxels")),
+            _ => Err(format!("`{text}` is not three numbers like 240x240x155")),
+        }
     }
 }
 

@@ -54,7 +54,6 @@ pub fn phantom(config: PhantomConfig) -> LabelledVolume {
 /// The phantom in a volume of any shape (e.g. BraTS's 240×240×155): the head scales with the
 /// shortest edge and sits in the middle, the background stays exactly zero around it.
 pub fn phantom_of_dims(dims: [usize; 3], seed: u64) -> LabelledVolume {
-    let dims = dims.map(|d| d.max(8));
     let n = *dims.iter().min().expect("three edges");
     let voxels: usize = dims.iter().product();
     let mut rng = StdRng::seed_from_u64(seed);
