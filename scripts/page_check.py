@@ -591,6 +591,14 @@ def check_prediction(path, expected_dims, reference=None):
     if dims[:3] != list(expected_dims):
         problems.append(f"{os.path.basename(path)}: dims {dims}, the scan has {expected_dims}")
     if reference:
+        # As any NIfTI viewer would: nibabel's shape and affine against the input's.
+        import nibabel
+        import numpy
+        read, ref = nibabel.load(path), nibabel.load(reference)
+        if read.shape != ref.shape or not numpy.allclose(read.affine, ref.affine, atol=1e-5):
+            problems.append(f"nibabel reads the prediction as {read.shape} with affine "
+                            f"{read.affine.tolist()}, the input as {ref.shape} with "
+                            f"{ref.affine.tolist()}")
         ref_dims, ref_srow, _, ref_sform = nifti_geometry(reference)
         if dims[:3] != ref_dims[:3]:
             problems.append(f"prediction dims {dims} differ from the input's {ref_dims}")

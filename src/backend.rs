@@ -91,13 +91,15 @@ impl ComputeDevice {
     }
 }
 
-/// The most voxels the net trains on and predicts (the working grid, after the crop, when
-/// resampling is on). In the browser 1 M (about 100³, a BraTS head at ~1.6 mm): a whole-volume
-/// prediction then takes seconds, not minutes, in wasm and fits its memory. Natively 2 M
-/// (about 126³: a BraTS head at ~1.2 mm). (The page decides before it knows which device wins
-/// the probe, so the budget follows the platform, not the device.)
-pub fn working_voxel_budget() -> usize {
-    if cfg!(target_arch = "wasm32") {
+/// The most voxels the net trains on and predicts on `device` (the working grid, after the
+/// crop, when resampling is on). In the browser on the CPU or a software adapter 1 M (about
+/// 100³, a BraTS head at ~1.4 mm): a whole-volume prediction takes ~10 s in wasm and the page
+/// stays under 1 GiB (BENCHMARKS.md, f). On a hardware GPU in the browser, and natively, 2 M
+/// (about 126³, a BraTS head at ~1.1 mm; 7 s natively on two CPU cores). `None`: no device
+/// chosen yet, the CPU's budget.
+pub fn working_voxel_budget(device: Option<&AdapterSummary>) -> usize {
+    let hardware_gpu = device.is_some_and(|d| d.backend != BackendKind::Flex && !d.software);
+    if cfg!(target_arch = "wasm32") && !hardware_gpu {
         1_000_000
     } else {
         2_000_000

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::backend::{BackendKind, ComputeDevice};
+use crate::backend::{BackendKind, ComputeDevice, working_voxel_budget};
 use crate::loss::Misuse;
 use crate::report::hard_dice;
 use crate::report::{Evaluation, StepReport, history_csv};
@@ -58,8 +58,8 @@ pub type Sink = Box<dyn FnMut(Envelope<Event>)>;
 
 /// The scan as the net sees it: cropped, resampled and normalised, for the settings in `key`.
 struct Prepared {
-    /// `(crop, resample)` it was made with.
-    key: (bool, bool),
+    /// `(crop, resample, voxel budget)` it was made with.
+    key: (bool, bool, usize),
     volume: Arc<LabelledVolume>,
     preparation: Preparation,
 }
@@ -376,7 +376,9 @@ impl Engine {
             return;
         };
         let config = &self.settings.config;
-        let key = (config.crop, config.resample);
+        // The budget of the device trained on last (before the first session: the CPU's).
+        let budget = working_voxel_budget(self.device.as_ref().map(|d| &d.adapter));
+        let key = (config.crop, config.resample, budget);
         if self.prepared.as_ref().is_some_and(|p| p.key == key) {
             return;
         }
@@ -384,7 +386,7 @@ impl Engine {
         let options = PrepareOptions {
             crop: config.crop,
             resample: config.resample,
-            max_voxels: crate::backend::working_voxel_budget(),
+            max_voxels: budget,
             margin: 8,
         };
         let (mut volume, preparation) = prepare(&scan.volume, scan.image.spacing, &options);
@@ -395,6 +397,24 @@ impl Engine {
             volume: Arc::new(volume),
             preparation,
         });
+    }
+
+    /// The prepared scan, once the memory a session on it needs is known to be there.
+    fn fitting_volume(&mut self) -> Result<Arc<LabelledVolume>, TrainError> {
+        let volume = self.working_volume()?;
+        let scan_voxels = self
+            .scan
+            .as_ref()
+            .map_or(0, |scan| scan.volume.voxel_count());
+        check_memory(
+            &self.settings.config,
+            volume.classes,
+            scan_voxels,
+            volume.voxel_count(),
+            memory_limit(),
+        )
+        .map_err(TrainError::Config)?;
+        Ok(volume)
     }
 
     /// The prepared scan; a failure when there is no scan.
@@ -482,30 +502,22 @@ impl Engine {
         if self.session.is_some() {
             return true;
         }
-        let volume = match self.working_volume() {
-            Ok(volume) => volume,
+        // Checked before the probe too: it trains a few steps at these settings.
+        if let Err(error) = self.fitting_volume() {
+            self.fail(error);
+            return false;
+        }
+        let device = match self.choose_device().await {
+            Ok(device) => device,
             Err(error) => {
                 self.fail(error);
                 return false;
             }
         };
-        let Some(scan) = self.scan.clone() else {
-            return false; // a working volume is only made from a scan
-        };
-        let config = &self.settings.config;
-        let fits = check_memory(
-            config,
-            volume.classes,
-            scan.volume.voxel_count(),
-            volume.voxel_count(),
-            memory_limit(),
-        );
-        if let Err(message) = fits {
-            self.fail(TrainError::Config(message));
-            return false;
-        }
-        let device = match self.choose_device().await {
-            Ok(device) => device,
+        // The working grid follows the device chosen (a real GPU takes a finer one).
+        self.device = Some(device.clone());
+        let volume = match self.fitting_volume() {
+            Ok(volume) => volume,
             Err(error) => {
                 self.fail(error);
                 return false;
