@@ -379,6 +379,22 @@ def main():
         if weights:
             for problem in check_weights(weights, parameters):
                 expect(False, problem)
+        # "Export for PyTorch": the weights under PyTorch's names and the module that loads them.
+        module = download("export-pytorch", "gdl_lab_model.py")
+        torch_weights = [os.path.join(downloads, n) for n in os.listdir(downloads)
+                         if n.endswith("-pytorch.safetensors")]
+        expect(module is not None and len(torch_weights) == 1,
+               f"Export for PyTorch gave {module} and {torch_weights}")
+        if module and torch_weights:
+            from safetensors.numpy import load_file
+            keys = sorted(load_file(torch_weights[0]))
+            text = open(module).read()
+            print(f"PyTorch export: {os.path.basename(torch_weights[0])} keys {keys[:3]}…, "
+                  f"{os.path.basename(module)} {len(text)} characters")
+            expect(keys[0] == "conv1.bias" and not any("." not in k or k.startswith(
+                ("Simple.", "Target.", "Unet.")) for k in keys), f"not PyTorch's names: {keys}")
+            expect("SETTINGS = json.loads(" in text and "class Simple3DModel" in text,
+                   "gdl_lab_model.py lacks its settings or nets")
 
         # A crash inside the worker (a panic, as a bug in burn would be) loses nothing: the page
         # says so, and Resume goes on from the kept step with the same history.

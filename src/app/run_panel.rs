@@ -168,6 +168,7 @@ pub fn RunPanel(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                 <button data-test="export-prediction" on:click=move |_| trainer.export(Command::ExportPrediction)>"Prediction (.nii.gz)"</button>
                 <button data-test="export-history" on:click=move |_| trainer.export(Command::ExportHistory)>"Loss history (.csv)"</button>
                 <button data-test="export-weights" on:click=move |_| trainer.export(Command::ExportWeights)>"Weights (.safetensors)"</button>
+                <button data-test="export-pytorch" title="The weights under PyTorch's names and gdl_lab_model.py: the same nets, this run's mixed loss and a NIfTI loader" on:click=move |_| trainer.export(Command::ExportPytorch)>"Export for PyTorch"</button>
                 <button data-test="copy-link" on:click=copy_link>"Copy link"</button>
             </div>
             {move || export_error.get().map(|message| view! {

@@ -14,9 +14,9 @@ use crate::backend::ComputeDevice;
 use crate::engine::{Command, Devices, Engine, Envelope, Event};
 use crate::train::TrainingConfig;
 use crate::view::{BackendChoice, PageSettings, PageState};
-use crate::volume::Limits;
 use crate::volume::files::load_pair;
 use crate::volume::nifti::read_path;
+use crate::volume::{LabelledVolume, Limits};
 
 /// The session settings as flags, with the names of the page's URL state (`--warmup-epochs` or
 /// `--warmup_epochs`). Each one left out keeps its default (see README, "The training settings").
@@ -153,6 +153,14 @@ pub struct TrainArgs {
     /// Write the whole-volume prediction here (.nii.gz, in the image's geometry)
     #[arg(long)]
     predict: Option<PathBuf>,
+    /// Write the trained net for PyTorch into this folder: its weights under PyTorch's names
+    /// (.safetensors) and gdl_lab_model.py (the nets, the run's mixed loss, a NIfTI loader)
+    #[arg(long)]
+    export_pytorch: Option<PathBuf>,
+    /// Write the net's logits for the whole image, in one forward pass, here (.safetensors,
+    /// tensor `logits` [1, classes, z, y, x]): what the PyTorch copy must reproduce
+    #[arg(long)]
+    write_logits: Option<PathBuf>,
 }
 
 /// Trains, evaluates, writes what was asked, and prints a JSON summary as the last line.
@@ -321,6 +329,20 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
             return fail(message);
         }
     }
+    if let Some(dir) = &args.export_pytorch
+        && let Err(message) = export_pytorch(&run(&mut engine, Command::ExportPytorch), dir)
+    {
+        return fail(message);
+    }
+    if let Some(path) = &args.write_logits {
+        let session = engine.session().expect("trained");
+        let logits = pollster::block_on(session.whole_volume_logits(&scan.volume))
+            .map_err(|error| error.to_string())
+            .and_then(|logits| write_logits(path, &logits, &scan.volume));
+        if let Err(message) = logits {
+            return fail(message);
+        }
+    }
     let mapping = &scan.mapping;
     let dice: serde_json::Map<String, serde_json::Value> = evaluation
         .dice
@@ -343,4 +365,37 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
         })
     );
     ExitCode::SUCCESS
+}
+
+/// The files of an `ExportPytorch` into `dir` (made if missing), under the names the engine
+/// gave them.
+fn export_pytorch(events: &[Envelope<Event>], dir: &Path) -> Result<(), String> {
+    if let Some(message) = events.iter().find_map(|event| match &event.message {
+        Event::ExportFailed { message } => Some(message.clone()),
+        _ => None,
+    }) {
+        return Err(message);
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|error| format!("cannot make {}: {error}", dir.display()))?;
+    for event in events {
+        if let (Event::Export { name, .. }, [bytes]) = (&event.message, &event.buffers[..]) {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes)
+                .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// `logits` (`[1, classes, z, y, x]` of `volume`) as a `.safetensors` file with one tensor.
+fn write_logits(path: &Path, logits: &[f32], volume: &LabelledVolume) -> Result<(), String> {
+    let [nx, ny, nz] = volume.dims;
+    let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let shape = vec![1, logits.len() / (nx * ny * nz), nz, ny, nx];
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &bytes)
+        .map_err(|error| error.to_string())?;
+    let file = safetensors::serialize([("logits", view)], None).map_err(|e| e.to_string())?;
+    std::fs::write(path, file).map_err(|error| format!("cannot write {}: {error}", path.display()))
 }

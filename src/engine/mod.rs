@@ -5,6 +5,7 @@
 #[cfg(engine)]
 pub mod probe;
 pub mod protocol;
+pub mod pytorch;
 #[cfg(engine)]
 pub mod runner;
 #[cfg(target_arch = "wasm32")]

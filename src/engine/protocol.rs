@@ -82,6 +82,8 @@ pub enum Command {
     ExportHistory,
     /// The weights as `.safetensors`.
     ExportWeights,
+    /// The weights under PyTorch's names and `gdl_lab_model.py` (two `Export` events).
+    ExportPytorch,
     /// After a failure: go on from the kept step on this device (the CPU, or WebGPU again).
     Resume {
         backend: BackendChoice,

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::{BackendKind, ComputeDevice, working_voxel_budget};
 use crate::loss::Misuse;
+use crate::model::weights::{pytorch_key, to_safetensors, to_safetensors_named};
 use crate::report::hard_dice;
 use crate::report::{Evaluation, StepReport, history_csv};
 use crate::sample::normalise_nonzero;
@@ -27,6 +28,7 @@ use super::protocol::{
     Checkpoint, Command, DeviceReport, Envelope, Event, Failure, LabReading, ProbeReport, ScanView,
     evaluation_envelope,
 };
+use super::pytorch::{MODULE_FILE, python_module};
 
 /// The devices an engine may train on.
 #[derive(Clone, Debug)]
@@ -242,7 +244,8 @@ impl Engine {
                 let csv = history_csv(&self.history);
                 self.export("gdl-lab-history.csv", "text/csv", csv.into_bytes());
             }
-            Command::ExportWeights => self.export_weights().await,
+            Command::ExportWeights => self.export_weights(false).await,
+            Command::ExportPytorch => self.export_weights(true).await,
             Command::Resume { backend } => self.resume(backend).await,
             Command::Restore {
                 run,
@@ -706,7 +709,9 @@ impl Engine {
         self.export(&name, "application/gzip", bytes);
     }
 
-    async fn export_weights(&mut self) {
+    /// The weights as `.safetensors` under burn's module paths, or (`for_pytorch`) under
+    /// PyTorch's names followed by `gdl_lab_model.py`, which loads them.
+    async fn export_weights(&mut self, for_pytorch: bool) {
         if !self.ensure_session().await {
             return;
         }
@@ -720,13 +725,26 @@ impl Engine {
             ("settings", self.settings.to_hash()),
         ];
         let name = format!(
-            "gdl-lab-{}-step{}.safetensors",
+            "gdl-lab-{}-step{}{}.safetensors",
             net.kind().name(),
-            session.steps_done()
+            session.steps_done(),
+            if for_pytorch { "-pytorch" } else { "" }
         );
-        match crate::model::weights::to_safetensors(net, &metadata).await {
+        let written = if for_pytorch {
+            to_safetensors_named(net, &metadata, pytorch_key).await
+        } else {
+            to_safetensors(net, &metadata).await
+        };
+        let module = match (&self.scan, for_pytorch) {
+            (Some(scan), true) => Some(python_module(&self.settings.config, &scan.mapping)),
+            _ => None,
+        };
+        match written {
             Ok(bytes) => self.export(&name, "application/octet-stream", bytes),
-            Err(message) => self.export_failed(&message),
+            Err(message) => return self.export_failed(&message),
+        }
+        if let Some(module) = module {
+            self.export(MODULE_FILE, "text/x-python", module.into_bytes());
         }
     }
 

@@ -44,6 +44,30 @@ pub async fn to_safetensors(
     net: &SegmentationNet,
     metadata: &[(&str, String)],
 ) -> Result<Vec<u8>, String> {
+    to_safetensors_named(net, metadata, str::to_string).await
+}
+
+/// PyTorch's name for a parameter of gdl-lab's nets, so that the seed's modules (and
+/// `gdl_lab_model.py`'s U-Net) load the file with `strict=True`: the net's variant dropped
+/// (`Simple.conv1.weight` → `conv1.weight`), InstanceNorm's `gamma`/`beta` as
+/// `weight`/`bias`. Arrays keep burn's index (`encode1.0.conv.weight`), as `nn.ModuleList`.
+pub fn pytorch_key(path: &str) -> String {
+    let without_variant = path.split_once('.').map_or(path, |(_, rest)| rest);
+    if let Some(stem) = without_variant.strip_suffix(".gamma") {
+        format!("{stem}.weight")
+    } else if let Some(stem) = without_variant.strip_suffix(".beta") {
+        format!("{stem}.bias")
+    } else {
+        without_variant.to_string()
+    }
+}
+
+/// [`to_safetensors`] with each key as `name` makes it (e.g. [`pytorch_key`]).
+pub async fn to_safetensors_named(
+    net: &SegmentationNet,
+    metadata: &[(&str, String)],
+    name: impl Fn(&str) -> String,
+) -> Result<Vec<u8>, String> {
     let mut visitor = Collect::default();
     net.visit(&mut visitor);
     let mut bytes = Vec::with_capacity(visitor.tensors.len());
@@ -60,10 +84,10 @@ pub async fn to_safetensors(
         .tensors
         .iter()
         .zip(&bytes)
-        .map(|((name, shape, _), data)| {
+        .map(|((path, shape, _), data)| {
             TensorView::new(Dtype::F32, shape.clone(), data)
-                .map(|view| (name.clone(), view))
-                .map_err(|error| format!("{name}: {error}"))
+                .map(|view| (name(path), view))
+                .map_err(|error| format!("{path}: {error}"))
         })
         .collect::<Result<_, _>>()?;
     let metadata = metadata

@@ -410,6 +410,30 @@ impl TrainingSession {
         self.predict_and_score(&self.volume, progress).await
     }
 
+    /// The net's logits for the whole of `volume` in one forward pass, its intensities
+    /// normalised as training does: `[1, classes, z, y, x]` flattened (what a PyTorch copy of
+    /// the net must reproduce). The U-Net needs edges that are multiples of 4.
+    pub async fn whole_volume_logits(
+        &self,
+        volume: &LabelledVolume,
+    ) -> Result<Vec<f32>, TrainError> {
+        let multiple = self.net.kind().edge_multiple();
+        if volume.dims.iter().any(|d| d % multiple != 0) {
+            return Err(TrainError::Config(format!(
+                "The {} net takes edges that are multiples of {multiple}; this volume is {:?}.",
+                self.net.kind().name(),
+                volume.dims
+            )));
+        }
+        let normalised = normalised(volume);
+        let [nx, ny, nz] = volume.dims;
+        let input = Tensor::<5>::from_data(
+            TensorData::new(normalised.image.clone(), [1, 1, nz, ny, nx]),
+            &self.device,
+        );
+        read_back(self.net.valid().forward(input)).await
+    }
+
     /// [`Self::evaluate`] on another scan with the same classes (e.g. a held-out volume),
     /// normalised as the training volume was.
     pub async fn evaluate_on(&self, volume: &LabelledVolume) -> Result<Evaluation, TrainError> {
