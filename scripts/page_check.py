@@ -288,6 +288,15 @@ def main():
         wait("the hover read-out", 10, lambda: webdriver.exists("chart-total-hover"))
         hover = webdriver.test_text("chart-total-hover") or ""
         expect(hover.startswith("step ") and "total" in hover, f"hover read-out: {hover!r}")
+        # Every chart explains itself: "what is this?" opens on a click (and, being a
+        # <details>, from the keyboard).
+        notes = webdriver.script(
+            "return [...document.querySelectorAll('.chart')].map(c => {"
+            " const d = c.querySelector('details.explain'); if (!d) return null;"
+            " d.querySelector('summary').click(); return d.open ? d.innerText : 'closed'; });")
+        print(f"chart notes: {len(notes or [])}, e.g. {(notes or [''])[0]!r:.120}")
+        expect(notes and all(n and n != "closed" and len(n) > 40 for n in notes),
+               f"a chart without an opening note: {notes}")
 
         longest = webdriver.script("return window.gdlLongest;")
         print(f"longest main-thread task while training: {longest:.0f} ms")

@@ -3,6 +3,8 @@
 
 use leptos::prelude::*;
 
+use super::explain::Explain;
+
 use super::trainer::Trainer;
 use crate::view::chart::{
     BOTTOM, HEIGHT, LEFT, RIGHT, Scale, Series, TOP, WIDTH, charts, format_tick, path, thin,
@@ -16,6 +18,8 @@ const MAX_POINTS: usize = 600;
 pub fn LineChart(
     title: &'static str,
     test_id: &'static str,
+    /// The "what is this?" note.
+    explain: &'static str,
     series: Signal<Vec<Series>>,
     #[prop(optional)] log_y: bool,
     /// Linear charts always show y = 0.
@@ -167,6 +171,7 @@ pub fn LineChart(
                 {readout}
             </svg>
             <ul class="legend">{legend}</ul>
+            <Explain text=explain />
         </figure>
     }
 }
@@ -192,11 +197,16 @@ pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
         <section class="panel charts" aria-labelledby="charts-title">
             <h2 id="charts-title">"4 · Losses"</h2>
             <div class="chart-grid">
-                <LineChart title="Total loss" test_id="chart-total" series=total />
-                <LineChart title="Components and λ(t)" test_id="chart-components" series=components />
-                <LineChart title="Soft Dice per class (this batch)" test_id="chart-dice" series=dice />
-                <LineChart title="GDL class weights w_c (log scale)" test_id="chart-weights" series=weights log_y=true include_zero=false />
-                <LineChart title="Gradient norm" test_id="chart-norms" series=norms threshold=threshold />
+                <LineChart title="Total loss" test_id="chart-total" series=total
+                    explain="The loss the optimiser minimised at each step: (1 − λ)·warm-up weight·warm-up + λ·GDL weight·GDL, on that step's random patches (hence the noise)." />
+                <LineChart title="Components and λ(t)" test_id="chart-components" series=components
+                    explain="The warm-up term (BCE or CE) and the GDL, each before weighting, and λ(t), the GDL's share of the total. While λ = 0 the GDL is only watched; the schedule then hands the loss over to it." />
+                <LineChart title="Soft Dice per class (this batch)" test_id="chart-dice" series=dice
+                    explain="Each class's Dice on this step's batch, from the softmax probabilities without thresholding. A rare class that stays near 0 is not being learned; the hard Dice of the whole volume is under the slices." />
+                <LineChart title="GDL class weights w_c (log scale)" test_id="chart-weights" series=weights log_y=true include_zero=false
+                    explain="w_c = 1/G_c (simple) or 1/G_c² (square), G_c being the class's voxels in the batch: rare classes weigh more. With 1/G² a class 100 times rarer weighs 10,000 times more." />
+                <LineChart title="Gradient norm" test_id="chart-norms" series=norms threshold=threshold
+                    explain="The global L2 norm of all gradients before and after clipping. Above max norm (the dashed line) clipping scales the whole gradient down to it, keeping its direction." />
             </div>
         </section>
     }

@@ -3,6 +3,8 @@
 
 use leptos::prelude::*;
 
+use super::explain::Explain;
+
 use super::trainer::Trainer;
 use crate::loss::Misuse;
 use crate::report::GdlAnatomy;
@@ -143,15 +145,16 @@ pub fn Lab(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
             </div>
             <div class="toggles" role="group" aria-label="causes">{toggles}</div>
             <dl class="readout lab-values">
-                <dt>"correct GDL"</dt>
+                <dt>"correct GDL" <Explain text="The GDL of the current batch computed correctly: softmax probabilities, a one-hot target, non-negative weights. Whatever the net predicts, it lies in [0, 1]." /></dt>
                 <dd data-test="lab-correct">{move || correct().unwrap_or("–".into())}</dd>
-                <dt>"with the cause"</dt>
+                <dt>"with the cause" <Explain text="The same batch with the selected cause injected. A value outside [0, 1] proves an input broke an assumption of the formula; a value inside can still be wrong, as the sentence below says." /></dt>
                 <dd data-test="lab-misused" class:negative=outside
                     data-misuse=move || reading.get().and_then(|r| r.misused).map(|(m, _)| misuse_key(m)).unwrap_or_default()>{move || misused().unwrap_or("–".into())}</dd>
             </dl>
             {move || explanation().map(|sentence| view! {
                 <p class="banner warning" data-test="lab-explanation" role="status">{sentence}</p>
             })}
+            <Explain text="The tables, per class: I = Σp·g (overlap), P = Σp (predicted mass), G = Σg (true voxels), the weight w_c, the class's Dice 2I/(P+G) and its share of the weighted sums; GDL = 1 − 2·Σw·I / Σw·(P+G)." />
             <div class="tables">
                 {move || reading.get().map(|r| view! { <AnatomyTable anatomy=r.correct title="correct" test_id="lab-table-correct" /> })}
                 {move || reading.get().and_then(|r| r.misused).map(|(_, a)| view! { <AnatomyTable anatomy=a title="with the cause" test_id="lab-table" /> })}

@@ -6,6 +6,7 @@ mod browser;
 mod charts;
 mod controls;
 mod device_panel;
+mod explain;
 mod lab;
 mod loader;
 mod run_panel;
