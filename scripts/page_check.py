@@ -465,6 +465,35 @@ def main():
         wait("the bad link's sentence", 10, lambda: "lr=fast" in (
             webdriver.test_text("link-error") or ""))
 
+        # Runs side by side: the run the link ended is kept, labelled by the settings it had
+        # that differ; a new run's steps and the kept one share each chart; both survive a
+        # reload of the page.
+        webdriver.script("location.hash = 'model=simple&patch=16&batch=1&steps_per_epoch=10"
+                         "&demo_size=32&eval_every=10&schedule=switch'; return 0;")
+        wait("the switch link", 10, lambda: webdriver.script(
+            "return document.getElementById('schedule').value === 'switch';"))
+        wait("the kept run", 10, lambda: webdriver.exists("kept-runs"))
+        wait("the small demo", 60, lambda: webdriver.test_text("scan-dims") == "32×32×32")
+        kept_text = webdriver.test_text("kept-runs") or ""
+        print(f"kept runs: {' | '.join(kept_text.splitlines()[2:4])}")
+        expect("schedule=linear" in kept_text,
+               f"the kept run is not labelled by its schedule: {kept_text}")
+        for _ in range(2):
+            before = step_count(webdriver)
+            webdriver.click("step-once")
+            wait("a step of the new run", 300, lambda: step_count(webdriver) > before)
+        legend = webdriver.text("[data-test='chart-total'] .legend") or ""
+        print(f"total loss chart: {legend!r}")
+        expect("total" in legend and "total [" in legend and "schedule=linear" in legend,
+               f"the kept run is not on the chart with the new one: {legend!r}")
+        webdriver.script("location.reload(); return 0;")
+        wait("the page after a reload", 120, lambda: webdriver.exists("scan-summary"))
+        wait("the kept runs after a reload", 30, lambda: webdriver.exists("kept-runs"))
+        after = webdriver.script(
+            "return document.querySelectorAll(\"[data-test='kept-runs'] li\").length;")
+        print(f"after a reload: {after} kept runs")
+        expect(after >= 1, "the kept runs did not survive a reload")
+
         if options.bad:
             webdriver.upload("#image-file", options.bad)
             webdriver.upload("#label-file", options.bad)

@@ -6,7 +6,7 @@ use crate::loss::{GdlInputStats, WarmupLoss};
 use crate::model::ModelKind;
 
 /// The outcome of one training step: every loss component and what the GDL was made of.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
     /// Steps done so far, this one included (1 after the first step).
     pub step: usize,
@@ -51,7 +51,7 @@ impl StepReport {
 }
 
 /// What the GDL was made of on one batch: the lab's anatomy table and the monitor's verdict.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GdlAnatomy {
     /// The value the pipeline reports.
     pub value: f32,

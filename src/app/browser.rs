@@ -116,3 +116,28 @@ pub fn expose_test_hooks(trainer: super::Trainer) {
     crash.forget();
     let _ = js_sys::Reflect::set(&window(), &"gdlLab".into(), &hooks);
 }
+
+const KEPT_RUNS_KEY: &str = "gdl-lab-kept-runs";
+
+/// The runs kept by this page in an earlier visit (localStorage: they stay on this machine);
+/// none when there are none or they cannot be read.
+pub fn load_kept_runs() -> Vec<crate::view::runs::KeptRun> {
+    window()
+        .local_storage()
+        .ok()
+        .flatten()
+        .and_then(|storage| storage.get_item(KEPT_RUNS_KEY).ok().flatten())
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// Stores the kept runs for the next visit; a sentence when the browser refuses (storage full
+/// or disabled).
+pub fn save_kept_runs(runs: &[crate::view::runs::KeptRun]) -> Result<(), String> {
+    let storage = window()
+        .local_storage()
+        .map_err(describe)?
+        .ok_or("this browser offers no local storage")?;
+    let text = serde_json::to_string(runs).map_err(|error| error.to_string())?;
+    storage.set_item(KEPT_RUNS_KEY, &text).map_err(describe)
+}

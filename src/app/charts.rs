@@ -3,13 +3,16 @@
 
 use leptos::prelude::*;
 
+use super::browser;
 use super::explain::Explain;
 
 use super::trainer::Trainer;
+use crate::report::StepReport;
 use crate::view::chart::{
     BOTTOM, HEIGHT, LEFT, RIGHT, Scale, Series, TOP, WIDTH, charts, format_tick, path, thin,
     values_at,
 };
+use crate::view::runs::{label, overlay, runs_csv};
 
 /// Most points drawn per series; 1000-step histories are thinned to this (spikes kept).
 const MAX_POINTS: usize = 600;
@@ -180,15 +183,26 @@ pub fn LineChart(
 #[component]
 pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
     let history = trainer.history;
-    let total = Signal::derive(move || history.with(|h| charts::total(h)));
-    let components = Signal::derive(move || history.with(|h| charts::components(h)));
-    let dice = Signal::derive(move || {
-        history.with(|h| charts::per_channel(h, "Dice", |r| &r.anatomy.dice))
-    });
-    let weights = Signal::derive(move || {
-        history.with(|h| charts::per_channel(h, "w", |r| &r.anatomy.weight))
-    });
-    let norms = Signal::derive(move || history.with(|h| charts::gradient_norms(h)));
+    let kept = trainer.kept;
+    let state = trainer.state();
+    // A chart's lines for the current run, then the same lines of each visible kept run.
+    let with_kept = move |lines: fn(&[StepReport]) -> Vec<Series>| {
+        Signal::derive(move || {
+            let mut all = history.with(|h| lines(h));
+            let current = state.get();
+            kept.with(|runs| {
+                for run in runs.iter().filter(|run| run.visible) {
+                    all.extend(overlay(lines(&run.history), &label(run, &current)));
+                }
+            });
+            all
+        })
+    };
+    let total = with_kept(charts::total);
+    let components = with_kept(charts::components);
+    let dice = with_kept(|h| charts::per_channel(h, "Dice", |r| &r.anatomy.dice));
+    let weights = with_kept(|h| charts::per_channel(h, "w", |r| &r.anatomy.weight));
+    let norms = with_kept(charts::gradient_norms);
     let threshold = Signal::derive(move || {
         let max = clip.get();
         (max > 0.0).then(|| (max, format!("max norm {max}")))
@@ -208,6 +222,63 @@ pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
                 <LineChart title="Gradient norm" test_id="chart-norms" series=norms threshold=threshold
                     explain="The global L2 norm of all gradients before and after clipping. Above max norm (the dashed line) clipping scales the whole gradient down to it, keeping its direction." />
             </div>
+            <KeptRuns trainer />
         </section>
+    }
+}
+
+/// The ended runs the charts can overlay: a checkbox each, labelled by what it set differently.
+#[component]
+fn KeptRuns(trainer: Trainer) -> impl IntoView {
+    let kept = trainer.kept;
+    let state = trainer.state();
+    let export_all = move |_| {
+        let csv = trainer
+            .history
+            .with_untracked(|current| kept.with_untracked(|runs| runs_csv(current, runs)));
+        if let Err(message) = browser::download("gdl-lab-runs.csv", "text/csv", csv.as_bytes()) {
+            trainer.export_error.set(Some(message));
+        }
+    };
+    let rows = move || {
+        let current = state.get();
+        kept.get()
+            .into_iter()
+            .enumerate()
+            .map(|(index, run)| {
+                let text = format!(
+                    "{} · {} steps · {}",
+                    label(&run, &current),
+                    run.history.len(),
+                    run.scan
+                );
+                view! {
+                    <li>
+                        <label>
+                            <input
+                                type="checkbox"
+                                data-test=format!("kept-run-{index}")
+                                prop:checked=run.visible
+                                on:change=move |_| trainer.toggle_kept(index)
+                            />
+                            {text}
+                        </label>
+                    </li>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <Show when=move || kept.with(|runs| !runs.is_empty())>
+            <div class="kept-runs" data-test="kept-runs">
+                <h3>"Kept runs (dashed on the charts)"</h3>
+                <Explain text="A reset, a changed setting or a new scan keeps the run it ends (up to 8, newest first; stored in this browser, the scan itself is not). Each is named by the settings it had that differ from the current ones; uncheck one to hide it." />
+                <ul>{rows}</ul>
+                <div class="buttons">
+                    <button data-test="export-runs" on:click=export_all>"All runs (.csv)"</button>
+                    <button data-test="forget-runs" on:click=move |_| trainer.forget_kept()>"Forget kept runs"</button>
+                </div>
+            </div>
+        </Show>
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 
+use super::browser;
 use super::worker_link::WorkerLink;
 use crate::engine::protocol::{
     Checkpoint, DeviceReport, Failure, LabReading, ProbeReport, ScanView, evaluation_with_buffers,
@@ -16,6 +17,7 @@ use crate::engine::protocol::{
 use crate::engine::{Command, Envelope, Event};
 use crate::loss::Misuse;
 use crate::report::{Evaluation, StepReport};
+use crate::view::runs::{KeptRun, keep};
 use crate::view::{BackendChoice, PageState};
 use crate::volume::preprocess::Preparation;
 
@@ -68,6 +70,10 @@ pub struct Trainer {
     pub lab: RwSignal<Option<LabReading>>,
     pub download: RwSignal<Option<Download>>,
     pub export_error: RwSignal<Option<String>>,
+    /// Ended runs, newest first, for comparison on the charts (kept across visits).
+    pub kept: RwSignal<Vec<KeptRun>>,
+    /// The settings the current run started with (its label once it is kept).
+    run_settings: StoredValue<String>,
     state: RwSignal<PageState>,
     link: StoredValue<Option<WorkerLink>, LocalStorage>,
     source: StoredValue<Option<ScanSource>, LocalStorage>,
@@ -99,6 +105,8 @@ impl Trainer {
             lab: RwSignal::new(None),
             download: RwSignal::new(None),
             export_error: RwSignal::new(None),
+            kept: RwSignal::new(browser::load_kept_runs()),
+            run_settings: StoredValue::new(String::new()),
             state,
             link: StoredValue::new_local(None),
             source: StoredValue::new_local(None),
@@ -107,7 +115,35 @@ impl Trainer {
             run: StoredValue::new(0),
         };
         trainer.start_worker();
+        // Every change of the kept runs is stored for the next visit.
+        Effect::new(move |_| {
+            let saved = trainer.kept.with(|runs| browser::save_kept_runs(runs));
+            if let Err(message) = saved {
+                trainer.export_error.set(Some(format!(
+                    "The kept runs could not be stored: {message}"
+                )));
+            }
+        });
         trainer
+    }
+
+    /// The page's settings (the kept runs are labelled by how they differ from them).
+    pub fn state(&self) -> RwSignal<PageState> {
+        self.state
+    }
+
+    /// Shows or hides a kept run on the charts.
+    pub fn toggle_kept(&self, index: usize) {
+        self.kept.update(|runs| {
+            if let Some(run) = runs.get_mut(index) {
+                run.visible = !run.visible;
+            }
+        });
+    }
+
+    /// Forgets every kept run.
+    pub fn forget_kept(&self) {
+        self.kept.set(Vec::new());
     }
 
     /// Starts a worker and tells it the settings; a sentence on the page when it cannot start.
@@ -187,6 +223,19 @@ impl Trainer {
 
     fn clear_run(&self) {
         self.running.set(false);
+        let history = self.history.get_untracked();
+        if !history.is_empty() {
+            let run = KeptRun {
+                settings: self.run_settings.get_value(),
+                scan: self
+                    .scan
+                    .with_untracked(|s| s.as_ref().map(|s| s.image_name.clone()))
+                    .unwrap_or_default(),
+                history,
+                visible: true,
+            };
+            self.kept.update(|runs| keep(runs, run));
+        }
         self.history.set(Vec::new());
         self.evaluation.set(None);
         self.failure.set(None);
@@ -344,6 +393,10 @@ impl Trainer {
                 self.net_label.set(net);
             }
             Event::Step { run, report } if self.current(run) => {
+                if self.history.with_untracked(Vec::is_empty) {
+                    let settings = self.state.with_untracked(PageState::to_hash);
+                    self.run_settings.set_value(settings);
+                }
                 self.history.update(|history| history.push(report));
             }
             Event::Evaluation { run, evaluation } if self.current(run) => {
