@@ -30,7 +30,14 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
     let error = trainer.load_error;
     let dragging = RwSignal::new(false);
 
-    let load_demo = move || trainer.load_demo(state.with_untracked(|s| s.page.demo_size));
+    // The demo size asked for last: two quick changes must end on the second size, even while
+    // the first demo is still being made.
+    let requested_demo = StoredValue::new(None::<usize>);
+    let load_demo = move || {
+        let size = state.with_untracked(|s| s.page.demo_size);
+        requested_demo.set_value(Some(size));
+        trainer.load_demo(size);
+    };
     let load_list = move |list: web_sys::FileList| {
         spawn_local(async move {
             match read_files(list).await {
@@ -76,8 +83,7 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
     Effect::new(move |_| {
         let size = demo_size.get();
         let showing_demo = scan.with_untracked(|s| s.as_ref().is_none_or(|s| s.demo));
-        let same = scan.with_untracked(|s| s.as_ref().is_some_and(|s| s.dims[0] == size));
-        if showing_demo && !same {
+        if showing_demo && requested_demo.get_value() != Some(size) {
             load_demo();
         }
     });

@@ -84,7 +84,8 @@ fn bench_config(model: ModelKind, size: usize) -> TrainingConfig {
         lr: 1e-3,
         clip: 1.0,
         steps_per_epoch: 1,
-        epochs: usize::MAX / 2,
+        // As many as a session allows: the bench stops when it has timed enough.
+        epochs: crate::train::config::MAX_STEPS,
         ..TrainingConfig::default()
     }
 }
