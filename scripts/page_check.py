@@ -465,27 +465,36 @@ def main():
         wait("the bad link's sentence", 10, lambda: "lr=fast" in (
             webdriver.test_text("link-error") or ""))
 
-        # Runs side by side: the run the link ended is kept, labelled by the settings it had
-        # that differ; a new run's steps and the kept one share each chart; both survive a
-        # reload of the page.
-        webdriver.script("location.hash = 'model=simple&patch=16&batch=1&steps_per_epoch=10"
-                         "&demo_size=32&eval_every=10&schedule=switch'; return 0;")
-        wait("the switch link", 10, lambda: webdriver.script(
+        # Scenarios and runs side by side: a scenario opened by its link says what to watch;
+        # after a few steps a second scenario keeps the first run, and both are on one chart,
+        # the kept one labelled by the settings it had that differ.
+        webdriver.click("scenario-seed_recipe")
+        wait("the seed recipe's settings", 10, lambda: webdriver.script(
             "return document.getElementById('schedule').value === 'switch';"))
-        wait("the kept run", 10, lambda: webdriver.exists("kept-runs"))
+        wait("the scenario's text", 10, lambda: "switch" in (
+            webdriver.test_text("scenario-text") or ""))
+        print(f"scenario: {(webdriver.test_text('scenario-text') or '')[:100]}…")
         wait("the small demo", 60, lambda: webdriver.test_text("scan-dims") == "32×32×32")
+
+        def steps(n):
+            for _ in range(n):
+                before = step_count(webdriver)
+                webdriver.click("step-once")
+                wait("a step", 300, lambda: step_count(webdriver) > before)
+        steps(2)
+        webdriver.click("scenario-ramp_linear")
+        wait("the linear ramp's settings", 10, lambda: webdriver.script(
+            "return document.getElementById('schedule').value === 'linear';"))
+        wait("the kept run", 10, lambda: webdriver.exists("kept-runs"))
+        steps(2)
         kept_text = webdriver.test_text("kept-runs") or ""
         print(f"kept runs: {' | '.join(kept_text.splitlines()[2:4])}")
-        expect("schedule=linear" in kept_text,
-               f"the kept run is not labelled by its schedule: {kept_text}")
-        for _ in range(2):
-            before = step_count(webdriver)
-            webdriver.click("step-once")
-            wait("a step of the new run", 300, lambda: step_count(webdriver) > before)
+        expect("schedule=switch" in kept_text,
+               f"the seed recipe's run is not kept under its schedule: {kept_text}")
         legend = webdriver.text("[data-test='chart-total'] .legend") or ""
-        print(f"total loss chart: {legend!r}")
-        expect("total" in legend and "total [" in legend and "schedule=linear" in legend,
-               f"the kept run is not on the chart with the new one: {legend!r}")
+        print(f"total loss chart: {legend!r:.300}")
+        expect("total" in legend and "total [" in legend and "schedule=switch" in legend,
+               f"the two scenarios' runs are not on one chart: {legend!r}")
         webdriver.script("location.reload(); return 0;")
         wait("the page after a reload", 120, lambda: webdriver.exists("scan-summary"))
         wait("the kept runs after a reload", 30, lambda: webdriver.exists("kept-runs"))

@@ -3,6 +3,7 @@
 
 pub mod chart;
 pub mod runs;
+pub mod scenarios;
 pub mod slice;
 pub mod state;
 

@@ -1,0 +1,221 @@
+//! One-click scenarios: each a link (the settings it sets) and two or three sentences on what
+//! to watch. They run the small settings on the 32³ demo, so a scenario trains interactively on
+//! any machine, and `tests/scenarios.rs` trains each one and checks that its text holds.
+
+/// A scenario: a title, the link's settings, and what to watch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scenario {
+    /// Stable key (`data-test`, the test's name for it).
+    pub key: &'static str,
+    pub title: &'static str,
+    /// The settings it sets, on top of the defaults: a link's hash.
+    pub settings: &'static str,
+    /// What to watch, and why.
+    pub text: &'static str,
+}
+
+/// The small settings every scenario starts from: 16³ patches of the 32³ demo, 10 steps an
+/// epoch, predicted every 10 steps; the seed's Simple net unless the scenario names another.
+pub const SMALL: &str = "patch=16&batch=1&steps_per_epoch=10&demo_size=32&eval_every=10";
+
+/// [`SMALL`] with the Simple net and `extra`.
+macro_rules! small {
+    ($extra:literal) => {
+        concat!(
+            "patch=16&batch=1&steps_per_epoch=10&demo_size=32&eval_every=10&model=simple&",
+            $extra
+        )
+    };
+}
+
+/// [`SMALL`] with `extra`, which names the net.
+macro_rules! small_with_net {
+    ($extra:literal) => {
+        concat!(
+            "patch=16&batch=1&steps_per_epoch=10&demo_size=32&eval_every=10&",
+            $extra
+        )
+    };
+}
+
+pub const SCENARIOS: [Scenario; 19] = [
+    Scenario {
+        key: "seed_recipe",
+        title: "The seed's recipe: BCE, then a hard switch to the GDL",
+        settings: small!("warmup=bce&schedule=switch&w_type=square&ramp_epochs=0&epochs=6"),
+        text: "BCE alone for 2 epochs (steps 1–20), then the GDL alone with 1/G² weights from \
+               step 21: λ jumps from 0 to 1. Watch the total loss: it is ½·BCE up to step 20 \
+               and the GDL from step 21, so it jumps up at the switch, to a GDL near 1 that the \
+               warm-up never lowered.",
+    },
+    Scenario {
+        key: "ramp_linear",
+        title: "A linear ramp from CE to the GDL",
+        settings: small!("schedule=linear&warmup_epochs=1&ramp_epochs=3&epochs=5"),
+        text: "CE alone for 1 epoch, then λ(t) rises evenly from 0 to 1 over 3 epochs (steps \
+               11–40). Watch the components chart: λ climbs in a straight line, and the total \
+               hands over from the CE share to the GDL share as λ passes the point where they \
+               are equal.",
+    },
+    Scenario {
+        key: "ramp_cosine",
+        title: "A cosine ramp from CE to the GDL",
+        settings: small!("schedule=cosine&warmup_epochs=1&ramp_epochs=3&epochs=5"),
+        text: "The same hand-over as the linear ramp, but λ(t) = ½(1 − cos πx) starts and ends \
+               slowly and is steepest mid-way: it is below the linear ramp in the first half \
+               (steps 11–25) and above it in the second.",
+    },
+    Scenario {
+        key: "ramp_sigmoid",
+        title: "A sigmoid ramp from CE to the GDL",
+        settings: small!("schedule=sigmoid&warmup_epochs=1&ramp_epochs=3&epochs=5"),
+        text: "λ(t) = exp(−5(1 − x)²) (Laine & Aila): it starts at 0.007 rather than 0 and stays \
+               below 0.3 until half-way through the ramp (step 26), then rises steeply to 1. \
+               Watch the CE keep a larger share than with the linear ramp from step 12 to 34; \
+               the sigmoid overtakes the linear ramp at step 35.",
+    },
+    Scenario {
+        key: "weights_square",
+        title: "1/G² class weights",
+        settings: small!("w_type=square"),
+        text: "w_c = 1/G_c²: a class with a hundredth of the background's voxels weighs ten \
+               thousand times more. Watch the w_c chart (log scale): the weights spread over \
+               exactly twice as many decades as with 1/G on the same patches, so the rarest \
+               class's Dice all but decides the GDL. Compare with the 1/G scenario.",
+    },
+    Scenario {
+        key: "weights_simple",
+        title: "1/G class weights",
+        settings: small!("w_type=simple"),
+        text: "w_c = 1/G_c, the default: a class with a hundredth of the background's voxels \
+               weighs a hundred times more. Watch the w_c chart next to the 1/G² run's: half \
+               the spread in decades, so every class keeps a say in the GDL.",
+    },
+    Scenario {
+        key: "gdl_alone",
+        title: "The GDL alone from step 1",
+        settings: small!("schedule=switch&warmup_epochs=0&ramp_epochs=0"),
+        text: "No warm-up: λ = 1 from the first step, so the total is the GDL from step 1 and \
+               the CE only watched. Watch the smallest class's soft Dice against a run with a \
+               CE warm-up (the default scenario): the GDL's gradient for a class the net has \
+               not found yet is weak.",
+    },
+    Scenario {
+        key: "ce_warmup",
+        title: "A CE warm-up before the GDL",
+        settings: small!("schedule=linear"),
+        text: "The default recipe: CE alone for 2 epochs, then a linear ramp to the GDL over 4. \
+               The total equals ½·CE until step 20. Compare the smallest class's soft Dice with \
+               the GDL-alone run.",
+    },
+    Scenario {
+        key: "clip_on",
+        title: "Clipping at a high learning rate",
+        settings: small!("lr=0.05&clip=1"),
+        text: "At a learning rate of 0.05 the gradient norm passes 1 within the first 30 steps. \
+               Watch the gradient-norm chart: with clipping, the norm after clipping never \
+               exceeds the dashed max norm, however large the raw norm gets.",
+    },
+    Scenario {
+        key: "clip_off",
+        title: "No clipping at a high learning rate",
+        settings: small!("lr=0.05&clip=0"),
+        text: "The same learning rate without clipping: the two lines of the gradient-norm \
+               chart coincide, and every step moves the weights by the whole raw gradient. \
+               Compare with the clipped run.",
+    },
+    Scenario {
+        key: "pretrain_widen",
+        title: "Pretrain Simple, then widen it into Target",
+        settings: small_with_net!("model=target&pretrain_epochs=2&epochs=4"),
+        text: "Simple trains for 2 epochs, then Net2Net widens it into the Target net at step \
+               21 with the same outputs. Watch the total loss at the widening: it goes on from \
+               where Simple left it, well below where a Target net from scratch starts.",
+    },
+    Scenario {
+        key: "target_scratch",
+        title: "Target from scratch",
+        settings: small_with_net!("model=target&epochs=4"),
+        text: "The Target net from a random start, for comparison with the widened one: its \
+               loss starts high again at step 1.",
+    },
+    Scenario {
+        key: "cause_logits",
+        title: "Negative GDL? Logits instead of probabilities",
+        settings: small!("misuse=logits&epochs=5"),
+        text: "The GDL is fed raw logits, not softmax probabilities. Watch the GDL in the \
+               components chart leave [0, 1] within the first 50 steps, once the logits grow \
+               beyond [0, 1]: a valid GDL never does.",
+    },
+    Scenario {
+        key: "cause_label_map",
+        title: "Negative GDL? The raw label map as target",
+        settings: small!("misuse=label_map_as_target&epochs=15"),
+        text: "The target is the label map itself (0, 1, 2, 3) instead of one-hot masks. The \
+               GDL stays inside [0, 1] while the net is unsure and goes below 0 once it predicts \
+               the labelled voxels confidently: watch it cross 0 within 150 steps (near step 80 \
+               in our runs).",
+    },
+    Scenario {
+        key: "cause_brats",
+        title: "Negative GDL? BraTS labels {0, 1, 2, 4} not remapped",
+        settings: small!("misuse=brats_labels&epochs=15"),
+        text: "The target holds BraTS's labels, 4 included, as values. Like the raw label map, \
+               the GDL goes below 0 only once the net is confident: watch it cross 0 within 150 \
+               steps (near step 75 in our runs).",
+    },
+    Scenario {
+        key: "cause_smooth",
+        title: "Negative GDL? smooth_nr above smooth_dr",
+        settings: small!("misuse=smooth_nr_above_dr&epochs=15"),
+        text: "smooth_nr = 1 with smooth_dr ≈ 0 breaks an assumption, yet here the GDL stays in \
+               [0, 1] for all 150 steps: it leaves only when the weighted miss Σw·(P + G − 2I) \
+               falls below smooth_nr − smooth_dr, which this net does not reach. The lab names \
+               the broken assumption all the same.",
+    },
+    Scenario {
+        key: "cause_mask255",
+        title: "Negative GDL? A 0/255 mask as target",
+        settings: small!("misuse=mask255&epochs=5"),
+        text: "The target is a mask saved as 0/255 instead of 0/1. Watch the GDL dip below 0 \
+               at step 1, come back while the net is unsure, and stay below 0 from about step \
+               35: with 255 in the target, 2I ≤ P + G no longer holds once the net predicts \
+               the foreground.",
+    },
+    Scenario {
+        key: "cause_negative_weight",
+        title: "Negative GDL? A negative class weight",
+        settings: small!("misuse=negative_weight&epochs=5"),
+        text: "One class gets a negative weight (as an overflowed or hand-edited weight would). \
+               Watch the GDL leave [0, 1] from the first step (above 1 here): the weighted sums \
+               no longer bound each other.",
+    },
+    Scenario {
+        key: "cause_negated_dice",
+        title: "Negative GDL? −Dice as the loss",
+        settings: small!("misuse=negated_dice&epochs=5"),
+        text: "nnU-Net minimises −Dice, which lies in [−1, 0] by design: here every input is \
+               valid and the value is negative from step 1. Watch the GDL curve sit below 0 and \
+               fall as the net learns.",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::PageState;
+
+    #[test]
+    fn every_scenario_is_a_valid_link_with_the_small_settings() {
+        for scenario in SCENARIOS {
+            let state = PageState::from_hash(scenario.settings)
+                .unwrap_or_else(|e| panic!("{}: {e}", scenario.key));
+            assert!(scenario.settings.starts_with(SMALL), "{}", scenario.key);
+            assert_eq!(state.page.demo_size, 32, "{}", scenario.key);
+        }
+        let mut keys: Vec<_> = SCENARIOS.iter().map(|s| s.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), SCENARIOS.len(), "keys are unique");
+    }
+}
