@@ -219,3 +219,65 @@ fn every_net_gives_the_same_logits_through_either_convolution() {
         assert!(difference < 1e-4, "{kind:?}: {difference}");
     }
 }
+
+/// The PyTorch export's names and shapes: the seed's module names for Simple and Target, the
+/// documented layout for the U-Net (InstanceNorm's gamma/beta as weight/bias), no burn prefix.
+#[test]
+fn the_pytorch_export_uses_the_seeds_names_and_pytorchs_shapes() {
+    use gdl_lab::model::weights::{pytorch_key, to_safetensors_named};
+    let keys = |kind: ModelKind| {
+        let net = kind.init(4, &flex());
+        let bytes = pollster::block_on(to_safetensors_named(&net, &[], pytorch_key)).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut named: Vec<(String, Vec<usize>)> = file
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| (name, view.shape().to_vec()))
+            .collect();
+        named.sort();
+        named
+    };
+    let simple = keys(ModelKind::Simple);
+    let expected: Vec<(String, Vec<usize>)> = [
+        ("conv1.bias", vec![8]),
+        ("conv1.weight", vec![8, 1, 3, 3, 3]),
+        ("conv2.bias", vec![16]),
+        ("conv2.weight", vec![16, 8, 3, 3, 3]),
+        ("conv3.bias", vec![4]),
+        ("conv3.weight", vec![4, 16, 1, 1, 1]),
+    ]
+    .into_iter()
+    .map(|(name, shape)| (name.to_string(), shape))
+    .collect();
+    assert_eq!(simple, expected);
+    let target: Vec<String> = keys(ModelKind::Target)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        target,
+        [
+            "conv1.bias",
+            "conv1.weight",
+            "conv2.bias",
+            "conv2.weight",
+            "conv3.bias",
+            "conv3.weight",
+            "conv4.bias",
+            "conv4.weight"
+        ]
+    );
+    let unet = keys(ModelKind::Unet);
+    let has = |name: &str, shape: &[usize]| unet.iter().any(|(n, s)| n == name && s == shape);
+    assert!(has("encode1.0.conv.weight", &[8, 1, 3, 3, 3]), "{unet:?}");
+    assert!(has("encode1.1.norm.weight", &[8]) && has("encode1.1.norm.bias", &[8]));
+    assert!(has("down1.conv.weight", &[16, 8, 3, 3, 3]));
+    assert!(has("decode2.conv.weight", &[16, 32, 3, 3, 3]));
+    assert!(has("head.weight", &[4, 8, 1, 1, 1]));
+    // Ten blocks of conv weight and bias and norm weight and bias, and the head's two.
+    assert_eq!(unet.len(), 10 * 4 + 2);
+    assert!(
+        unet.iter()
+            .all(|(n, _)| !n.contains("gamma") && !n.contains("beta") && !n.starts_with("Unet"))
+    );
+}
