@@ -96,9 +96,8 @@ pub const SCENARIOS: [Scenario; 19] = [
         title: "The GDL alone from step 1",
         settings: small!("schedule=switch&warmup_epochs=0&ramp_epochs=0"),
         text: "No warm-up: λ = 1 from the first step, so the total is the GDL from step 1 and \
-               the CE only watched. Watch the smallest class's soft Dice against a run with a \
-               CE warm-up (the default scenario): the GDL's gradient for a class the net has \
-               not found yet is weak.",
+               the CE is only watched. Watch the smallest class's soft Dice, then open the CE \
+               warm-up scenario and compare the two runs on the Dice chart.",
     },
     Scenario {
         key: "ce_warmup",
