@@ -493,8 +493,8 @@ def main():
                f"the seed recipe's run is not kept under its schedule: {kept_text}")
         legend = webdriver.text("[data-test='chart-total'] .legend") or ""
         print(f"total loss chart: {legend!r:.300}")
-        expect("total" in legend and "total [" in legend and "schedule=switch" in legend,
-               f"the two scenarios' runs are not on one chart: {legend!r}")
+        expect("total" in legend and "total [1: " in legend and "1: warmup=bce, schedule=switch"
+               in kept_text, f"the two scenarios' runs are not on one chart: {legend!r}")
         webdriver.script("location.reload(); return 0;")
         wait("the page after a reload", 120, lambda: webdriver.exists("scan-summary"))
         wait("the kept runs after a reload", 30, lambda: webdriver.exists("kept-runs"))

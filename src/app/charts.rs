@@ -12,7 +12,7 @@ use crate::view::chart::{
     BOTTOM, HEIGHT, LEFT, RIGHT, Scale, Series, TOP, WIDTH, charts, format_tick, path, thin,
     values_at,
 };
-use crate::view::runs::{label, overlay, runs_csv};
+use crate::view::runs::{label, overlay, runs_csv, tag};
 
 /// Most points drawn per series; 1000-step histories are thinned to this (spikes kept).
 const MAX_POINTS: usize = 600;
@@ -191,8 +191,9 @@ pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
             let mut all = history.with(|h| lines(h));
             let current = state.get();
             kept.with(|runs| {
-                for run in runs.iter().filter(|run| run.visible) {
-                    all.extend(overlay(lines(&run.history), &label(run, &current)));
+                for (index, run) in runs.iter().enumerate().filter(|(_, run)| run.visible) {
+                    let name = tag(index, &label(run, &current));
+                    all.extend(overlay(lines(&run.history), &name));
                 }
             });
             all
@@ -247,7 +248,8 @@ fn KeptRuns(trainer: Trainer) -> impl IntoView {
             .enumerate()
             .map(|(index, run)| {
                 let text = format!(
-                    "{} · {} steps · {}",
+                    "{}: {} · {} steps · {}",
+                    index + 1,
                     label(&run, &current),
                     run.history.len(),
                     run.scan

@@ -61,7 +61,19 @@ pub fn label(kept: &KeptRun, current: &PageState) -> String {
     }
 }
 
-/// A kept run's lines for a chart: the same series, dashed and faded, named after the run.
+/// A kept run's name on the charts' legends: its number in the kept list and its label, cut to
+/// a legend's width (the list beside the charts holds the whole label).
+pub fn tag(index: usize, label: &str) -> String {
+    const WIDTH: usize = 28;
+    if label.chars().count() <= WIDTH {
+        format!("{}: {label}", index + 1)
+    } else {
+        let cut: String = label.chars().take(WIDTH - 1).collect();
+        format!("{}: {cut}…", index + 1)
+    }
+}
+
+/// A kept run's lines for a chart: the same series, dashed and faded, named with its tag.
 pub fn overlay(series: Vec<Series>, label: &str) -> Vec<Series> {
     series
         .into_iter()
@@ -130,6 +142,13 @@ mod tests {
         kept.page.backend = crate::view::BackendChoice::Cpu;
         assert_eq!(difference(&kept, &current), "backend=cpu");
         assert_eq!(difference(&current, &current), "same settings");
+    }
+
+    #[test]
+    fn a_long_label_is_cut_in_the_legend_tag() {
+        assert_eq!(tag(0, "schedule=switch"), "1: schedule=switch");
+        let long = "warmup=bce, schedule=switch, warmup_epochs=2.0";
+        assert_eq!(tag(2, long), "3: warmup=bce, schedule=switch…");
     }
 
     #[test]
