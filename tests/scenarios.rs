@@ -114,7 +114,7 @@ fn spread(r: &StepReport) -> f64 {
 
 #[test]
 fn square_weights_spread_over_twice_the_decades_of_simple_ones_on_the_same_patches() {
-    let (square, simple) = (train("weights_square", 10), train("weights_simple", 10));
+    let (square, simple) = (train("weights_square", 10), train("default_recipe", 10));
     for (sq, si) in square.iter().zip(&simple) {
         assert!(
             spread(si) > 1.0,
@@ -137,7 +137,7 @@ fn gdl_alone_is_the_total_from_step_1_and_a_ce_warm_up_is_half_ce() {
         assert_eq!(r.lambda, 1.0);
         assert!(close(r.total, r.gdl), "step {}", r.step);
     }
-    for r in train("ce_warmup", 20) {
+    for r in train("default_recipe", 20) {
         assert_eq!(r.lambda, 0.0);
         assert!(close(r.total, 0.5 * r.warmup), "step {}", r.step);
     }
