@@ -135,6 +135,11 @@ pub struct Evaluation {
     pub millis: f64,
 }
 
+/// The mean of the foreground classes' Dice (class 0, the background, left out).
+pub fn mean_foreground(dice: &[f32]) -> f32 {
+    dice[1..].iter().sum::<f32>() / (dice.len() - 1).max(1) as f32
+}
+
 /// Hard Dice `2|A∩B| / (|A|+|B|)` of each class between two label maps; 1 for a class that is
 /// in neither.
 pub fn hard_dice(predicted: &[u8], truth: &[u8], classes: usize) -> Vec<f32> {

@@ -185,17 +185,24 @@ pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
     let history = trainer.history;
     let kept = trainer.kept;
     let state = trainer.state();
-    // A chart's lines for the current run, then the same lines of each visible kept run.
+    // A chart's lines for the current run, then the same lines of each visible kept run. The
+    // kept runs' lines are made when the kept runs or the settings change, not at every step.
     let with_kept = move |lines: fn(&[StepReport]) -> Vec<Series>| {
-        Signal::derive(move || {
-            let mut all = history.with(|h| lines(h));
+        let kept_lines = Memo::new(move |_| {
             let current = state.get();
             kept.with(|runs| {
-                for (index, run) in runs.iter().enumerate().filter(|(_, run)| run.visible) {
-                    let name = tag(index, &label(run, &current));
-                    all.extend(overlay(lines(&run.history), &name));
-                }
-            });
+                runs.iter()
+                    .enumerate()
+                    .filter(|(_, run)| run.visible)
+                    .flat_map(|(index, run)| {
+                        overlay(lines(&run.history), &tag(index, &label(run, &current)))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        });
+        Signal::derive(move || {
+            let mut all = history.with(|h| lines(h));
+            all.extend(kept_lines.get());
             all
         })
     };

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::backend::{BackendKind, ComputeDevice, working_voxel_budget};
 use crate::loss::Misuse;
 use crate::model::weights::{pytorch_key, to_safetensors, to_safetensors_named};
-use crate::report::hard_dice;
 use crate::report::{Evaluation, StepReport, history_csv};
+use crate::report::{hard_dice, mean_foreground};
 use crate::sample::normalise_nonzero;
 use crate::train::memory::{check_memory, memory_limit};
 use crate::train::{TrainError, TrainingConfig, TrainingSession};
@@ -644,8 +644,7 @@ impl Engine {
         let classes = scan.volume.classes;
         evaluation.labels = preparation.labels_to_original(&evaluation.labels);
         evaluation.dice = hard_dice(&evaluation.labels, &scan.volume.labels, classes);
-        evaluation.mean_foreground_dice =
-            evaluation.dice[1..].iter().sum::<f32>() / (classes - 1) as f32;
+        evaluation.mean_foreground_dice = mean_foreground(&evaluation.dice);
         evaluation
     }
 

@@ -13,7 +13,7 @@ use crate::loss::monitor::{GdlInputStats, STATISTICS, input_statistics};
 use crate::loss::{GdlRun, gdl_pipeline};
 use crate::loss::{Misuse, MixedLossConfig, WarmupLoss};
 use crate::model::{ModelKind, SegmentationNet, widen_simple_to_target};
-use crate::report::{Evaluation, GdlAnatomy, StepReport, hard_dice};
+use crate::report::{Evaluation, GdlAnatomy, StepReport, hard_dice, mean_foreground};
 use crate::sample::{Batch, PatchSampler, blending_weights, normalise_nonzero, window_starts};
 use crate::train::buffers::check_largest_buffer;
 use crate::train::clip::{clip_global_norm, parameter_norm};
@@ -221,21 +221,21 @@ impl TrainingSession {
     /// Adam's learning rate from the next step on; the moments are kept. (The one setting a
     /// person changes mid-run, e.g. after a NaN stop, without starting again.)
     pub fn set_learning_rate(&mut self, lr: f64) -> Result<(), TrainError> {
-        let config = TrainingConfig {
-            lr,
-            ..self.config.clone()
-        };
-        config.validate().map_err(TrainError::Config)?;
-        self.config = config;
-        Ok(())
+        self.change_mid_run(|config| config.lr = lr)
     }
 
     /// The whole-volume prediction's window overlap (0, 25 or 50 %) from now on.
     pub fn set_overlap(&mut self, overlap: u8) -> Result<(), TrainError> {
-        let config = TrainingConfig {
-            overlap,
-            ..self.config.clone()
-        };
+        self.change_mid_run(|config| config.overlap = overlap)
+    }
+
+    /// A setting the run keeps going with, checked before it is taken.
+    fn change_mid_run(
+        &mut self,
+        change: impl FnOnce(&mut TrainingConfig),
+    ) -> Result<(), TrainError> {
+        let mut config = self.config.clone();
+        change(&mut config);
         config.validate().map_err(TrainError::Config)?;
         self.config = config;
         Ok(())
@@ -425,12 +425,11 @@ impl TrainingSession {
                 volume.dims
             )));
         }
-        let normalised = normalised(volume);
+        let mut image = volume.image.clone();
+        normalise_nonzero(&mut image);
         let [nx, ny, nz] = volume.dims;
-        let input = Tensor::<5>::from_data(
-            TensorData::new(normalised.image.clone(), [1, 1, nz, ny, nx]),
-            &self.device,
-        );
+        let input =
+            Tensor::<5>::from_data(TensorData::new(image, [1, 1, nz, ny, nx]), &self.device);
         read_back(self.net.valid().forward(input)).await
     }
 
@@ -526,7 +525,7 @@ impl TrainingSession {
             *label = best.0 as u8;
         }
         let dice = hard_dice(&labels, &volume.labels, classes);
-        let mean_foreground_dice = dice[1..].iter().sum::<f32>() / (classes - 1) as f32;
+        let mean_foreground_dice = mean_foreground(&dice);
         Ok(Evaluation {
             dice,
             mean_foreground_dice,

@@ -128,16 +128,6 @@ fn sounds_like_labels(name: &str) -> bool {
     .any(|hint| name.contains(hint))
 }
 
-/// Two scans dropped together: decides which one is the label map (the one that holds only
-/// small integers; if both do, the one whose name says so, else the one with fewer values) and
-/// pairs them.
-pub fn sort_image_and_labels(
-    scans: Vec<(String, Volume)>,
-    warnings_from: &[String],
-) -> Result<LoadedScan, String> {
-    sort_case(scans, None, warnings_from)
-}
-
 /// The modality trained on when a case brings several and none was picked: T1 with contrast
 /// (it shows the enhancing rim and the necrotic core), then FLAIR (the oedema), then the first
 /// by name. Names as BraTS 2021 (`_t1ce`) and 2023 (`-t1c`, `-t2f`) spell them.

@@ -109,19 +109,7 @@ impl Preparation {
     /// A working-grid label map in the original grid: nearest neighbour inside the crop box,
     /// background (0) outside it.
     pub fn labels_to_original(&self, working: &[u8]) -> Vec<u8> {
-        let axes = [0, 1, 2].map(|a| {
-            (0..self.crop_dims[a])
-                .map(|j| {
-                    let w = source_coordinate(j, self.crop_dims[a], self.working_dims[a]);
-                    (w.round().max(0.0) as usize).min(self.working_dims[a] - 1)
-                })
-                .collect::<Vec<_>>()
-        });
-        let [wx, wy, _] = self.working_dims;
-        let cropped: Vec<u8> = self
-            .crop_grid()
-            .map(|[x, y, z]| working[axes[0][x] + wx * (axes[1][y] + wy * axes[2][z])])
-            .collect();
+        let cropped = resample_nearest(working, self.working_dims, self.crop_dims);
         self.uncrop(&cropped, 0)
     }
 
@@ -139,30 +127,20 @@ impl Preparation {
             return background;
         }
         let taps = [0, 1, 2].map(|a| {
-            let (from, to) = (self.working_dims[a], self.crop_dims[a]);
-            let w =
-                source_coordinate(local[a].unwrap_or(0), to, from).clamp(0.0, (from - 1) as f64);
-            let low = w.floor() as usize;
-            (low, (low + 1).min(from - 1), (w - low as f64) as f32)
+            linear_tap(
+                local[a].unwrap_or(0),
+                self.crop_dims[a],
+                self.working_dims[a],
+            )
         });
         let [wx, wy, _] = self.working_dims;
         let plane = class * self.working_voxels();
-        let at = |x: usize, y: usize, z: usize| {
+        trilinear(taps, |x, y, z| {
             working
                 .get(plane + x + wx * (y + wy * z))
                 .copied()
                 .unwrap_or(background)
-        };
-        let [(x0, x1, fx), (y0, y1, fy), (z0, z1, fz)] = taps;
-        let along_x = |y, z| at(x0, y, z) * (1.0 - fx) + at(x1, y, z) * fx;
-        let along_y = |z| along_x(y0, z) * (1.0 - fy) + along_x(y1, z) * fy;
-        along_y(z0) * (1.0 - fz) + along_y(z1) * fz
-    }
-
-    /// The crop box's voxels (x, y, z), x fastest.
-    fn crop_grid(&self) -> impl Iterator<Item = [usize; 3]> + '_ {
-        let [cx, cy, cz] = self.crop_dims;
-        (0..cz).flat_map(move |z| (0..cy).flat_map(move |y| (0..cx).map(move |x| [x, y, z])))
+        })
     }
 
     /// The crop box's values put back at its place in the original grid, `fill` elsewhere.
@@ -178,16 +156,26 @@ fn source_coordinate(j: usize, to: usize, from: usize) -> f64 {
     (j as f64 + 0.5) * from as f64 / to as f64 - 0.5
 }
 
-/// For each output voxel along one axis: the two source voxels and the weight of the second.
-fn linear_taps(to: usize, from: usize) -> Vec<(usize, usize, f32)> {
-    (0..to)
-        .map(|j| {
-            let w = source_coordinate(j, to, from).clamp(0.0, (from - 1) as f64);
-            let low = w.floor() as usize;
-            let high = (low + 1).min(from - 1);
-            (low, high, (w - low as f64) as f32)
-        })
-        .collect()
+/// Output voxel `j` of `to` along one axis: the two source voxels (of `from`) it lies between
+/// and the weight of the second.
+fn linear_tap(j: usize, to: usize, from: usize) -> (usize, usize, f32) {
+    let w = source_coordinate(j, to, from).clamp(0.0, (from - 1) as f64);
+    let low = w.floor() as usize;
+    (low, (low + 1).min(from - 1), (w - low as f64) as f32)
+}
+
+/// The source voxel nearest to output voxel `j` of `to` along one axis.
+fn nearest_tap(j: usize, to: usize, from: usize) -> usize {
+    (source_coordinate(j, to, from).round().max(0.0) as usize).min(from - 1)
+}
+
+/// The trilinear blend of the eight source voxels `taps` (per axis: two voxels and the
+/// weight of the second) picks out of `at`.
+fn trilinear(taps: [(usize, usize, f32); 3], at: impl Fn(usize, usize, usize) -> f32) -> f32 {
+    let [(x0, x1, fx), (y0, y1, fy), (z0, z1, fz)] = taps;
+    let along_x = |y, z| at(x0, y, z) * (1.0 - fx) + at(x1, y, z) * fx;
+    let along_y = |z| along_x(y0, z) * (1.0 - fy) + along_x(y1, z) * fy;
+    along_y(z0) * (1.0 - fz) + along_y(z1) * fz
 }
 
 /// Trilinear resampling of an x-fastest volume from `from` to `to` voxels over the same extent.
@@ -195,15 +183,17 @@ pub fn resample_linear(data: &[f32], from: [usize; 3], to: [usize; 3]) -> Vec<f3
     if from == to {
         return data.to_vec();
     }
-    let [tx, ty, tz] = [0, 1, 2].map(|a| linear_taps(to[a], from[a]));
+    let [tx, ty, tz] = [0, 1, 2].map(|a| {
+        (0..to[a])
+            .map(|j| linear_tap(j, to[a], from[a]))
+            .collect::<Vec<_>>()
+    });
     let at = |x: usize, y: usize, z: usize| data[x + from[0] * (y + from[1] * z)];
     let mut out = Vec::with_capacity(to.iter().product());
-    for &(z0, z1, fz) in &tz {
-        for &(y0, y1, fy) in &ty {
-            for &(x0, x1, fx) in &tx {
-                let along_x = |y, z| at(x0, y, z) * (1.0 - fx) + at(x1, y, z) * fx;
-                let along_y = |z| along_x(y0, z) * (1.0 - fy) + along_x(y1, z) * fy;
-                out.push(along_y(z0) * (1.0 - fz) + along_y(z1) * fz);
+    for &z in &tz {
+        for &y in &ty {
+            for &x in &tx {
+                out.push(trilinear([x, y, z], at));
             }
         }
     }
@@ -217,9 +207,7 @@ pub fn resample_nearest<T: Copy>(data: &[T], from: [usize; 3], to: [usize; 3]) -
     }
     let [nx, ny, nz] = [0, 1, 2].map(|a| {
         (0..to[a])
-            .map(|j| {
-                (source_coordinate(j, to[a], from[a]).round().max(0.0) as usize).min(from[a] - 1)
-            })
+            .map(|j| nearest_tap(j, to[a], from[a]))
             .collect::<Vec<_>>()
     });
     let mut out = Vec::with_capacity(to.iter().product());
