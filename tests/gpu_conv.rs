@@ -9,6 +9,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use gdl_lab::model::ModelKind;
 use gdl_lab::model::conv::{conv3d_burn, conv3d_gemm_in_slabs};
+use gdl_lab::model::kernels::conv3d_tiled;
 
 mod common;
 
@@ -31,6 +32,7 @@ fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
 enum Path {
     Burn,
     Gemm(usize),
+    Tiled,
 }
 
 /// Output, input gradient, weight gradient and bias gradient of one convolution on `device`.
@@ -50,6 +52,7 @@ fn run(
     let output = match path {
         Path::Burn => conv3d_burn(x, w, b, stride, padding),
         Path::Gemm(cap) => conv3d_gemm_in_slabs(x, w, b, stride, padding, cap),
+        Path::Tiled => conv3d_tiled(x, w, b, stride[0], padding[0]),
     };
     // The upstream gradient, made on the CPU so that both devices get the same numbers.
     let dims = output.dims();
@@ -69,11 +72,65 @@ fn run(
 /// Channels in → out, dims, kernel edge, stride, padding, column cap.
 type ConvCase = ([usize; 2], [usize; 3], usize, usize, usize, usize);
 
+/// The random input, weights and bias of one case, made on the CPU.
+fn case_data(cin: usize, cout: usize, dims: [usize; 3], k: usize, batch: usize) -> [TensorData; 3] {
+    let cpu = Device::flex();
+    let [d, h, w] = dims;
+    [
+        Tensor::<5>::random([batch, cin, d, h, w], Distribution::Normal(0.0, 1.0), &cpu)
+            .into_data(),
+        Tensor::<5>::random([cout, cin, k, k, k], Distribution::Normal(0.0, 0.3), &cpu).into_data(),
+        Tensor::<1>::random([cout], Distribution::Normal(0.0, 1.0), &cpu).into_data(),
+    ]
+}
+
+/// Channels in → out, dims, kernel edge, stride, padding, batch: the nets' layers (k3 p1
+/// stride 1 and 2, k1), valid padding, widths that are not a multiple of the kernels' 4-voxel
+/// tiles, and channel counts that take every channel tile (8, 4, 2, 1).
+const TILED_CASES: [([usize; 2], [usize; 3], usize, usize, usize, usize); 7] = [
+    ([3, 5], [9, 8, 7], 3, 1, 1, 2),
+    ([4, 16], [6, 5, 10], 3, 1, 1, 1),
+    ([4, 6], [9, 8, 6], 3, 2, 1, 2),
+    ([5, 4], [7, 5, 9], 1, 1, 0, 1),
+    ([1, 8], [12, 11, 13], 3, 1, 1, 2),
+    ([2, 4], [7, 6, 9], 3, 1, 0, 1),
+    ([8, 3], [5, 7, 11], 3, 2, 1, 1),
+];
+
+/// The tiled kernels' extension on flex is burn's convolution, but its backward pass is ours
+/// (the input gradient of a stride-1 layer as a convolution by the flipped, transposed
+/// weights): it must give burn's gradients on the CPU, where no GPU is needed.
+#[test]
+fn the_tiled_convolutions_backward_pass_gives_burns_gradients_on_flex() {
+    let cpu = Device::flex();
+    cpu.seed(5);
+    for ([cin, cout], dims, k, stride, padding, batch) in TILED_CASES {
+        let data = case_data(cin, cout, dims, k, batch);
+        let reference = run(&cpu, Path::Burn, &data, stride, padding);
+        let ours = run(&cpu, Path::Tiled, &data, stride, padding);
+        let what = format!(
+            "tiled {k}³ stride-{stride} pad-{padding} conv {cin}→{cout} on {dims:?} on flex"
+        );
+        common::assert_convolutions_agree(&ours, &reference, &what);
+    }
+}
+
 #[test]
 fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
     let gpu = wgpu();
     let cpu = Device::flex();
     cpu.seed(11);
+    // The project's own kernels: output and all three gradients.
+    for ([cin, cout], dims, k, stride, padding, batch) in TILED_CASES {
+        let data = case_data(cin, cout, dims, k, batch);
+        let reference = run(&cpu, Path::Burn, &data, stride, padding);
+        let ours = run(&gpu, Path::Tiled, &data, stride, padding);
+        let what = format!(
+            "tiled {k}³ stride-{stride} pad-{padding} conv {cin}→{cout} on {dims:?} on wgpu"
+        );
+        common::assert_convolutions_agree(&ours, &reference, &what);
+    }
+
     // The nets' layers (k3 p1 stride 1 and 2, k1) on odd dims, and a cap that forces slabs.
     let cases: [ConvCase; 4] = [
         ([3, 5], [9, 8, 7], 3, 1, 1, usize::MAX),
@@ -95,10 +152,15 @@ fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
         common::assert_convolutions_agree(&ours, &reference, &what);
     }
 
-    // Every net, with the same weights: burn's conv3d on flex, im2col + matmul on wgpu.
-    gdl_lab::model::conv::set_algorithm(gdl_lab::model::conv::ConvAlgorithm::Gemm);
+    // Every net, with the same weights: burn's conv3d on flex, im2col + matmul and the tiled
+    // kernels on wgpu.
+    use gdl_lab::model::conv::{ConvAlgorithm, set_algorithm};
     let input = Tensor::<5>::random([1, 1, 8, 12, 16], Distribution::Normal(0.0, 1.0), &cpu);
-    for kind in ModelKind::ALL {
+    for (kind, algorithm) in ModelKind::ALL
+        .into_iter()
+        .flat_map(|kind| [(kind, ConvAlgorithm::Gemm), (kind, ConvAlgorithm::Tiled)])
+    {
+        set_algorithm(ConvAlgorithm::Burn);
         let net = kind.init(4, &cpu);
         let reference = values(net.forward(input.clone()));
         assert!(
@@ -106,11 +168,12 @@ fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
             "{kind:?}: all-zero logits"
         );
         let on_gpu = net.to_device(&gpu);
+        set_algorithm(algorithm);
         let ours = values(on_gpu.forward(Tensor::from_data(input.to_data(), &gpu)));
         let error = common::relative_error(&ours, &reference);
         assert!(
             error <= 1e-4,
-            "{kind:?} logits on wgpu: relative error {error}"
+            "{kind:?} logits on wgpu with {algorithm:?}: relative error {error}"
         );
     }
 }

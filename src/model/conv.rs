@@ -55,6 +55,8 @@ pub enum ConvAlgorithm {
     /// already an im2col + gemm, with less memory traffic.
     #[default]
     Auto,
+    /// Always the project's own kernels ([`super::kernels`]); burn's `conv3d` on flex.
+    Tiled,
     /// Always im2col + matmul ([`conv3d_gemm`]).
     Gemm,
     /// Always burn's `conv3d`.
@@ -62,11 +64,12 @@ pub enum ConvAlgorithm {
 }
 
 impl ConvAlgorithm {
-    const ALL: [ConvAlgorithm; 3] = [Self::Auto, Self::Gemm, Self::Burn];
+    const ALL: [ConvAlgorithm; 4] = [Self::Auto, Self::Tiled, Self::Gemm, Self::Burn];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Auto => "auto",
+            Self::Tiled => "tiled",
             Self::Gemm => "gemm",
             Self::Burn => "burn",
         }
@@ -113,8 +116,14 @@ pub fn forward(conv: &Conv3d, input: Tensor<5>) -> Tensor<5> {
     };
     let weight = conv.weight.val();
     let bias = conv.bias.as_ref().map(|bias| bias.val());
+    let [_, _, kd, kh, kw] = weight.dims();
+    let uniform = |axes: [usize; 3]| axes.iter().all(|axis| *axis == axes[0]);
+    let tiled_applies = uniform(conv.stride) && uniform(padding) && kd == kh && kh == kw;
     match algorithm().path(&input.device(), output_voxels) {
         ConvAlgorithm::Gemm => conv3d_gemm(input, weight, bias, conv.stride, padding),
+        ConvAlgorithm::Tiled if tiled_applies => {
+            super::kernels::conv3d_tiled(input, weight, bias, conv.stride[0], padding[0])
+        }
         _ => conv.forward(input),
     }
 }

@@ -4,6 +4,8 @@
 #[cfg(engine)]
 pub mod conv;
 #[cfg(engine)]
+pub mod kernels;
+#[cfg(engine)]
 pub mod simple;
 #[cfg(engine)]
 pub mod target;

@@ -1,0 +1,98 @@
+//! The backward pass of [`ConvKernels::tiled_conv3d`] under autodiff.
+
+use burn::backend::TensorMetadata;
+use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::tensor::FloatTensor;
+
+use super::{ConvKernels, options};
+
+impl<B: ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
+    fn tiled_conv3d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct TiledConv3dBackward;
+
+        impl<B: ConvKernels> Backward<B, 2> for TiledConv3dBackward {
+            type State = (NodeId, NodeId, usize, usize);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_weight] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x_state, weight_state, stride, padding) = ops.state;
+                let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_state);
+                let weight: FloatTensor<B> = checkpointer.retrieve_node_output(weight_state);
+
+                if let Some(node) = node_x {
+                    let grad_x =
+                        input_grad::<B>(x.clone(), weight.clone(), grad.clone(), stride, padding);
+                    grads.register::<B>(node.id, grad_x);
+                }
+                if let Some(node) = node_weight {
+                    let grad_weight = B::tiled_conv3d_weight_grad(x, weight, grad, stride, padding);
+                    grads.register::<B>(node.id, grad_weight);
+                }
+            }
+        }
+
+        match TiledConv3dBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let output =
+                    B::tiled_conv3d(x.into_primitive(), weight.into_primitive(), stride, padding);
+                prep.finish((x_state, weight_state, stride, padding), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::tiled_conv3d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                stride,
+                padding,
+            )),
+        }
+    }
+
+    fn tiled_conv3d_weight_grad(
+        _x: FloatTensor<Self>,
+        _weight: FloatTensor<Self>,
+        _output_grad: FloatTensor<Self>,
+        _stride: usize,
+        _padding: usize,
+    ) -> FloatTensor<Self> {
+        unimplemented!("the weight gradient is computed in the backward pass, not differentiated")
+    }
+}
+
+/// The input gradient. With stride 1 it is a convolution of the output gradient by the weights
+/// with their channel axes swapped and every spatial axis flipped, padded by `k − 1 − padding`:
+/// the same fast kernel. Stride 2 scatters (a transposed convolution): burn's own.
+fn input_grad<B: ConvKernels>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    stride: usize,
+    padding: usize,
+) -> FloatTensor<B> {
+    let kernel = weight.shape()[2];
+    if stride == 1 && padding < kernel {
+        let flipped = B::float_flip(B::float_swap_dims(weight, 0, 1), &[2, 3, 4]);
+        B::tiled_conv3d(grad, flipped, 1, kernel - 1 - padding)
+    } else {
+        B::conv3d_x_backward(x, weight, grad, options(stride, padding))
+    }
+}

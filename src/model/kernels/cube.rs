@@ -1,0 +1,366 @@
+//! The CubeCL kernels and their launches on burn's CubeCL backend (WebGPU, Vulkan, Metal, …).
+//!
+//! Every tensor is read as contiguous NCDHW. Every read stays inside its buffer by construction
+//! (a padded tap reads index 0 of its row and is multiplied away), so the kernels launch
+//! unchecked: no bounds check per load.
+
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{DType, TensorMetadata};
+use burn::tensor::Shape;
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+use cubecl::{CubeDim, calculate_cube_count_elemwise};
+
+use super::{ConvKernels, conv_output_shape};
+
+/// Consecutive output voxels along x one thread computes: each input load of a row serves
+/// `WIDTH_TILE` outputs per weight.
+const WIDTH_TILE: usize = 4;
+
+/// Threads per workgroup.
+const CUBE_SIZE: u32 = 128;
+
+/// How many threads the weight gradient aims for: enough to fill a large GPU (an H200 runs
+/// ~270 000 at once); each thread sums one chunk of output rows.
+const WEIGHT_GRAD_THREADS: usize = 1 << 17;
+
+/// The output channels one thread computes: the largest of 8, 4, 2, 1 that divides them.
+fn channel_tile(channels_out: usize) -> usize {
+    [8, 4, 2, 1]
+        .into_iter()
+        .find(|tile| channels_out.is_multiple_of(*tile))
+        .unwrap_or(1)
+}
+
+/// One thread: `channel_tile` output channels × `width_tile` consecutive voxels of one output
+/// row (b, z, y). Units are numbered with x fastest, then y, z, the channel tile and the batch,
+/// so that neighbouring threads share input rows and a workgroup mostly shares its weights.
+#[cube(launch_unchecked)]
+fn conv3d_forward_kernel<F: Float>(
+    input: &Tensor<F>,
+    weight: &Tensor<F>,
+    output: &mut Tensor<F>,
+    padding: usize,
+    #[comptime] kernel: usize,
+    #[comptime] stride: usize,
+    #[comptime] channel_tile: usize,
+    #[comptime] width_tile: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let channels = input.shape(1);
+    let depth = input.shape(2);
+    let height = input.shape(3);
+    let width = input.shape(4);
+    let batch = output.shape(0);
+    let channels_out = output.shape(1);
+    let out_depth = output.shape(2);
+    let out_height = output.shape(3);
+    let out_width = output.shape(4);
+
+    let width_tiles = out_width.div_ceil(width_tile);
+    let channel_tiles = channels_out / channel_tile;
+    let unit = ABSOLUTE_POS;
+    if unit >= batch * channel_tiles * out_depth * out_height * width_tiles {
+        terminate!();
+    }
+    let x_tile = unit % width_tiles;
+    let rest = unit / width_tiles;
+    let y = rest % out_height;
+    let rest = rest / out_height;
+    let z = rest % out_depth;
+    let rest = rest / out_depth;
+    let first_channel = (rest % channel_tiles) * channel_tile;
+    let b = rest / channel_tiles;
+    let x0 = x_tile * width_tile;
+
+    let taps = comptime!(kernel * kernel * kernel);
+    let span = comptime!((width_tile - 1) * stride + kernel);
+    let mut sums = Array::<F>::new(comptime!(channel_tile * width_tile));
+    #[unroll]
+    for i in 0..channel_tile * width_tile {
+        sums[i] = F::new(0.0);
+    }
+    let mut row = Array::<F>::new(span);
+
+    let plane = height * width;
+    let volume = depth * plane;
+    for c in 0..channels {
+        let input_base = (b * channels + c) * volume;
+        let weight_base = (first_channel * channels + c) * taps;
+        #[unroll]
+        for kd in 0..kernel {
+            // Coordinates in the padded input; a tap outside the image reads 0.
+            let pz = z * stride + kd;
+            let z_inside = pz >= padding && pz < padding + depth;
+            #[unroll]
+            for kh in 0..kernel {
+                let py = y * stride + kh;
+                let row_inside = z_inside && py >= padding && py < padding + height;
+                let row_base = input_base
+                    + select(
+                        row_inside,
+                        (pz - padding) * plane + (py - padding) * width,
+                        0,
+                    );
+                #[unroll]
+                for i in 0..span {
+                    let px = x0 * stride + i;
+                    let inside = row_inside && px >= padding && px < padding + width;
+                    let value = input[row_base + select(inside, px - padding, 0)];
+                    row[i] = select(inside, value, F::new(0.0));
+                }
+                #[unroll]
+                for kw in 0..kernel {
+                    #[unroll]
+                    for o in 0..channel_tile {
+                        let w = weight
+                            [weight_base + o * channels * taps + (kd * kernel + kh) * kernel + kw];
+                        #[unroll]
+                        for t in 0..width_tile {
+                            sums[o * width_tile + t] += w * row[t * stride + kw];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let out_plane = out_height * out_width;
+    #[unroll]
+    for o in 0..channel_tile {
+        let out_base =
+            ((b * channels_out + first_channel + o) * out_depth + z) * out_plane + y * out_width;
+        #[unroll]
+        for t in 0..width_tile {
+            if x0 + t < out_width {
+                output[out_base + x0 + t] = sums[o * width_tile + t];
+            }
+        }
+    }
+}
+
+/// One thread: the weight gradient of `channel_tile` output channels × one input channel × one
+/// (kd, kh) × every kw, summed over one chunk of `rows_per_chunk` output rows (b, z, y), written
+/// to `partial[chunk]`. Units are numbered with kh fastest, then kd, the input channel, the
+/// channel tile and the chunk, so that a workgroup's threads read the same output-gradient rows.
+#[cube(launch_unchecked)]
+fn conv3d_weight_grad_kernel<F: Float>(
+    input: &Tensor<F>,
+    output_grad: &Tensor<F>,
+    partial: &mut Tensor<F>,
+    padding: usize,
+    rows_per_chunk: usize,
+    #[comptime] kernel: usize,
+    #[comptime] stride: usize,
+    #[comptime] channel_tile: usize,
+    #[comptime] width_tile: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let channels = input.shape(1);
+    let depth = input.shape(2);
+    let height = input.shape(3);
+    let width = input.shape(4);
+    let batch = output_grad.shape(0);
+    let channels_out = output_grad.shape(1);
+    let out_depth = output_grad.shape(2);
+    let out_height = output_grad.shape(3);
+    let out_width = output_grad.shape(4);
+    let chunks = partial.shape(0);
+
+    let channel_tiles = channels_out / channel_tile;
+    let unit = ABSOLUTE_POS;
+    if unit >= chunks * channel_tiles * channels * kernel * kernel {
+        terminate!();
+    }
+    let kh = unit % kernel;
+    let rest = unit / kernel;
+    let kd = rest % kernel;
+    let rest = rest / kernel;
+    let c = rest % channels;
+    let rest = rest / channels;
+    let first_channel = (rest % channel_tiles) * channel_tile;
+    let chunk = rest / channel_tiles;
+
+    let span = comptime!((width_tile - 1) * stride + kernel);
+    let mut sums = Array::<F>::new(comptime!(channel_tile * kernel));
+    #[unroll]
+    for i in 0..channel_tile * kernel {
+        sums[i] = F::new(0.0);
+    }
+    let mut row = Array::<F>::new(span);
+    let mut grads = Array::<F>::new(comptime!(channel_tile * width_tile));
+
+    let plane = height * width;
+    let volume = depth * plane;
+    let out_plane = out_height * out_width;
+    let out_volume = out_depth * out_plane;
+    let rows = batch * out_depth * out_height;
+    let first_row = chunk * rows_per_chunk;
+    let last_row = select(
+        first_row + rows_per_chunk < rows,
+        first_row + rows_per_chunk,
+        rows,
+    );
+    let width_tiles = out_width.div_ceil(width_tile);
+    for r in first_row..last_row {
+        let y = r % out_height;
+        let z = (r / out_height) % out_depth;
+        let b = r / (out_height * out_depth);
+        let pz = z * stride + kd;
+        let py = y * stride + kh;
+        let row_inside =
+            pz >= padding && pz < padding + depth && py >= padding && py < padding + height;
+        let row_base = (b * channels + c) * volume
+            + select(
+                row_inside,
+                (pz - padding) * plane + (py - padding) * width,
+                0,
+            );
+        let grad_base =
+            (b * channels_out + first_channel) * out_volume + z * out_plane + y * out_width;
+        for x_tile in 0..width_tiles {
+            let x0 = x_tile * width_tile;
+            #[unroll]
+            for i in 0..span {
+                let px = x0 * stride + i;
+                let inside = row_inside && px >= padding && px < padding + width;
+                let value = input[row_base + select(inside, px - padding, 0)];
+                row[i] = select(inside, value, F::new(0.0));
+            }
+            #[unroll]
+            for t in 0..width_tile {
+                let inside = x0 + t < out_width;
+                #[unroll]
+                for o in 0..channel_tile {
+                    let value = output_grad[grad_base + o * out_volume + select(inside, x0 + t, 0)];
+                    grads[o * width_tile + t] = select(inside, value, F::new(0.0));
+                }
+            }
+            #[unroll]
+            for kw in 0..kernel {
+                #[unroll]
+                for o in 0..channel_tile {
+                    #[unroll]
+                    for t in 0..width_tile {
+                        sums[o * kernel + kw] += grads[o * width_tile + t] * row[t * stride + kw];
+                    }
+                }
+            }
+        }
+    }
+
+    let taps = comptime!(kernel * kernel * kernel);
+    #[unroll]
+    for o in 0..channel_tile {
+        let base = ((chunk * channels_out + first_channel + o) * channels + c) * taps
+            + (kd * kernel + kh) * kernel;
+        #[unroll]
+        for kw in 0..kernel {
+            partial[base + kw] = sums[o * kernel + kw];
+        }
+    }
+}
+
+fn storage_type(dtype: DType) -> ElemType {
+    burn::backend::cubecl::dtype_to_storage_type(dtype)
+}
+
+impl ConvKernels for CubeBackend {
+    fn tiled_conv3d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        let x = into_contiguous(x);
+        let weight = into_contiguous(weight);
+        let shape = conv_output_shape(&x.shape(), &weight.shape(), &stride, &padding);
+        let channel_tile = channel_tile(shape[1]);
+        let units = shape[0]
+            * (shape[1] / channel_tile)
+            * shape[2]
+            * shape[3]
+            * shape[4].div_ceil(WIDTH_TILE);
+        let output: CubeTensor =
+            empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
+        let cube_dim = CubeDim::new_1d(CUBE_SIZE);
+        let cube_count = calculate_cube_count_elemwise(&x.client, units, cube_dim);
+        let kernel = weight.shape()[2];
+        let dtype = storage_type(x.dtype);
+        let client = x.client.clone();
+        // SAFETY: every index the kernel reads or writes is inside its tensor (see the module
+        // comment), and units past the end return first.
+        unsafe {
+            conv3d_forward_kernel::launch_unchecked(
+                &client,
+                cube_count,
+                cube_dim,
+                x.into_tensor_arg(),
+                weight.into_tensor_arg(),
+                output.clone().into_tensor_arg(),
+                padding,
+                kernel,
+                stride,
+                channel_tile,
+                WIDTH_TILE,
+                dtype,
+            );
+        }
+        output
+    }
+
+    fn tiled_conv3d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        let x = into_contiguous(x);
+        let output_grad = into_contiguous(output_grad);
+        let weight_shape = weight.shape();
+        let [channels_out, channels, kernel] = [weight_shape[0], weight_shape[1], weight_shape[2]];
+        let grad_shape = output_grad.shape();
+        let rows = grad_shape[0] * grad_shape[2] * grad_shape[3];
+        let channel_tile = channel_tile(channels_out);
+        let units_per_chunk = (channels_out / channel_tile) * channels * kernel * kernel;
+        let chunks = WEIGHT_GRAD_THREADS.div_ceil(units_per_chunk).clamp(1, rows);
+        let rows_per_chunk = rows.div_ceil(chunks);
+        let chunks = rows.div_ceil(rows_per_chunk);
+        let partial: CubeTensor = empty_device_contiguous_dtype(
+            x.client.clone(),
+            x.device.clone(),
+            Shape::new([chunks, channels_out, channels, kernel, kernel, kernel]),
+            x.dtype,
+        );
+        let cube_dim = CubeDim::new_1d(CUBE_SIZE);
+        let cube_count =
+            calculate_cube_count_elemwise(&x.client, chunks * units_per_chunk, cube_dim);
+        let dtype = storage_type(x.dtype);
+        let client = x.client.clone();
+        // SAFETY: as for the forward kernel.
+        unsafe {
+            conv3d_weight_grad_kernel::launch_unchecked(
+                &client,
+                cube_count,
+                cube_dim,
+                x.into_tensor_arg(),
+                output_grad.into_tensor_arg(),
+                partial.clone().into_tensor_arg(),
+                padding,
+                rows_per_chunk,
+                kernel,
+                stride,
+                channel_tile,
+                WIDTH_TILE,
+                dtype,
+            );
+        }
+        let summed = Self::float_sum_dim(partial, 0);
+        Self::float_reshape(summed, weight_shape)
+    }
+}

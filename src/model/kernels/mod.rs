@@ -1,0 +1,119 @@
+//! The project's own 3D convolution kernels for the GPU, registered with burn as a backend
+//! extension: one forward kernel and one weight-gradient kernel, written in CubeCL so that the
+//! same code compiles to WGSL for the browser and to SPIR-V for native Vulkan.
+//!
+//! Why by hand: burn-cubecl 0.22's `conv3d` runs a direct kernel that was 60 % of a Target 64³
+//! step on an H200 and falls off a cliff above 64³ (BENCHMARKS.md, "GPU"), and in the browser,
+//! where autotuning is off, its backward passes take fallbacks (the weight gradient as a
+//! convolution whose kernel is the whole output gradient). Implicit GEMM in burn needs
+//! cooperative-matrix hardware that WGSL lacks. These kernels need nothing but plain storage
+//! buffers, so the browser gets them by construction.
+//!
+//! - Forward ([`cube`]): each thread computes a tile of output channels × consecutive voxels
+//!   along x, so one input load serves the whole channel tile and one weight load the whole row
+//!   of voxels (register tiling; NCDHW in and out, so no layout copies).
+//! - Input gradient: for stride 1 it is the same forward kernel over the output gradient with the
+//!   weights transposed and flipped; for stride 2 (the U-Net's down-sampling) burn's own.
+//! - Weight gradient: each thread sums one (output-channel tile, input channel, kd, kh) over one
+//!   chunk of output rows; the chunks' partial sums are added by a reduction.
+//!
+//! On flex the same operation is burn's `conv3d` and its backward passes (the extension routes
+//! by device), so the autodiff wiring is checked on the CPU too.
+
+mod autodiff;
+mod cube;
+
+use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::prelude::*;
+use burn::tensor::Shape;
+
+/// The 3D convolution (groups 1, dilation 1, the same stride and padding on every axis, no
+/// bias) and its weight gradient, on every backend gdl-lab trains on.
+#[backend_extension(Cube, Flex, Fusion, Autodiff)]
+pub trait ConvKernels: Backend {
+    /// `x` `[B, C, D, H, W]` convolved with `weight` `[Cout, C, k, k, k]`.
+    #[fusion(dtype = x, shape = conv_output_shape(x, weight, stride, padding))]
+    fn tiled_conv3d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self>;
+
+    /// The gradient of [`ConvKernels::tiled_conv3d`] with respect to `weight`, given the output
+    /// gradient (`weight` is read for its shape only).
+    #[fusion(dtype = weight, shape = weight)]
+    fn tiled_conv3d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self>;
+}
+
+/// The output shape of a convolution of `x` by `weight`: `[B, Cout, D', H', W']`.
+pub fn conv_output_shape(x: &Shape, weight: &Shape, stride: &usize, padding: &usize) -> Shape {
+    let edge = |size: usize| (size + 2 * padding - weight[2]) / stride + 1;
+    Shape::new([x[0], weight[0], edge(x[2]), edge(x[3]), edge(x[4])])
+}
+
+fn options(stride: usize, padding: usize) -> ConvOptions<3> {
+    ConvOptions::new([stride; 3], [padding; 3], [1; 3], 1)
+}
+
+/// On the CPU the operation is burn's own convolution.
+impl ConvKernels for Flex {
+    fn tiled_conv3d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv3d(x, weight, None, options(stride, padding))
+    }
+
+    fn tiled_conv3d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv3d_weight_backward(x, weight, output_grad, options(stride, padding))
+    }
+}
+
+/// A 3D convolution of `input` `[B, C, D, H, W]` by `weight` `[Cout, C, k, k, k]` (k odd or 1)
+/// with the same `stride` and zero `padding` on every axis, on the project's kernels where the
+/// device is a GPU.
+pub fn conv3d_tiled(
+    input: Tensor<5>,
+    weight: Tensor<5>,
+    bias: Option<Tensor<1>>,
+    stride: usize,
+    padding: usize,
+) -> Tensor<5> {
+    let [_, channels, ..] = input.dims();
+    let [channels_out, weight_channels, kd, kh, kw] = weight.dims();
+    assert_eq!(
+        channels, weight_channels,
+        "conv3d: the input has {channels} channels, the weights expect {weight_channels}"
+    );
+    assert!(
+        kd == kh && kh == kw,
+        "conv3d: the tiled kernels take cubic kernels, not {kd}×{kh}×{kw}"
+    );
+    let output = Tensor::from_dispatch(Dispatch::tiled_conv3d(
+        input.into_dispatch(),
+        weight.into_dispatch(),
+        stride,
+        padding,
+    ));
+    match bias {
+        Some(bias) => output + bias.reshape([1, channels_out, 1, 1, 1]),
+        None => output,
+    }
+}
