@@ -405,6 +405,12 @@ fn a_session_whose_widest_layer_outgrows_the_devices_largest_buffer_is_refused_w
         check_largest_buffer(&target(256, 1), 4, Some(4 * GIB)),
         Ok(())
     );
+    // WebGPU's default binding limit (128 MiB, what Chrome grants) holds the defaults' layers.
+    const MIB: u64 = 1 << 20;
+    assert_eq!(
+        check_largest_buffer(&target(32, 2), 4, Some(128 * MIB)),
+        Ok(())
+    );
     // One patch too many: refused, naming the largest patch that fits.
     let message = check_largest_buffer(&target(256, 2), 4, Some(4 * GIB)).unwrap_err();
     assert!(

@@ -111,14 +111,31 @@ async fn floats<const D: usize>(tensor: burn::prelude::Tensor<D>) -> Vec<f32> {
         .expect("f32 data")
 }
 
-/// The im2col + matmul convolution (the GPU path for large layers) on the browser's WebGPU,
-/// with the browser's kernels (no autotuning: cubek's matmul without cooperative matrices),
-/// against burn's conv3d on flex: output and the three gradients, k3 with stride 1 and 2.
+/// The GPU paths of the convolution on the browser's WebGPU, with the browser's kernels (no
+/// autotuning): the project's tiled kernels (compiled to WGSL) and im2col + matmul (cubek's
+/// matmul without cooperative matrices), against burn's conv3d on flex: output and the three
+/// gradients, k3 with stride 1 and 2.
 #[wasm_bindgen_test]
-async fn webgpu_matmul_convolution_matches_flex_with_its_gradients() {
+async fn webgpu_convolutions_match_flex_with_their_gradients() {
     use burn::prelude::*;
     use burn::tensor::Distribution;
     use gdl_lab::model::conv::{conv3d_burn, conv3d_gemm};
+    use gdl_lab::model::kernels::conv3d_tiled;
+    let tiled = |input, weight, bias, stride: [usize; 3], padding: [usize; 3]| {
+        conv3d_tiled(input, weight, bias, stride[0], padding[0])
+    };
+    type Convolution = fn(
+        Tensor<5>,
+        Tensor<5>,
+        Option<Tensor<1>>,
+        [usize; 3],
+        [usize; 3],
+    ) -> Tensor<5>;
+    let paths: [(&str, Convolution); 3] = [
+        ("burn on flex", conv3d_burn),
+        ("im2col + matmul", conv3d_gemm),
+        ("tiled", tiled),
+    ];
     backend::run_static_constructors();
     let compute = backend::acquire().await;
     assert_eq!(compute.adapter.backend, BackendKind::WebGpu);
@@ -140,12 +157,12 @@ async fn webgpu_matmul_convolution_matches_flex_with_its_gradients() {
                 .unwrap(),
         ];
         let mut results = Vec::new();
-        for (device, gemm) in [(cpu.clone(), false), (compute.device.clone(), true)] {
-            let device = device.autodiff();
+        for (index, (_, convolve)) in paths.iter().enumerate() {
+            let device = if index == 0 { &cpu } else { &compute.device };
+            let device = device.clone().autodiff();
             let input = Tensor::<5>::from_data(data[0].clone(), &device).require_grad();
             let weight = Tensor::<5>::from_data(data[1].clone(), &device).require_grad();
             let bias = Tensor::<1>::from_floats([0.5, -1.0, 0.25, 2.0], &device).require_grad();
-            let convolve = if gemm { conv3d_gemm } else { conv3d_burn };
             let output = convolve(
                 input.clone(),
                 weight.clone(),
@@ -167,8 +184,10 @@ async fn webgpu_matmul_convolution_matches_flex_with_its_gradients() {
                 floats(bias.grad(&gradients).expect("bias gradient")).await,
             ]);
         }
-        let (flex, webgpu) = (&results[0], &results[1]);
-        let errors = common::assert_convolutions_agree(webgpu, flex, &format!("stride {stride}"));
-        console_log!("stride {stride}: relative errors {errors:?} (output, dx, dW, db)");
+        for (index, (name, _)) in paths.iter().enumerate().skip(1) {
+            let what = format!("{name}, stride {stride}");
+            let errors = common::assert_convolutions_agree(&results[index], &results[0], &what);
+            console_log!("{what}: relative errors {errors:?} (output, dx, dW, db)");
+        }
     }
 }

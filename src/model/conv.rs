@@ -30,10 +30,10 @@ use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Slice, s};
 use serde::{Deserialize, Serialize};
 
-/// The largest column buffer one matmul gets; bigger layers run in depth slabs. 256 MiB is
-/// within every WebGPU adapter's `maxStorageBufferBindingSize` that can train at all, and
-/// large enough that slabs are rare below 64³.
-pub const MAX_COLUMN_BYTES: usize = 256 << 20;
+/// The largest column buffer one matmul gets; bigger layers run in depth slabs. 128 MiB is
+/// WebGPU's default `maxStorageBufferBindingSize`, what Chrome grants unless asked for more
+/// (and lavapipe's limit), so every device binds it.
+pub const MAX_COLUMN_BYTES: usize = 128 << 20;
 
 /// The output voxels one matmul batch of the gemm path should cover: enough for the weight
 /// gradient's per-batch matmul to be worth a launch, few enough that there are many batches.

@@ -3,12 +3,12 @@
 //! WebGPU and Vulkan cap a single buffer (`maxBufferSize`: 4 GiB on an H200, 1 GiB on Chrome's
 //! SwiftShader, often 256 MiB to 2 GiB on laptops). A layer's activation that outgrows it
 //! fails inside wgpu, after the user has waited for shaders to compile, and issue 12 saw such
-//! sizes end in a segmentation fault. The convolutions' column buffers are capped by
-//! [`crate::model::conv::MAX_COLUMN_BYTES`] (larger layers run in slabs), so what remains is
-//! the widest full-resolution activation of the batch (and its gradient, the same size).
+//! sizes end in a segmentation fault. The im2col path's column buffers are capped by
+//! [`crate::model::conv::MAX_COLUMN_BYTES`], which every WebGPU device binds (larger layers run
+//! in slabs), and the tiled kernels make none, so what remains is the widest full-resolution
+//! activation of the batch (and its gradient, the same size).
 
 use crate::backend::format_bytes;
-use crate::model::conv::MAX_COLUMN_BYTES;
 use crate::train::TrainingConfig;
 
 /// Bytes of the largest single buffer a training step of `config` asks for with `classes`
@@ -21,7 +21,7 @@ pub fn largest_buffer_bytes(config: &TrainingConfig, classes: usize) -> Option<u
         .checked_mul(config.batch as u64)?
         .checked_mul(channels)?
         .checked_mul(4)?;
-    Some(activation.max(MAX_COLUMN_BYTES as u64))
+    Some(activation)
 }
 
 /// A sentence naming the setting to lower when the largest buffer exceeds `max_buffer_bytes`
