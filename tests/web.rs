@@ -124,13 +124,8 @@ async fn webgpu_convolutions_match_flex_with_their_gradients() {
     let tiled = |input, weight, bias, stride: [usize; 3], padding: [usize; 3]| {
         conv3d_tiled(input, weight, bias, stride[0], padding[0])
     };
-    type Convolution = fn(
-        Tensor<5>,
-        Tensor<5>,
-        Option<Tensor<1>>,
-        [usize; 3],
-        [usize; 3],
-    ) -> Tensor<5>;
+    type Convolution =
+        fn(Tensor<5>, Tensor<5>, Option<Tensor<1>>, [usize; 3], [usize; 3]) -> Tensor<5>;
     let paths: [(&str, Convolution); 3] = [
         ("burn on flex", conv3d_burn),
         ("im2col + matmul", conv3d_gemm),

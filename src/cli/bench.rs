@@ -35,9 +35,8 @@ pub struct BenchArgs {
     /// blending, --size windows) of a volume of these dims, e.g. 240x240x155
     #[arg(long)]
     predict: Option<Dims>,
-    /// How the nets run their 3D convolutions: auto (im2col + matmul for layers of 80³ voxels or
-    /// more on a GPU, burn's conv3d otherwise), gemm (always im2col + matmul) or burn (always
-    /// burn's conv3d)
+    /// How the nets run their 3D convolutions: auto (the tiled kernels on a GPU, burn's conv3d on
+    /// flex), tiled (gdl-lab's own kernels), gemm (im2col + matmul) or burn (burn's conv3d)
     #[arg(long, default_value = "auto", value_parser = parse_conv_algorithm)]
     conv: ConvAlgorithm,
     /// CPU threads for flex (rayon's pool), to match `pytorch_step.py --threads`; 0: one per core
@@ -47,7 +46,7 @@ pub struct BenchArgs {
 
 fn parse_conv_algorithm(text: &str) -> Result<ConvAlgorithm, String> {
     serde_json::from_value(serde_json::Value::String(text.to_owned()))
-        .map_err(|_| format!("`{text}` is not one of auto, gemm, burn"))
+        .map_err(|_| format!("`{text}` is not one of auto, tiled, gemm, burn"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -135,7 +134,7 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
         "size": size,
         "conv": args.conv.name(),
         // The path the net's full-resolution layers take (`--conv auto` picks by size).
-        "conv_path": args.conv.path(&device.device, size.pow(3)).name(),
+        "conv_path": args.conv.path(&device.device).name(),
         "peak_rss_mib": peak_resident_mib(),
         "threads": rayon::current_num_threads(),
         "parameters": burn::module::Module::num_params(session.net()),

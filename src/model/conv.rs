@@ -1,12 +1,15 @@
-//! 3D convolution as im2col + batched matmul, built from burn's own tensor ops.
+//! The nets' 3D convolutions, by one of three paths ([`ConvAlgorithm`]): burn's `conv3d`, the
+//! project's tiled kernels ([`super::kernels`], the default on a GPU), or im2col + batched
+//! matmul built from burn's own tensor ops (this file).
 //!
-//! Why by hand: on the GPU backends burn-cubecl 0.22 runs the forward 3D convolution through a
-//! direct kernel (natively, autotuning picks it too): on an H200 that kernel is 60 % of a
-//! Target 64³ step, and above 64³ burn's path falls off a cliff (BENCHMARKS.md, "GPU"). Written
-//! as tensor ops, the same layer runs on burn's tiled matmul instead (no cooperative-matrix
-//! hardware needed, so WebGPU gets it too), burn's autodiff derives both backward passes, and
-//! nothing here depends on a backend: the native tests check it against burn's `conv3d` on
-//! flex, and on a Vulkan device.
+//! Why im2col by hand: on the GPU backends burn-cubecl 0.22 runs the forward 3D convolution
+//! through a direct kernel that was 60 % of a Target 64³ step on an H200, and above 64³ burn's
+//! path falls off a cliff (BENCHMARKS.md, "GPU"). Written as tensor ops, the same layer runs
+//! on burn's tiled matmul instead (no cooperative-matrix hardware needed, so WebGPU gets it
+//! too), burn's autodiff derives both backward passes, and nothing here depends on a backend:
+//! the native tests check it against burn's `conv3d` on flex, and on a Vulkan device. It was
+//! the H200's fastest path at 96³ and 128³; the tiled kernels have not run there yet, so it
+//! stays selectable (`gdl-lab bench --conv gemm`).
 //!
 //! The padded input is read as `T = kd·kh·kw` strided views (slices, so autodiff can send the
 //! input gradient back through them) and stacked into columns `[B·S, C·T, V/S]`, which are
@@ -39,20 +42,14 @@ pub const MAX_COLUMN_BYTES: usize = 128 << 20;
 /// gradient's per-batch matmul to be worth a launch, few enough that there are many batches.
 const TARGET_CHUNK_VOXELS: usize = 4096;
 
-/// From this many output voxels (batch × spatial) a layer runs as im2col + matmul under
-/// [`ConvAlgorithm::Auto`]: between the H200's measurements at 64³ (burn's kernels 2× faster)
-/// and 96³ (the matmul path up to 2.8× faster).
-pub const GEMM_MIN_OUTPUT_VOXELS: usize = 80 * 80 * 80;
-
 /// How the nets run their 3D convolutions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConvAlgorithm {
-    /// On a GPU: the gemm path for layers of [`GEMM_MIN_OUTPUT_VOXELS`] or more, burn's
-    /// `conv3d` below. Measured on an H200 (BENCHMARKS.md, "GPU"): burn's kernels win below
-    /// ~96³ (fewer launches) and fall off a cliff above (Target 96³: 753 against 273 ms;
-    /// Target 128³: no step within 75 s against 775 ms). On flex, always burn's `conv3d`: it is
-    /// already an im2col + gemm, with less memory traffic.
+    /// On a GPU, the tiled kernels; on flex, burn's `conv3d` (already an im2col + gemm on the
+    /// CPU, with less memory traffic). The tiled kernels need no autotuning, so the browser,
+    /// where it is off, runs the same kernels as native; on lavapipe they made a Target 32³
+    /// step 2.2× faster than burn's and its first step 50× shorter (BENCHMARKS.md, "GPU").
     #[default]
     Auto,
     /// Always the project's own kernels ([`super::kernels`]); burn's `conv3d` on flex.
@@ -75,13 +72,11 @@ impl ConvAlgorithm {
         }
     }
 
-    /// The path a layer with `output_voxels` (batch × spatial) takes on `device`: never
-    /// [`ConvAlgorithm::Auto`].
-    pub fn path(self, device: &Device, output_voxels: usize) -> ConvAlgorithm {
+    /// The path a layer takes on `device`: never [`ConvAlgorithm::Auto`].
+    pub fn path(self, device: &Device) -> ConvAlgorithm {
         match self {
             Self::Auto if *device == Device::flex() => Self::Burn,
-            Self::Auto if output_voxels >= GEMM_MIN_OUTPUT_VOXELS => Self::Gemm,
-            Self::Auto => Self::Burn,
+            Self::Auto => Self::Tiled,
             chosen => chosen,
         }
     }
@@ -99,18 +94,13 @@ pub fn algorithm() -> ConvAlgorithm {
     ConvAlgorithm::ALL[ALGORITHM.load(Ordering::Relaxed) as usize % ConvAlgorithm::ALL.len()]
 }
 
-/// `conv.forward(input)`, through the path chosen for the input's device and size.
+/// `conv.forward(input)`, through the path chosen for the input's device.
 pub fn forward(conv: &Conv3d, input: Tensor<5>) -> Tensor<5> {
     let padding = match &conv.padding {
         PaddingConfig3d::Explicit(d, h, w) => Some([*d, *h, *w]),
         PaddingConfig3d::Valid => Some([0; 3]),
         _ => None,
     };
-    let [batch, _, depth, height, width] = input.dims();
-    let output_voxels = batch
-        * depth.div_ceil(conv.stride[0])
-        * height.div_ceil(conv.stride[1])
-        * width.div_ceil(conv.stride[2]);
     let Some(padding) = padding.filter(|_| conv.groups == 1 && conv.dilation == [1; 3]) else {
         return conv.forward(input);
     };
@@ -119,7 +109,7 @@ pub fn forward(conv: &Conv3d, input: Tensor<5>) -> Tensor<5> {
     let [_, _, kd, kh, kw] = weight.dims();
     let uniform = |axes: [usize; 3]| axes.iter().all(|axis| *axis == axes[0]);
     let tiled_applies = uniform(conv.stride) && uniform(padding) && kd == kh && kh == kw;
-    match algorithm().path(&input.device(), output_voxels) {
+    match algorithm().path(&input.device()) {
         ConvAlgorithm::Gemm => conv3d_gemm(input, weight, bias, conv.stride, padding),
         ConvAlgorithm::Tiled if tiled_applies => {
             super::kernels::conv3d_tiled(input, weight, bias, conv.stride[0], padding[0])
