@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # gdl-lab wgpu (Vulkan) against PyTorch CUDA (with and without cudnn.benchmark) on an NVIDIA
-# GPU, in one go: the table of BENCHMARKS.md's "GPU" section, with the default convolution
-# and burn's own conv3d as two columns, and a per-kernel GPU profile of Target 64³ steps with
-# each convolution. About 9 minutes on an H200 (each cell is a new process that compiles its
-# shaders and autotunes; a cell that takes over RUN_TIMEOUT seconds says so); ROWS=net:size,…
-# and CONVS=auto,gemm,burn choose less or more.
+# GPU, in one go: the table of BENCHMARKS.md's "GPU" section, with gdl-lab's tiled kernels (the
+# default on a GPU) and burn's own conv3d as two columns, and a per-kernel GPU profile of
+# Target 64³ steps with each. About 9 minutes on an H200 (each cell is a new process that
+# compiles its shaders and autotunes; a cell that takes over RUN_TIMEOUT seconds says so);
+# ROWS=net:size,… and CONVS=tiled,burn,gemm choose less or more.
 #
 # Two ways to run it:
 #   - on a machine with Rust: `bench/gpu.sh` builds the release binary itself;
@@ -46,8 +46,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 "$BIN" doctor 2>&1 | tail -n 4
 
 echo
-echo "## gdl-lab against PyTorch (--conv auto: the default; burn: burn's conv3d everywhere)"
-bench/compare.py --gdl-lab "$BIN" --backends wgpu --convs "${CONVS:-auto,burn}" --torch-device cuda \
+echo "## gdl-lab against PyTorch (--conv tiled: gdl-lab's kernels, the default; burn: burn's conv3d)"
+bench/compare.py --gdl-lab "$BIN" --backends wgpu --convs "${CONVS:-tiled,burn}" --torch-device cuda \
   --cudnn-benchmark "${PYTHON[@]}" --timeout "${RUN_TIMEOUT:-60}" \
   --rows "${ROWS:-simple:32,simple:64,target:32,target:64,target:96,target:128,unet:32,unet:64,unet:96,unet:128}"
 
@@ -57,7 +57,7 @@ echo "## Per-kernel GPU time of Target 64³ steps (CubeCL's profiler; logs in \$
 # environment variables would also dump every compiled shader).
 PROFILE_DIR="$(mktemp -d)"
 printf '[profiling.logger]\nlevel = "basic"\nstderr = true\n' >"$PROFILE_DIR/cubecl.toml"
-for conv in gemm burn; do
+for conv in tiled burn; do
   log="$OUT/profile-target64-$conv.log"
   (cd "$PROFILE_DIR" && timeout 60 "$BIN" bench --model target --size 64 --steps 2 --warmup 2 \
     --backend wgpu --conv "$conv" >/dev/null 2>"$log") ||

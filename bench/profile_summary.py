@@ -18,7 +18,7 @@ LINE = re.compile(r"^\| ([0-9.]+)(ns|µs|us|ms|s)\s*\| (.+)$")
 SCALE = {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1e3}
 # Checked in order: the first pattern found in a kernel's name gives its kind.
 KINDS = [
-    ("convolution (burn's direct / transposed kernels)", ("conv",)),
+    ("convolution (gdl-lab's tiled, burn's direct / transposed kernels)", ("conv",)),
     ("matmul", ("matmul", "gemm")),
     ("reduction (sum, mean, max, norms)", ("reduce", "sum", "mean", "argmax", "max", "norm")),
     ("copy / layout (slice, cat, pad, contiguous)", ("slice", "copy", "contiguous", "cat", "pad",

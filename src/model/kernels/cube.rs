@@ -93,12 +93,12 @@ fn conv3d_forward_kernel<F: Float>(
     for c in 0..channels {
         let input_base = (b * channels + c) * volume;
         let weight_base = (first_channel * channels + c) * taps;
-        #[unroll]
+        // kd and kh stay loops: unrolled, the kernel took seconds longer to compile (SwiftShader
+        // compiles WGSL with LLVM in the page's first step) for no measured speed.
         for kd in 0..kernel {
             // Coordinates in the padded input; a tap outside the image reads 0.
             let pz = z * stride + kd;
             let z_inside = pz >= padding && pz < padding + depth;
-            #[unroll]
             for kh in 0..kernel {
                 let py = y * stride + kh;
                 let row_inside = z_inside && py >= padding && py < padding + height;
