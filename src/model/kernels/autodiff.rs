@@ -7,7 +7,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
 
-use super::{ConvKernels, options};
+use super::ConvKernels;
 
 impl<B: ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
     fn tiled_conv3d(
@@ -67,6 +67,16 @@ impl<B: ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
         }
     }
 
+    fn tiled_conv3d_input_grad(
+        _x: FloatTensor<Self>,
+        _weight: FloatTensor<Self>,
+        _output_grad: FloatTensor<Self>,
+        _stride: usize,
+        _padding: usize,
+    ) -> FloatTensor<Self> {
+        unimplemented!("the input gradient is computed in the backward pass, not differentiated")
+    }
+
     fn tiled_conv3d_weight_grad(
         _x: FloatTensor<Self>,
         _weight: FloatTensor<Self>,
@@ -80,7 +90,7 @@ impl<B: ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
 
 /// The input gradient. With stride 1 it is a convolution of the output gradient by the weights
 /// with their channel axes swapped and every spatial axis flipped, padded by `k − 1 − padding`:
-/// the same fast kernel. Stride 2 scatters (a transposed convolution): burn's own.
+/// the same fast kernel. A larger stride is a transposed convolution: its own kernel.
 fn input_grad<B: ConvKernels>(
     x: FloatTensor<B>,
     weight: FloatTensor<B>,
@@ -93,6 +103,6 @@ fn input_grad<B: ConvKernels>(
         let flipped = B::float_flip(B::float_swap_dims(weight, 0, 1), &[2, 3, 4]);
         B::tiled_conv3d(grad, flipped, 1, kernel - 1 - padding)
     } else {
-        B::conv3d_x_backward(x, weight, grad, options(stride, padding))
+        B::tiled_conv3d_input_grad(x, weight, grad, stride, padding)
     }
 }

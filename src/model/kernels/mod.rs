@@ -13,7 +13,8 @@
 //!   along x, so one input load serves the whole channel tile and one weight load the whole row
 //!   of voxels (register tiling; NCDHW in and out, so no layout copies).
 //! - Input gradient: for stride 1 it is the same forward kernel over the output gradient with the
-//!   weights transposed and flipped; for stride 2 (the U-Net's down-sampling) burn's own.
+//!   weights transposed and flipped; for stride 2 (the U-Net's down-sampling) a gathering
+//!   transposed convolution that multiplies only the taps that land on an output voxel.
 //! - Weight gradient: each thread sums one (output-channel tile, input channel, kd, kh) over one
 //!   chunk of output rows; the chunks' partial sums are added by a reduction.
 //!
@@ -38,6 +39,17 @@ pub trait ConvKernels: Backend {
     fn tiled_conv3d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self>;
+
+    /// The gradient of [`ConvKernels::tiled_conv3d`] with respect to `x` for a stride above 1
+    /// (`x` is read for its shape only; stride 1 is a forward convolution, see `autodiff.rs`).
+    #[fusion(dtype = x, shape = x)]
+    fn tiled_conv3d_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
         stride: usize,
         padding: usize,
     ) -> FloatTensor<Self>;
@@ -73,6 +85,16 @@ impl ConvKernels for Flex {
         padding: usize,
     ) -> FloatTensor<Self> {
         Self::conv3d(x, weight, None, options(stride, padding))
+    }
+
+    fn tiled_conv3d_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv3d_x_backward(x, weight, output_grad, options(stride, padding))
     }
 
     fn tiled_conv3d_weight_grad(
