@@ -3,14 +3,16 @@
 takes input, how long the page's own longest task is while it trains (training runs in the
 worker), and the step time, for each setting and backend asked for.
 
-    scripts/page_bench.py --dist dist [--dist-main-thread OLD_DIST] [--steps 30]
+    scripts/page_bench.py --dist dist [--dist-main-thread OLD_DIST | --baseline OLD_DIST]
+                          [--steps 30] [--cases 3,5]
 
 For each case it opens `#<settings>&eval_every=10`, presses Play, waits for `--steps` steps (so at
 least one whole-volume prediction falls inside), and reads: the time from navigation to the first
 enabled button, the longest main-thread task (PerformanceObserver `longtask`, from pressing Play
 on), and the median ms/step the page shows over the steps after the first. With
 `--dist-main-thread` (a build of the page from before the worker, where training ran on the
-page's thread) the same cases run there too, in the same session, for the step-time ratio.
+page's thread) the same cases run there too, in the same session, for the step-time ratio;
+`--baseline` does the same for any other build (e.g. before a kernel change).
 Prints one table in Markdown.
 """
 import argparse
@@ -41,6 +43,8 @@ CASES = [
     ("small, WebGPU (SwiftShader)",
      "model=simple&patch=16&batch=1&steps_per_epoch=10&demo_size=32&backend=gpu"),
     ("small, auto", "model=simple&patch=16&batch=1&steps_per_epoch=10&demo_size=32"),
+    ("U-Net, 1 × 16³, WebGPU (SwiftShader)",
+     "patch=16&batch=1&steps_per_epoch=10&demo_size=32&backend=gpu"),
 ]
 
 
@@ -78,6 +82,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dist", default="dist")
     parser.add_argument("--dist-main-thread")
+    parser.add_argument("--baseline", help="another build to run the same cases on")
     parser.add_argument("--chrome", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     parser.add_argument("--steps", type=int, default=30)
@@ -89,6 +94,8 @@ def main():
     builds = [("worker", options.dist)]
     if options.dist_main_thread:
         builds.append(("main thread", options.dist_main_thread))
+    if options.baseline:
+        builds.append(("baseline", options.baseline))
     servers = {name: serve(path) for name, path in builds}
     port = 9515 + os.getpid() % 1000
     driver = subprocess.Popen([options.chromedriver, f"--port={port}"],
