@@ -84,10 +84,13 @@ fn case_data(cin: usize, cout: usize, dims: [usize; 3], k: usize, batch: usize) 
     ]
 }
 
-/// Channels in → out, dims, kernel edge, stride, padding, batch: the nets' layers (k3 p1
+/// Channels in → out, dims, kernel edge, stride, padding, batch.
+type TiledCase = ([usize; 2], [usize; 3], usize, usize, usize, usize);
+
+/// The nets' layers (k3 p1
 /// stride 1 and 2, k1), valid padding (stride 1 and 2), widths that are not a multiple of the
 /// kernels' 4- and 8-voxel tiles, and channel counts that take every channel tile (8, 4, 2, 1).
-const TILED_CASES: [([usize; 2], [usize; 3], usize, usize, usize, usize); 8] = [
+const TILED_CASES: [TiledCase; 8] = [
     ([3, 5], [9, 8, 7], 3, 1, 1, 2),
     ([4, 16], [6, 5, 10], 3, 1, 1, 1),
     ([4, 6], [9, 8, 6], 3, 2, 1, 2),

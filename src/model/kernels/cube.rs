@@ -289,10 +289,8 @@ fn strided_columns(
 /// The output column `q` (relative to `x0 / stride`) tap `kw` of voxel `x0 + t` reads, if any.
 fn strided_column(t: usize, kw: usize, stride: usize, padding: usize) -> Option<i64> {
     let numerator = (t + padding) as i64 - kw as i64;
-    numerator
-        .rem_euclid(stride as i64)
-        .eq(&0)
-        .then(|| numerator.div_euclid(stride as i64))
+    let stride = stride as i64;
+    (numerator.rem_euclid(stride) == 0).then(|| numerator.div_euclid(stride))
 }
 
 /// The input gradient of a strided layer (a transposed convolution), gathered: one thread
@@ -354,11 +352,14 @@ fn conv3d_input_grad_kernel<F: Float>(
         let weight_base = (o * channels + first_channel) * taps;
         for kd in 0..kernel {
             let nz = z + padding;
-            if nz >= kd && (nz - kd) % stride == 0 && (nz - kd) / stride < out_depth {
+            if nz >= kd && (nz - kd).is_multiple_of(stride) && (nz - kd) / stride < out_depth {
                 let plane_base = grad_channel + (nz - kd) / stride * out_plane;
                 for kh in 0..kernel {
                     let ny = y + padding;
-                    if ny >= kh && (ny - kh) % stride == 0 && (ny - kh) / stride < out_height {
+                    if ny >= kh
+                        && (ny - kh).is_multiple_of(stride)
+                        && (ny - kh) / stride < out_height
+                    {
                         let row_base = plane_base + (ny - kh) / stride * out_width;
                         #[unroll]
                         for i in 0..column_count {
