@@ -16,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT="${OUT:-$(mktemp -d)}"
+mkdir -p "$OUT"
 PACK=.gpu-bench
 
 if [ -n "${GDL_LAB:-}" ]; then
