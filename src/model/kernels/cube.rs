@@ -561,3 +561,28 @@ impl ConvKernels for CubeBackend {
         Self::float_reshape(summed, weight_shape)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_strided_row_tile_reads_the_output_columns_its_taps_land_on() {
+        // k3, stride 2, padding 1: voxel t reads column (t + 1 − kw) / 2 where that divides.
+        assert_eq!(strided_column(0, 1, 2, 1), Some(0));
+        assert_eq!(strided_column(0, 0, 2, 1), None);
+        assert_eq!(strided_column(0, 2, 2, 0), Some(-1));
+        assert_eq!(strided_columns(3, 2, 1, 8), (0, 5));
+        // Valid padding reaches one column before the tile's first.
+        assert_eq!(strided_columns(3, 2, 0, 8), (-1, 5));
+        assert_eq!(strided_columns(3, 1, 1, 8), (-1, 10));
+    }
+
+    #[test]
+    fn the_channel_tile_divides_the_channels() {
+        assert_eq!(channel_tile(64), 8);
+        assert_eq!(channel_tile(4), 4);
+        assert_eq!(channel_tile(6), 2);
+        assert_eq!(channel_tile(5), 1);
+    }
+}
