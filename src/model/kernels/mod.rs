@@ -9,7 +9,7 @@
 //! cooperative-matrix hardware that WGSL lacks. These kernels need nothing but plain storage
 //! buffers, so the browser gets them by construction.
 //!
-//! - Forward ([`cube`]): each thread computes a tile of output channels × consecutive voxels
+//! - Forward (`forward.rs`): each thread computes a tile of output channels × consecutive voxels
 //!   along x, so one input load serves the whole channel tile and one weight load the whole row
 //!   of voxels (register tiling; NCDHW in and out, so no layout copies).
 //! - Input gradient: for stride 1 it is the same forward kernel over the output gradient with the
@@ -23,6 +23,9 @@
 
 mod autodiff;
 mod cube;
+mod forward;
+mod input_grad;
+mod weight_grad;
 
 use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
