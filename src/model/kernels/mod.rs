@@ -1,6 +1,7 @@
 //! The project's own 3D convolution kernels for the GPU, registered with burn as a backend
-//! extension: one forward kernel and one weight-gradient kernel, written in CubeCL so that the
-//! same code compiles to WGSL for the browser and to SPIR-V for native Vulkan.
+//! extension with their own autodiff op: a forward kernel, a strided layer's input gradient and
+//! a weight gradient, written in CubeCL so that the same code compiles to WGSL for the browser
+//! and for native Vulkan.
 //!
 //! Why by hand: burn-cubecl 0.22's `conv3d` runs a direct kernel that was 60 % of a Target 64³
 //! step on an H200 and falls off a cliff above 64³ (BENCHMARKS.md, "GPU"), and in the browser,
@@ -14,9 +15,10 @@
 //!   of voxels (register tiling; NCDHW in and out, so no layout copies).
 //! - Input gradient: for stride 1 it is the same forward kernel over the output gradient with the
 //!   weights transposed and flipped; for stride 2 (the U-Net's down-sampling) a gathering
-//!   transposed convolution that multiplies only the taps that land on an output voxel.
-//! - Weight gradient: each thread sums one (output-channel tile, input channel, kd, kh) over one
-//!   chunk of output rows; the chunks' partial sums are added by a reduction.
+//!   transposed convolution that multiplies only the taps that land on an output voxel
+//!   (`input_grad.rs`).
+//! - Weight gradient (`weight_grad.rs`): each thread sums one (output-channel tile, input
+//!   channel, kd) × every (kh, kw) over one chunk of output rows; a reduction adds the chunks.
 //!
 //! On flex the same operation is burn's `conv3d` and its backward passes (the extension routes
 //! by device), so the autodiff wiring is checked on the CPU too.
@@ -34,7 +36,7 @@ use burn::prelude::*;
 use burn::tensor::Shape;
 
 /// The 3D convolution (groups 1, dilation 1, the same stride and padding on every axis, no
-/// bias) and its weight gradient, on every backend gdl-lab trains on.
+/// bias) and its gradients, on every backend gdl-lab trains on.
 #[backend_extension(Cube, Flex, Fusion, Autodiff)]
 pub trait ConvKernels: Backend {
     /// `x` `[B, C, D, H, W]` convolved with `weight` `[Cout, C, k, k, k]`.
