@@ -133,7 +133,7 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
         "model": model.name(),
         "size": size,
         "conv": args.conv.name(),
-        // The path the net's full-resolution layers take (`--conv auto` picks by size).
+        // The path the net's layers take (`--conv auto` picks by device).
         "conv_path": args.conv.path(&device.device).name(),
         "peak_rss_mib": peak_resident_mib(),
         "threads": rayon::current_num_threads(),

@@ -48,8 +48,9 @@ const TARGET_CHUNK_VOXELS: usize = 4096;
 pub enum ConvAlgorithm {
     /// On a GPU, the tiled kernels; on flex, burn's `conv3d` (already an im2col + gemm on the
     /// CPU, with less memory traffic). The tiled kernels need no autotuning, so the browser,
-    /// where it is off, runs the same kernels as native; on lavapipe they made a Target 32³
-    /// step 2.2× faster than burn's and its first step 50× shorter (BENCHMARKS.md, "GPU").
+    /// where it is off, runs the same kernels as native; on lavapipe they made the nets' steps
+    /// 1.5–2.6× faster than burn's, with a first step of seconds where burn's autotuning took
+    /// minutes, and the page's WebGPU steps 3.7–4.6× faster (BENCHMARKS.md, "GPU").
     #[default]
     Auto,
     /// Always the project's own kernels ([`super::kernels`]); burn's `conv3d` on flex.
