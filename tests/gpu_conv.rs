@@ -89,8 +89,9 @@ type TiledCase = ([usize; 2], [usize; 3], usize, usize, usize, usize);
 
 /// The nets' layers (k3 p1
 /// stride 1 and 2, k1), valid padding (stride 1 and 2), widths that are not a multiple of the
-/// kernels' 4- and 8-voxel tiles, and channel counts that take every channel tile (8, 4, 2, 1).
-const TILED_CASES: [TiledCase; 8] = [
+/// kernels' 4- and 8-voxel tiles, channel counts that take every channel tile (8, 4, 2, 1), and
+/// enough input channels (48 × 3 taps) for the weight gradient to need two workgroups a chunk.
+const TILED_CASES: [TiledCase; 9] = [
     ([3, 5], [9, 8, 7], 3, 1, 1, 2),
     ([4, 16], [6, 5, 10], 3, 1, 1, 1),
     ([4, 6], [9, 8, 6], 3, 2, 1, 2),
@@ -99,6 +100,7 @@ const TILED_CASES: [TiledCase; 8] = [
     ([2, 4], [7, 6, 9], 3, 1, 0, 1),
     ([8, 3], [5, 7, 11], 3, 2, 1, 1),
     ([3, 4], [9, 7, 10], 3, 2, 0, 1),
+    ([48, 8], [5, 6, 9], 3, 1, 1, 1),
 ];
 
 /// The tiled kernels' extension on flex is burn's convolution, but its backward pass is ours

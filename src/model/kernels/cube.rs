@@ -173,9 +173,12 @@ impl ConvKernels for CubeBackend {
             Shape::new([chunks, channels_out, channels, kernel, kernel, kernel]),
             x.dtype,
         );
-        let cube_dim = CubeDim::new_1d(CUBE_SIZE);
+        // A layer with few input channels (the first: one) gets small workgroups rather than
+        // 128 threads of which a handful work; 32 is a subgroup on most GPUs.
+        let cube_size = units_per_chunk.next_multiple_of(32).min(CUBE_SIZE as usize);
+        let cube_dim = CubeDim::new_1d(cube_size as u32);
         let cube_count = CubeCount::Static(
-            units_per_chunk.div_ceil(CUBE_SIZE as usize) as u32,
+            units_per_chunk.div_ceil(cube_size) as u32,
             (channels_out / channel_tile) as u32,
             chunks as u32,
         );
