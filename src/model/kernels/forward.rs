@@ -5,10 +5,10 @@
 
 use cubecl::prelude::*;
 
+use super::row_tile::{RowTile, row_tile};
+
 /// One thread: `channel_tile` output channels × `width_tile` consecutive voxels of one output
-/// row (z, y). The workgroup's z position is the batch and channel tile, so every weight a
-/// workgroup reads has the same address in all its threads (a scalar load where the compiler
-/// sees it); x and y number the row tiles, x fastest, so neighbouring threads share input rows.
+/// row ([`row_tile`]).
 #[cube(launch_unchecked)]
 pub(super) fn conv3d_forward_kernel<F: Float>(
     input: &Tensor<F>,
@@ -30,17 +30,18 @@ pub(super) fn conv3d_forward_kernel<F: Float>(
     let out_height = output.shape(3);
     let out_width = output.shape(4);
 
-    let width_tiles = out_width.div_ceil(width_tile);
-    let unit = ((CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) * CUBE_DIM_X + UNIT_POS_X) as usize;
-    if unit >= out_depth * out_height * width_tiles {
+    let tile = row_tile(output, channel_tile, width_tile);
+    if !tile.inside {
         terminate!();
     }
-    let x0 = (unit % width_tiles) * width_tile;
-    let y = (unit / width_tiles) % out_height;
-    let z = unit / (width_tiles * out_height);
-    let channel_tiles = channels_out / channel_tile;
-    let first_channel = (CUBE_POS_Z as usize % channel_tiles) * channel_tile;
-    let b = CUBE_POS_Z as usize / channel_tiles;
+    let RowTile {
+        b,
+        first_channel,
+        z,
+        y,
+        x0,
+        ..
+    } = tile;
 
     let taps = comptime!(kernel * kernel * kernel);
     let span = comptime!((width_tile - 1) * stride + kernel);

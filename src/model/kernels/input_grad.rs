@@ -2,6 +2,8 @@
 
 use cubecl::prelude::*;
 
+use super::row_tile::{RowTile, row_tile};
+
 /// The output-gradient columns (`q`, relative to `x0 / stride`) that the taps of one row tile
 /// read in a strided layer's input gradient: the smallest and how many. A tap `kw` of input
 /// voxel `x0 + t` reads output column `(x0 + t + padding − kw) / stride` when that divides.
@@ -30,7 +32,7 @@ fn strided_column(t: usize, kw: usize, stride: usize, padding: usize) -> Option<
 /// computes `channel_tile` input channels × `width_tile` consecutive voxels of one input row.
 /// Along x the taps that land on an output column are known when the kernel is compiled
 /// (`width_tile` is a multiple of the stride), so no thread multiplies a tap that does not
-/// apply; along z and y a whole row of taps applies or not. Workgroups as in the forward kernel.
+/// apply; along z and y a whole row of taps applies or not. Workgroups: [`row_tile`].
 #[cube(launch_unchecked)]
 pub(super) fn conv3d_input_grad_kernel<F: Float>(
     output_grad: &Tensor<F>,
@@ -52,17 +54,18 @@ pub(super) fn conv3d_input_grad_kernel<F: Float>(
     let height = input_grad.shape(3);
     let width = input_grad.shape(4);
 
-    let width_tiles = width.div_ceil(width_tile);
-    let unit = ((CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) * CUBE_DIM_X + UNIT_POS_X) as usize;
-    if unit >= depth * height * width_tiles {
+    let tile = row_tile(input_grad, channel_tile, width_tile);
+    if !tile.inside {
         terminate!();
     }
-    let x0 = (unit % width_tiles) * width_tile;
-    let y = (unit / width_tiles) % height;
-    let z = unit / (width_tiles * height);
-    let channel_tiles = channels / channel_tile;
-    let first_channel = (CUBE_POS_Z as usize % channel_tiles) * channel_tile;
-    let b = CUBE_POS_Z as usize / channel_tiles;
+    let RowTile {
+        b,
+        first_channel,
+        z,
+        y,
+        x0,
+        ..
+    } = tile;
 
     let columns = comptime!(strided_columns(kernel, stride, padding, width_tile));
     let column_count = comptime!(columns.1);

@@ -27,6 +27,7 @@ mod autodiff;
 mod cube;
 mod forward;
 mod input_grad;
+mod row_tile;
 mod weight_grad;
 
 use burn::backend::ops::{ConvOptions, ModuleOps};
