@@ -186,3 +186,74 @@ async fn webgpu_convolutions_match_flex_with_their_gradients() {
         }
     }
 }
+
+/// The U-Net's fused InstanceNorm + LeakyReLU (`model/norm/`) compiled to WGSL, against burn's
+/// two modules on flex: output and the gradients of x, γ and β, planes below and above one
+/// workgroup (256 threads).
+#[wasm_bindgen_test]
+async fn webgpu_fused_norm_matches_flex_with_its_gradients() {
+    use burn::module::Param;
+    use burn::nn::{InstanceNormConfig, LeakyReluConfig};
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+    use gdl_lab::model::norm::instance_norm_leaky_relu;
+    backend::run_static_constructors();
+    let compute = backend::acquire().await;
+    assert_eq!(compute.adapter.backend, BackendKind::WebGpu);
+    let cpu = Device::flex();
+    cpu.seed(9);
+    for (batch, channels, [d, h, w]) in [(1, 3, [5, 6, 7]), (2, 4, [9, 8, 7])] {
+        let input = Tensor::<5>::random(
+            [batch, channels, d, h, w],
+            Distribution::Normal(3.0, 2.0),
+            &cpu,
+        )
+        .into_data_async()
+        .await
+        .unwrap();
+        let gamma: Vec<f32> = (0..channels).map(|c| 0.5 + 0.3 * c as f32).collect();
+        let beta: Vec<f32> = (0..channels).map(|c| 0.2 - 0.15 * c as f32).collect();
+        let mut results = Vec::new();
+        for (device, fused) in [(&cpu, false), (&compute.device, true)] {
+            let device = device.clone().autodiff();
+            let x = Tensor::<5>::from_data(input.clone(), &device).require_grad();
+            let mut norm = InstanceNormConfig::new(channels).init(&device);
+            norm.gamma = Some(Param::from_tensor(Tensor::from_floats(
+                gamma.as_slice(),
+                &device,
+            )));
+            norm.beta = Some(Param::from_tensor(Tensor::from_floats(
+                beta.as_slice(),
+                &device,
+            )));
+            let activation = LeakyReluConfig::new().init();
+            let output = if fused {
+                instance_norm_leaky_relu(&norm, &activation, x.clone())
+            } else {
+                activation.forward(norm.forward(x.clone()))
+            };
+            let dims = output.dims();
+            let count = dims.iter().product::<usize>();
+            let ramp: Vec<f32> = (0..count).map(|i| (i as f32 * 0.7).sin()).collect();
+            let ramp = Tensor::<5>::from_data(TensorData::new(ramp, dims), &device);
+            let gradients = (output.clone() * ramp).sum().backward();
+            let param = |param: &Option<Param<Tensor<1>>>| {
+                param
+                    .as_ref()
+                    .unwrap()
+                    .val()
+                    .grad(&gradients)
+                    .expect("γ or β gradient")
+            };
+            results.push([
+                floats(output).await,
+                floats(x.grad(&gradients).expect("input gradient")).await,
+                floats(param(&norm.gamma)).await,
+                floats(param(&norm.beta)).await,
+            ]);
+        }
+        let what = format!("fused norm on {batch}×{channels}×{d}×{h}×{w}");
+        let errors = common::assert_convolutions_agree(&results[1], &results[0], &what);
+        console_log!("{what}: relative errors {errors:?} (output, dx, dγ, dβ)");
+    }
+}

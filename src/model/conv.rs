@@ -53,7 +53,9 @@ pub enum ConvAlgorithm {
     /// minutes, and the page's WebGPU steps 3.7–4.6× faster (BENCHMARKS.md, "GPU").
     #[default]
     Auto,
-    /// Always the project's own kernels ([`super::kernels`]); burn's `conv3d` on flex.
+    /// Always the project's own kernels ([`super::kernels`], and the U-Net's fused
+    /// InstanceNorm + LeakyReLU, [`super::norm`]); on flex, burn's `conv3d` and the fused
+    /// operation written in burn's tensor operations.
     Tiled,
     /// Always im2col + matmul ([`conv3d_gemm`]).
     Gemm,

@@ -6,6 +6,8 @@ pub mod conv;
 #[cfg(engine)]
 pub mod kernels;
 #[cfg(engine)]
+pub mod norm;
+#[cfg(engine)]
 pub mod simple;
 #[cfg(engine)]
 pub mod target;

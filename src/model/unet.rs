@@ -9,7 +9,8 @@ use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::{InstanceNorm, InstanceNormConfig, LeakyRelu, LeakyReluConfig, PaddingConfig3d};
 use burn::prelude::*;
 
-use super::conv;
+use super::conv::{self, ConvAlgorithm};
+use super::norm;
 
 #[derive(Config, Debug)]
 pub struct UNet3dConfig {
@@ -42,8 +43,15 @@ impl ConvBlock {
     }
 
     pub fn forward(&self, input: Tensor<5>) -> Tensor<5> {
-        self.activation
-            .forward(self.norm.forward(conv::forward(&self.conv, input)))
+        let x = conv::forward(&self.conv, input);
+        // Where the convolutions take the project's kernels, so does the norm (one operation
+        // instead of ~13, norm/mod.rs); burn's modules otherwise, and on flex by default.
+        let own_kernels = conv::algorithm().path(&x.device()) == ConvAlgorithm::Tiled;
+        if own_kernels && norm::fusable(&self.norm, &self.activation) {
+            norm::instance_norm_leaky_relu(&self.norm, &self.activation, x)
+        } else {
+            self.activation.forward(self.norm.forward(x))
+        }
     }
 }
 

@@ -1,26 +1,33 @@
-//! The im2col + matmul convolution on a real wgpu device against burn's `conv3d` on flex: the
-//! GPU path's kernels (strided slices, stacking, batched matmul, and autodiff's backward of
-//! each) must give the CPU's numbers. On CI the device is Mesa's lavapipe (a Vulkan driver on
-//! the CPU, installed by `./x test`), so this runs where no GPU is.
+//! gdl-lab's own GPU kernels (the tiled convolutions, the fused InstanceNorm + LeakyReLU) and the
+//! im2col + matmul convolution on a real wgpu device against burn's operations on flex: the
+//! GPU path must give the CPU's numbers, outputs and gradients. On CI the device is Mesa's
+//! lavapipe (a Vulkan driver on the CPU, installed by `./x test`), so this runs where no GPU is.
 #![cfg(not(target_arch = "wasm32"))]
 
-use burn::module::Module;
+use burn::module::{Module, Param};
+use burn::nn::{InstanceNormConfig, LeakyReluConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use gdl_lab::model::ModelKind;
 use gdl_lab::model::conv::{conv3d_burn, conv3d_gemm_in_slabs};
 use gdl_lab::model::kernels::conv3d_tiled;
+use gdl_lab::model::norm::instance_norm_leaky_relu;
 
 mod common;
 
+/// The wgpu device, initialised once for the tests of this file (burn's wgpu runtime registers
+/// once per process).
 fn wgpu() -> Device {
-    match pollster::block_on(gdl_lab::backend::init_wgpu()) {
-        Ok(compute) => compute.device,
-        Err(reason) => panic!(
-            "no wgpu device ({reason}); `./x test` installs Mesa's Vulkan driver \
-             (apt install mesa-vulkan-drivers)"
-        ),
-    }
+    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| match pollster::block_on(gdl_lab::backend::init_wgpu()) {
+            Ok(compute) => compute.device,
+            Err(reason) => panic!(
+                "no wgpu device ({reason}); `./x test` installs Mesa's Vulkan driver \
+                     (apt install mesa-vulkan-drivers)"
+            ),
+        })
+        .clone()
 }
 
 fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
@@ -181,5 +188,104 @@ fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
             error <= 1e-4,
             "{kind:?} logits on wgpu with {algorithm:?}: relative error {error}"
         );
+    }
+}
+
+/// Batch, channels, dims: planes smaller than a workgroup (256 threads) and larger, sizes that
+/// are not a multiple of it, one and several planes per channel.
+const NORM_CASES: [(usize, usize, [usize; 3]); 4] = [
+    (1, 3, [5, 6, 7]),
+    (2, 8, [9, 8, 7]),
+    (2, 4, [16, 16, 17]),
+    (3, 5, [4, 4, 4]),
+];
+
+/// The input (mean 3, so that a one-pass variance would lose digits), γ and β of one case.
+fn norm_case_data(batch: usize, channels: usize, dims: [usize; 3]) -> [TensorData; 3] {
+    let cpu = Device::flex();
+    let [d, h, w] = dims;
+    [
+        Tensor::<5>::random(
+            [batch, channels, d, h, w],
+            Distribution::Normal(3.0, 2.0),
+            &cpu,
+        )
+        .into_data(),
+        Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.5), &cpu).into_data(),
+        Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.5), &cpu).into_data(),
+    ]
+}
+
+/// Output, input gradient, γ gradient and β gradient of InstanceNorm + LeakyReLU on `device`:
+/// burn's two modules, or the fused operation.
+fn run_norm(device: &Device, fused: bool, data: &[TensorData; 3]) -> [Vec<f32>; 4] {
+    let device = device.clone().autodiff();
+    let input = Tensor::<5>::from_data(data[0].clone(), &device).require_grad();
+    let channels = input.dims()[1];
+    let mut norm = InstanceNormConfig::new(channels).init(&device);
+    norm.gamma = Some(Param::from_tensor(Tensor::from_data(
+        data[1].clone(),
+        &device,
+    )));
+    norm.beta = Some(Param::from_tensor(Tensor::from_data(
+        data[2].clone(),
+        &device,
+    )));
+    let activation = LeakyReluConfig::new().init();
+    let output = if fused {
+        instance_norm_leaky_relu(&norm, &activation, input.clone())
+    } else {
+        activation.forward(norm.forward(input.clone()))
+    };
+    let dims = output.dims();
+    let ramp: Vec<f32> = (0..dims.iter().product::<usize>())
+        .map(|i| (i as f32 * 0.7).sin())
+        .collect();
+    let ramp = Tensor::<5>::from_data(TensorData::new(ramp, dims), &device);
+    let gradients = (output.clone() * ramp).sum().backward();
+    let param_grad = |param: &Option<Param<Tensor<1>>>| {
+        values(
+            param
+                .as_ref()
+                .unwrap()
+                .val()
+                .grad(&gradients)
+                .expect("γ or β gradient"),
+        )
+    };
+    [
+        values(output),
+        values(input.grad(&gradients).expect("input gradient")),
+        param_grad(&norm.gamma),
+        param_grad(&norm.beta),
+    ]
+}
+
+/// On flex the fused operation is burn's tensor operations, but its backward pass is ours (one
+/// formula for the input gradient, the γ and β sums): it must give burn's autodiff gradients.
+#[test]
+fn the_fused_norms_backward_pass_gives_burns_gradients_on_flex() {
+    let cpu = Device::flex();
+    cpu.seed(7);
+    for (batch, channels, dims) in NORM_CASES {
+        let data = norm_case_data(batch, channels, dims);
+        let reference = run_norm(&cpu, false, &data);
+        let ours = run_norm(&cpu, true, &data);
+        let what = format!("fused InstanceNorm + LeakyReLU on {batch}×{channels}×{dims:?} on flex");
+        common::assert_convolutions_agree(&ours, &reference, &what);
+    }
+}
+
+#[test]
+fn the_fused_norm_on_wgpu_gives_flexs_numbers() {
+    let gpu = wgpu();
+    let cpu = Device::flex();
+    cpu.seed(13);
+    for (batch, channels, dims) in NORM_CASES {
+        let data = norm_case_data(batch, channels, dims);
+        let reference = run_norm(&cpu, false, &data);
+        let ours = run_norm(&gpu, true, &data);
+        let what = format!("fused InstanceNorm + LeakyReLU on {batch}×{channels}×{dims:?} on wgpu");
+        common::assert_convolutions_agree(&ours, &reference, &what);
     }
 }

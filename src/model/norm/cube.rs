@@ -1,0 +1,180 @@
+//! The kernels' launches on burn's CubeCL backend.
+
+use burn::backend::TensorMetadata;
+use burn::backend::tensor::FloatTensor;
+use burn::tensor::Shape;
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+use cubecl::{CubeCount, CubeDim};
+
+use super::kernels::{
+    instance_norm_apply_kernel, instance_norm_grad_sums_kernel, instance_norm_input_grad_kernel,
+    instance_norm_stats_kernel,
+};
+use super::{NormKernels, pairs_per_plane};
+
+/// Threads per workgroup: WebGPU's guaranteed maximum, a power of two for the tree reduction.
+const CUBE_SIZE: usize = 256;
+
+/// WebGPU's and Vulkan's guaranteed number of workgroups along one dispatch axis.
+const MAX_GROUPS_PER_AXIS: usize = 65_535;
+
+/// One workgroup per channel plane of `x` `[B, C, …]`.
+fn plane_workgroups(x: &Shape) -> CubeCount {
+    CubeCount::Static((x[0] * x[1]) as u32, 1, 1)
+}
+
+/// One thread per voxel of `x`, the workgroups numbered along x then y.
+fn voxel_workgroups(x: &Shape) -> CubeCount {
+    let groups = x.num_elements().div_ceil(CUBE_SIZE);
+    let groups_x = groups.clamp(1, MAX_GROUPS_PER_AXIS);
+    CubeCount::Static(groups_x as u32, groups.div_ceil(groups_x) as u32, 1)
+}
+
+fn voxels_per_plane(x: &Shape) -> usize {
+    x.num_elements() / (x[0] * x[1])
+}
+
+fn storage_type(tensor: &CubeTensor) -> ElemType {
+    burn::backend::cubecl::dtype_to_storage_type(tensor.dtype)
+}
+
+fn empty_like(tensor: &CubeTensor, shape: Shape) -> CubeTensor {
+    empty_device_contiguous_dtype(
+        tensor.client.clone(),
+        tensor.device.clone(),
+        shape,
+        tensor.dtype,
+    )
+}
+
+impl NormKernels for CubeBackend {
+    fn instance_norm_leaky_relu(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let stats = Self::instance_norm_stats(x.clone());
+        Self::instance_norm_apply(x, stats, gamma, beta)
+    }
+
+    fn instance_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let x = into_contiguous(x);
+        let shape = x.shape();
+        let stats = empty_like(&x, pairs_per_plane(&shape));
+        let dtype = storage_type(&x);
+        let client = x.client.clone();
+        // SAFETY: one workgroup per plane, every read inside it (kernels.rs).
+        unsafe {
+            instance_norm_stats_kernel::launch_unchecked(
+                &client,
+                plane_workgroups(&shape),
+                CubeDim::new_1d(CUBE_SIZE as u32),
+                x.into_tensor_arg(),
+                stats.clone().into_tensor_arg(),
+                voxels_per_plane(&shape),
+                CUBE_SIZE,
+                dtype,
+            );
+        }
+        stats
+    }
+
+    fn instance_norm_apply(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let [x, stats, gamma, beta] = [x, stats, gamma, beta].map(into_contiguous);
+        let shape = x.shape();
+        let output = empty_like(&x, shape.clone());
+        let dtype = storage_type(&x);
+        let client = x.client.clone();
+        // SAFETY: threads past the last voxel return first (kernels.rs).
+        unsafe {
+            instance_norm_apply_kernel::launch_unchecked(
+                &client,
+                voxel_workgroups(&shape),
+                CubeDim::new_1d(CUBE_SIZE as u32),
+                x.into_tensor_arg(),
+                stats.into_tensor_arg(),
+                gamma.into_tensor_arg(),
+                beta.into_tensor_arg(),
+                output.clone().into_tensor_arg(),
+                voxels_per_plane(&shape),
+                dtype,
+            );
+        }
+        output
+    }
+
+    fn instance_norm_grad_sums(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let [x, stats, gamma, beta, grad] = [x, stats, gamma, beta, grad].map(into_contiguous);
+        let shape = x.shape();
+        let sums = empty_like(&x, pairs_per_plane(&shape));
+        let dtype = storage_type(&x);
+        let client = x.client.clone();
+        // SAFETY: as for the statistics.
+        unsafe {
+            instance_norm_grad_sums_kernel::launch_unchecked(
+                &client,
+                plane_workgroups(&shape),
+                CubeDim::new_1d(CUBE_SIZE as u32),
+                x.into_tensor_arg(),
+                stats.into_tensor_arg(),
+                gamma.into_tensor_arg(),
+                beta.into_tensor_arg(),
+                grad.into_tensor_arg(),
+                sums.clone().into_tensor_arg(),
+                voxels_per_plane(&shape),
+                CUBE_SIZE,
+                dtype,
+            );
+        }
+        sums
+    }
+
+    fn instance_norm_input_grad(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        sums: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let [x, stats, gamma, beta, grad, sums] =
+            [x, stats, gamma, beta, grad, sums].map(into_contiguous);
+        let shape = x.shape();
+        let input_grad = empty_like(&x, shape.clone());
+        let dtype = storage_type(&x);
+        let client = x.client.clone();
+        // SAFETY: as for the apply kernel.
+        unsafe {
+            instance_norm_input_grad_kernel::launch_unchecked(
+                &client,
+                voxel_workgroups(&shape),
+                CubeDim::new_1d(CUBE_SIZE as u32),
+                x.into_tensor_arg(),
+                stats.into_tensor_arg(),
+                gamma.into_tensor_arg(),
+                beta.into_tensor_arg(),
+                grad.into_tensor_arg(),
+                sums.into_tensor_arg(),
+                input_grad.clone().into_tensor_arg(),
+                voxels_per_plane(&shape),
+                dtype,
+            );
+        }
+        input_grad
+    }
+}
