@@ -582,6 +582,16 @@ def main():
                     expect(False, problem)
                 print(f"its prediction: dims {nifti_geometry(own)[0]}, sform "
                       f"{nifti_geometry(own)[1]} (the input's {nifti_geometry(options.image)[1]})")
+            # A scenario opened while the person's own scan is loaded says that its text is about
+            # the demo, and offers it; the offer loads the demo at the scenario's size.
+            webdriver.click("scenario-seed_recipe")
+            wait("the own-scan note", 10, lambda: name in (
+                webdriver.test_text("scenario-own-scan") or ""))
+            print(f"scenario on an own scan: {webdriver.test_text('scenario-own-scan')}")
+            webdriver.click("scenario-use-demo")
+            wait("the scenario's demo", 120,
+                 lambda: webdriver.test_text("scan-dims") == "32×32×32"
+                 and not webdriver.exists("scenario-own-scan"))
 
         foreign = webdriver.script(
             "return performance.getEntriesByType('resource').map(e => e.name)"

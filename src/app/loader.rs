@@ -30,14 +30,7 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
     let error = trainer.load_error;
     let dragging = RwSignal::new(false);
 
-    // The demo size asked for last: two quick changes must end on the second size, even while
-    // the first demo is still being made.
-    let requested_demo = StoredValue::new(None::<usize>);
-    let load_demo = move || {
-        let size = state.with_untracked(|s| s.page.demo_size);
-        requested_demo.set_value(Some(size));
-        trainer.load_demo(size);
-    };
+    let load_demo = move || trainer.load_demo(state.with_untracked(|s| s.page.demo_size));
     let load_list = move |list: web_sys::FileList| {
         spawn_local(async move {
             match read_files(list).await {
@@ -83,7 +76,7 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
     Effect::new(move |_| {
         let size = demo_size.get();
         let showing_demo = scan.with_untracked(|s| s.as_ref().is_none_or(|s| s.demo));
-        if showing_demo && requested_demo.get_value() != Some(size) {
+        if showing_demo && trainer.requested_demo() != Some(size) {
             load_demo();
         }
     });

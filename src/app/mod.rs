@@ -73,7 +73,7 @@ pub fn App() -> impl IntoView {
                 "Train a 3D segmentation net on your own GPU and watch the mixed loss hand over "
                 "from cross-entropy to the Generalized Dice Loss. Your scans never leave this page."
             </p>
-            <scenarios::Scenarios state />
+            <scenarios::Scenarios state trainer />
         </header>
         {move || trainer.devices.get().and_then(|d| d.gpu_unavailable).map(|reason| view! {
             <p class="banner warning" role="alert" data-test="fallback-banner">

@@ -1,8 +1,10 @@
 //! The Scenarios menu: each scenario is a link to its settings; while the page's settings are a
-//! scenario's, its text says what to watch.
+//! scenario's, its text says what to watch, and, when the scan is the person's own rather than
+//! the demo the text was written for, says so and offers the demo.
 
 use leptos::prelude::*;
 
+use super::Trainer;
 use crate::view::PageState;
 use crate::view::scenarios::{SCENARIOS, Scenario};
 
@@ -14,7 +16,7 @@ fn active(state: &PageState) -> Option<&'static Scenario> {
 }
 
 #[component]
-pub fn Scenarios(state: RwSignal<PageState>) -> impl IntoView {
+pub fn Scenarios(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
     let links = SCENARIOS
         .iter()
         .map(|scenario| {
@@ -38,5 +40,24 @@ pub fn Scenarios(state: RwSignal<PageState>) -> impl IntoView {
                 <strong>{scenario.title}": "</strong>{scenario.text}
             </p>
         })}
+        {move || {
+            let own_scan = trainer.scan.with(|scan| {
+                scan.as_ref().filter(|scan| !scan.demo).map(|scan| scan.image_name.clone())
+            });
+            state.with(active).and(own_scan).map(|name| {
+                let size = state.with_untracked(|s| s.page.demo_size);
+                view! {
+                    <p class="banner warning" data-test="scenario-own-scan">
+                        "This lesson was written for the " {size} "³ demo scan; the page is "
+                        "training on " <code>{name}</code> ", where its steps and numbers will "
+                        "differ. "
+                        <button data-test="scenario-use-demo" on:click=move |_| trainer.load_demo(size)>
+                            "Use the demo scan"
+                        </button>
+                        " (your scan stays on this computer; load its files again to return to it)"
+                    </p>
+                }
+            })
+        }}
     }
 }

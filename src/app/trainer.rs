@@ -183,6 +183,15 @@ impl Trainer {
         self.send(Command::Configure { settings });
     }
 
+    /// The demo size asked for last, while the demo (not files) is the scan asked for: two
+    /// quick changes of the size must end on the second, even while the first is being made.
+    pub fn requested_demo(&self) -> Option<usize> {
+        self.source.with_value(|source| match source {
+            Some(ScanSource::Demo(size)) => Some(*size),
+            _ => None,
+        })
+    }
+
     pub fn load_demo(&self, size: usize) {
         self.load_error.set(None);
         self.source.set_value(Some(ScanSource::Demo(size)));
