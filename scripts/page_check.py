@@ -495,13 +495,20 @@ def main():
         print(f"total loss chart: {legend!r:.300}")
         expect("total" in legend and "total [1: " in legend and "1: warmup=bce, schedule=switch"
                in kept_text, f"the two scenarios' runs are not on one chart: {legend!r}")
+        # A reload keeps the kept runs, and the run it ends (2 steps of the linear ramp) too.
+        count_kept = ("return document.querySelectorAll(\"[data-test='kept-runs'] li\")"
+                      ".length;")
+        before = webdriver.script(count_kept)
         webdriver.script("location.reload(); return 0;")
         wait("the page after a reload", 120, lambda: webdriver.exists("scan-summary"))
         wait("the kept runs after a reload", 30, lambda: webdriver.exists("kept-runs"))
-        after = webdriver.script(
-            "return document.querySelectorAll(\"[data-test='kept-runs'] li\").length;")
-        print(f"after a reload: {after} kept runs")
-        expect(after >= 1, "the kept runs did not survive a reload")
+        after = webdriver.script(count_kept)
+        newest = (webdriver.text("[data-test='kept-runs'] li") or "").replace("\n", " ")
+        print(f"after a reload: {after} kept runs ({before} before it); the newest: {newest:.120}")
+        expect(after == min(before + 1, 8),
+               f"the reload did not keep the run it ended: {before} kept before, {after} after")
+        expect("schedule=linear" in newest or "same settings" in newest,
+               f"the newest kept run is not the linear ramp's: {newest!r}")
 
         if options.bad:
             webdriver.upload("#image-file", options.bad)

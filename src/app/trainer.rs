@@ -124,6 +124,13 @@ impl Trainer {
                 )));
             }
         });
+        // Leaving or reloading the page ends the current run: it is stored as the newest kept
+        // run, so its history is on the charts of the next visit (the weights are not kept).
+        let _ = window_event_listener(leptos::ev::pagehide, move |_| {
+            let mut runs = trainer.kept.get_untracked();
+            keep(&mut runs, trainer.current_run());
+            let _ = browser::save_kept_runs(&runs);
+        });
         trainer
     }
 
@@ -230,21 +237,23 @@ impl Trainer {
         });
     }
 
+    /// The current run as a kept one: its settings, scan and history so far.
+    fn current_run(&self) -> KeptRun {
+        KeptRun {
+            settings: self.run_settings.get_value(),
+            scan: self
+                .scan
+                .with_untracked(|s| s.as_ref().map(|s| s.image_name.clone()))
+                .unwrap_or_default(),
+            history: self.history.get_untracked(),
+            visible: true,
+        }
+    }
+
     fn clear_run(&self) {
         self.running.set(false);
-        let history = self.history.get_untracked();
-        if !history.is_empty() {
-            let run = KeptRun {
-                settings: self.run_settings.get_value(),
-                scan: self
-                    .scan
-                    .with_untracked(|s| s.as_ref().map(|s| s.image_name.clone()))
-                    .unwrap_or_default(),
-                history,
-                visible: true,
-            };
-            self.kept.update(|runs| keep(runs, run));
-        }
+        let run = self.current_run();
+        self.kept.update(|runs| keep(runs, run));
         self.history.set(Vec::new());
         self.evaluation.set(None);
         self.failure.set(None);
