@@ -191,26 +191,32 @@ fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
     }
 }
 
-/// Batch, channels, dims: planes smaller than a workgroup (256 threads) and larger, sizes that
-/// are not a multiple of it, one and several planes per channel.
-const NORM_CASES: [(usize, usize, [usize; 3]); 4] = [
+/// Batch, channels, dims: planes smaller than a workgroup (256 threads) and larger, of one chunk
+/// (4096 voxels) and of two and three with the last one partial, one and several planes per
+/// channel.
+const NORM_CASES: [(usize, usize, [usize; 3]); 5] = [
     (1, 3, [5, 6, 7]),
     (2, 8, [9, 8, 7]),
     (2, 4, [16, 16, 17]),
+    (1, 2, [20, 21, 22]),
     (3, 5, [4, 4, 4]),
 ];
 
-/// The input (mean 3, so that a one-pass variance would lose digits), γ and β of one case.
+/// The input, γ and β of one case. The input is noise around 3 (a one-pass variance would lose
+/// digits) plus a ramp along z, so that the chunks of a plane have different means (combining
+/// their variances must account for that).
 fn norm_case_data(batch: usize, channels: usize, dims: [usize; 3]) -> [TensorData; 3] {
     let cpu = Device::flex();
     let [d, h, w] = dims;
+    let shape = [batch, channels, d, h, w];
+    let noise = Tensor::<5>::random(shape, Distribution::Normal(3.0, 2.0), &cpu);
+    let input: Vec<f32> = values(noise)
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| value + 4.0 * ((index / (h * w)) % d) as f32 / d as f32)
+        .collect();
     [
-        Tensor::<5>::random(
-            [batch, channels, d, h, w],
-            Distribution::Normal(3.0, 2.0),
-            &cpu,
-        )
-        .into_data(),
+        TensorData::new(input, shape),
         Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.5), &cpu).into_data(),
         Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.5), &cpu).into_data(),
     ]

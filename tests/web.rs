@@ -189,7 +189,7 @@ async fn webgpu_convolutions_match_flex_with_their_gradients() {
 
 /// The U-Net's fused InstanceNorm + LeakyReLU (`model/norm/`) compiled to WGSL, against burn's
 /// two modules on flex: output and the gradients of x, γ and β, planes below and above one
-/// workgroup (256 threads).
+/// workgroup (256 threads) and of one and two chunks (4096 voxels).
 #[wasm_bindgen_test]
 async fn webgpu_fused_norm_matches_flex_with_its_gradients() {
     use burn::module::Param;
@@ -202,7 +202,8 @@ async fn webgpu_fused_norm_matches_flex_with_its_gradients() {
     assert_eq!(compute.adapter.backend, BackendKind::WebGpu);
     let cpu = Device::flex();
     cpu.seed(9);
-    for (batch, channels, [d, h, w]) in [(1, 3, [5, 6, 7]), (2, 4, [9, 8, 7])] {
+    for (batch, channels, [d, h, w]) in [(1, 3, [5, 6, 7]), (2, 4, [9, 8, 7]), (1, 2, [17, 16, 16])]
+    {
         let input = Tensor::<5>::random(
             [batch, channels, d, h, w],
             Distribution::Normal(3.0, 2.0),

@@ -11,20 +11,47 @@ use cubecl::prelude::*;
 use cubecl::{CubeCount, CubeDim};
 
 use super::kernels::{
-    instance_norm_apply_kernel, instance_norm_grad_sums_kernel, instance_norm_input_grad_kernel,
-    instance_norm_stats_kernel,
+    instance_norm_apply_kernel, instance_norm_chunk_grad_sums_kernel,
+    instance_norm_chunk_stats_kernel, instance_norm_combine_stats_kernel,
+    instance_norm_combine_sums_kernel, instance_norm_input_grad_kernel,
 };
 use super::{NormKernels, pairs_per_plane};
 
 /// Threads per workgroup: WebGPU's guaranteed maximum, a power of two for the tree reduction.
 const CUBE_SIZE: usize = 256;
 
+/// Voxels each thread of a chunk kernel reads: a chunk is 4096 voxels, so a 64³ plane is 64
+/// workgroups rather than one (one workgroup per plane left most of a GPU idle, each thread
+/// waiting on one load at a time).
+const VOXELS_PER_THREAD: usize = 16;
+
 /// WebGPU's and Vulkan's guaranteed number of workgroups along one dispatch axis.
 const MAX_GROUPS_PER_AXIS: usize = 65_535;
 
+fn planes(x: &Shape) -> usize {
+    let planes = x[0] * x[1];
+    // Batch × channels; the page and the CLI refuse batches anywhere near this.
+    assert!(
+        planes <= MAX_GROUPS_PER_AXIS,
+        "instance norm: {planes} channel planes, more than one dispatch holds"
+    );
+    planes
+}
+
 /// One workgroup per channel plane of `x` `[B, C, …]`.
 fn plane_workgroups(x: &Shape) -> CubeCount {
-    CubeCount::Static((x[0] * x[1]) as u32, 1, 1)
+    CubeCount::Static(planes(x) as u32, 1, 1)
+}
+
+/// The chunks of each plane of `x` (at most 65 535 × 4096 voxels a plane, far beyond any
+/// buffer a device binds).
+fn chunks_per_plane(x: &Shape) -> usize {
+    voxels_per_plane(x).div_ceil(CUBE_SIZE * VOXELS_PER_THREAD)
+}
+
+/// One workgroup per chunk (x) of each plane (y).
+fn chunk_workgroups(x: &Shape) -> CubeCount {
+    CubeCount::Static(chunks_per_plane(x) as u32, planes(x) as u32, 1)
 }
 
 /// One thread per voxel of `x`, the workgroups numbered along x then y.
@@ -64,19 +91,36 @@ impl NormKernels for CubeBackend {
     fn instance_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let x = into_contiguous(x);
         let shape = x.shape();
+        let partial = empty_like(
+            &x,
+            Shape::new([planes(&shape), chunks_per_plane(&shape), 2]),
+        );
         let stats = empty_like(&x, pairs_per_plane(&shape));
+        let voxels = voxels_per_plane(&shape);
         let dtype = storage_type(&x);
         let client = x.client.clone();
-        // SAFETY: one workgroup per plane, every read inside it (kernels.rs).
+        // SAFETY: every read and write inside its tensor (kernels.rs).
         unsafe {
-            instance_norm_stats_kernel::launch_unchecked(
+            instance_norm_chunk_stats_kernel::launch_unchecked(
+                &client,
+                chunk_workgroups(&shape),
+                CubeDim::new_1d(CUBE_SIZE as u32),
+                x.into_tensor_arg(),
+                partial.clone().into_tensor_arg(),
+                voxels,
+                CUBE_SIZE,
+                VOXELS_PER_THREAD,
+                dtype,
+            );
+            instance_norm_combine_stats_kernel::launch_unchecked(
                 &client,
                 plane_workgroups(&shape),
                 CubeDim::new_1d(CUBE_SIZE as u32),
-                x.into_tensor_arg(),
+                partial.into_tensor_arg(),
                 stats.clone().into_tensor_arg(),
-                voxels_per_plane(&shape),
+                voxels,
                 CUBE_SIZE,
+                VOXELS_PER_THREAD,
                 dtype,
             );
         }
@@ -121,22 +165,36 @@ impl NormKernels for CubeBackend {
     ) -> FloatTensor<Self> {
         let [x, stats, gamma, beta, grad] = [x, stats, gamma, beta, grad].map(into_contiguous);
         let shape = x.shape();
+        let partial = empty_like(
+            &x,
+            Shape::new([planes(&shape), chunks_per_plane(&shape), 2]),
+        );
         let sums = empty_like(&x, pairs_per_plane(&shape));
         let dtype = storage_type(&x);
         let client = x.client.clone();
         // SAFETY: as for the statistics.
         unsafe {
-            instance_norm_grad_sums_kernel::launch_unchecked(
+            instance_norm_chunk_grad_sums_kernel::launch_unchecked(
                 &client,
-                plane_workgroups(&shape),
+                chunk_workgroups(&shape),
                 CubeDim::new_1d(CUBE_SIZE as u32),
                 x.into_tensor_arg(),
                 stats.into_tensor_arg(),
                 gamma.into_tensor_arg(),
                 beta.into_tensor_arg(),
                 grad.into_tensor_arg(),
-                sums.clone().into_tensor_arg(),
+                partial.clone().into_tensor_arg(),
                 voxels_per_plane(&shape),
+                CUBE_SIZE,
+                VOXELS_PER_THREAD,
+                dtype,
+            );
+            instance_norm_combine_sums_kernel::launch_unchecked(
+                &client,
+                plane_workgroups(&shape),
+                CubeDim::new_1d(CUBE_SIZE as u32),
+                partial.into_tensor_arg(),
+                sums.clone().into_tensor_arg(),
                 CUBE_SIZE,
                 dtype,
             );

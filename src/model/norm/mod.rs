@@ -1,7 +1,7 @@
 //! InstanceNorm + LeakyReLU (the U-Net's blocks) as one operation with its own backward pass:
-//! two kernel launches forward (per-channel statistics, then normalise, scale, shift, activate)
-//! and two backward (per-channel sums, then the input gradient), written in CubeCL so that the
-//! browser and native Vulkan run the same code.
+//! three kernel launches forward (per-channel statistics in two steps, then normalise, scale,
+//! shift, activate) and three backward (per-channel sums in two steps, then the input gradient),
+//! written in CubeCL so that the browser and native Vulkan run the same code.
 //!
 //! Why by hand: burn composes instance norm from ~10 tensor operations and LeakyReLU from 3, and
 //! its autodiff records each with its own backward pass: about 40 kernel launches and as many
