@@ -22,6 +22,9 @@ STEPS="${STEPS:-5}"
 # given the wasm one's features.
 rm -rf "$WORK" && mkdir -p "$WORK"
 git -C "$root" ls-files -z | (cd "$root" && xargs -0 tar -c) | tar -x -C "$WORK"
+# Newer than any earlier build of the copy: cargo's fingerprint follows the files it read then,
+# whose paths may have been another copy's.
+find "$WORK" -type f -exec touch {} +
 python3 - "$WORK/Cargo.toml" <<'PY'
 import re, sys
 path = sys.argv[1]

@@ -191,25 +191,35 @@ fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
     }
 }
 
-/// Batch, channels, dims: planes smaller than a workgroup (256 threads) and larger, of one chunk
-/// (4096 voxels) and of two and three with the last one partial, one and several planes per
-/// channel.
-const NORM_CASES: [(usize, usize, [usize; 3]); 5] = [
-    (1, 3, [5, 6, 7]),
-    (2, 8, [9, 8, 7]),
-    (2, 4, [16, 16, 17]),
-    (1, 2, [20, 21, 22]),
-    (3, 5, [4, 4, 4]),
+/// Batch, channels, dims: planes within one chunk of the statistics kernels (1024 voxels) and
+/// of 5 and 10 chunks with the last one partial, one and several planes per channel. Then the inputs' mean and β's: mostly 3 and 0; once 500 (against a spread of 2,
+/// where a sum of squares around 0 would keep no digit of the variance) and 10. There the mean
+/// itself is known to only ~1e-4 in f32, which moves the LeakyReLU's kink by as much, and a
+/// voxel that lands on the other side of it changes the gradients by its whole share; with β at
+/// 10 no voxel is near the kink, so that case checks the statistics alone.
+const NORM_CASES: [(usize, usize, [usize; 3], f64, f64); 6] = [
+    (1, 3, [5, 6, 7], 3.0, 0.0),
+    (2, 8, [9, 8, 7], 3.0, 0.0),
+    (2, 4, [16, 16, 17], 3.0, 0.0),
+    (1, 2, [20, 21, 22], 3.0, 0.0),
+    (1, 2, [20, 21, 22], 500.0, 10.0),
+    (3, 5, [4, 4, 4], 3.0, 0.0),
 ];
 
-/// The input, γ and β of one case. The input is noise around 3 (a one-pass variance would lose
-/// digits) plus a ramp along z, so that the chunks of a plane have different means (combining
-/// their variances must account for that).
-fn norm_case_data(batch: usize, channels: usize, dims: [usize; 3]) -> [TensorData; 3] {
+/// The input, γ and β of one case. The input is noise around `mean` plus a ramp along z, so
+/// that the chunks of a plane have different means (combining their variances must account for
+/// that); β is noise around `beta`.
+fn norm_case_data(
+    batch: usize,
+    channels: usize,
+    dims: [usize; 3],
+    mean: f64,
+    beta: f64,
+) -> [TensorData; 3] {
     let cpu = Device::flex();
     let [d, h, w] = dims;
     let shape = [batch, channels, d, h, w];
-    let noise = Tensor::<5>::random(shape, Distribution::Normal(3.0, 2.0), &cpu);
+    let noise = Tensor::<5>::random(shape, Distribution::Normal(mean, 2.0), &cpu);
     let input: Vec<f32> = values(noise)
         .into_iter()
         .enumerate()
@@ -218,7 +228,7 @@ fn norm_case_data(batch: usize, channels: usize, dims: [usize; 3]) -> [TensorDat
     [
         TensorData::new(input, shape),
         Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.5), &cpu).into_data(),
-        Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.5), &cpu).into_data(),
+        Tensor::<1>::random([channels], Distribution::Normal(beta, 0.5), &cpu).into_data(),
     ]
 }
 
@@ -273,11 +283,13 @@ fn run_norm(device: &Device, fused: bool, data: &[TensorData; 3]) -> [Vec<f32>; 
 fn the_fused_norms_backward_pass_gives_burns_gradients_on_flex() {
     let cpu = Device::flex();
     cpu.seed(7);
-    for (batch, channels, dims) in NORM_CASES {
-        let data = norm_case_data(batch, channels, dims);
+    for (batch, channels, dims, mean, beta) in NORM_CASES {
+        let data = norm_case_data(batch, channels, dims, mean, beta);
         let reference = run_norm(&cpu, false, &data);
         let ours = run_norm(&cpu, true, &data);
-        let what = format!("fused InstanceNorm + LeakyReLU on {batch}×{channels}×{dims:?} on flex");
+        let what = format!(
+            "fused InstanceNorm + LeakyReLU on {batch}×{channels}×{dims:?} around {mean} on flex"
+        );
         common::assert_convolutions_agree(&ours, &reference, &what);
     }
 }
@@ -287,11 +299,13 @@ fn the_fused_norm_on_wgpu_gives_flexs_numbers() {
     let gpu = wgpu();
     let cpu = Device::flex();
     cpu.seed(13);
-    for (batch, channels, dims) in NORM_CASES {
-        let data = norm_case_data(batch, channels, dims);
+    for (batch, channels, dims, mean, beta) in NORM_CASES {
+        let data = norm_case_data(batch, channels, dims, mean, beta);
         let reference = run_norm(&cpu, false, &data);
         let ours = run_norm(&gpu, true, &data);
-        let what = format!("fused InstanceNorm + LeakyReLU on {batch}×{channels}×{dims:?} on wgpu");
+        let what = format!(
+            "fused InstanceNorm + LeakyReLU on {batch}×{channels}×{dims:?} around {mean} on wgpu"
+        );
         common::assert_convolutions_agree(&ours, &reference, &what);
     }
 }

@@ -188,8 +188,8 @@ async fn webgpu_convolutions_match_flex_with_their_gradients() {
 }
 
 /// The U-Net's fused InstanceNorm + LeakyReLU (`model/norm/`) compiled to WGSL, against burn's
-/// two modules on flex: output and the gradients of x, γ and β, planes below and above one
-/// workgroup (256 threads) and of one and two chunks (4096 voxels).
+/// two modules on flex: output and the gradients of x, γ and β, planes within one chunk of the
+/// statistics kernels (1024 voxels) and of several.
 #[wasm_bindgen_test]
 async fn webgpu_fused_norm_matches_flex_with_its_gradients() {
     use burn::module::Param;

@@ -20,7 +20,10 @@ use super::{NormKernels, pairs_per_plane};
 /// Threads per workgroup: WebGPU's guaranteed maximum, a power of two for the tree reduction.
 const CUBE_SIZE: usize = 256;
 
-/// Voxels each thread of a chunk kernel reads: a chunk is 4096 voxels, so a 64³ plane is 64
+/// Threads per workgroup of the chunk kernels (a power of 4 for their sums).
+const CHUNK_CUBE_SIZE: usize = 64;
+
+/// Voxels each thread of a chunk kernel reads: a chunk is 1024 voxels, so a 64³ plane is 256
 /// workgroups rather than one (one workgroup per plane left most of a GPU idle, each thread
 /// waiting on one load at a time).
 const VOXELS_PER_THREAD: usize = 16;
@@ -38,15 +41,18 @@ fn planes(x: &Shape) -> usize {
     planes
 }
 
-/// One workgroup per channel plane of `x` `[B, C, …]`.
+/// Threads per workgroup of the kernels with one thread per plane.
+const PLANE_CUBE_SIZE: usize = 64;
+
+/// One thread per channel plane of `x` `[B, C, …]`.
 fn plane_workgroups(x: &Shape) -> CubeCount {
-    CubeCount::Static(planes(x) as u32, 1, 1)
+    CubeCount::Static(planes(x).div_ceil(PLANE_CUBE_SIZE) as u32, 1, 1)
 }
 
-/// The chunks of each plane of `x` (at most 65 535 × 4096 voxels a plane, far beyond any
-/// buffer a device binds).
+/// The chunks of each plane of `x` (at most 65 535 × 1024 voxels a plane, beyond any buffer a
+/// device binds).
 fn chunks_per_plane(x: &Shape) -> usize {
-    voxels_per_plane(x).div_ceil(CUBE_SIZE * VOXELS_PER_THREAD)
+    voxels_per_plane(x).div_ceil(CHUNK_CUBE_SIZE * VOXELS_PER_THREAD)
 }
 
 /// One workgroup per chunk (x) of each plane (y).
@@ -104,22 +110,22 @@ impl NormKernels for CubeBackend {
             instance_norm_chunk_stats_kernel::launch_unchecked(
                 &client,
                 chunk_workgroups(&shape),
-                CubeDim::new_1d(CUBE_SIZE as u32),
+                CubeDim::new_1d(CHUNK_CUBE_SIZE as u32),
                 x.into_tensor_arg(),
                 partial.clone().into_tensor_arg(),
                 voxels,
-                CUBE_SIZE,
+                CHUNK_CUBE_SIZE,
                 VOXELS_PER_THREAD,
                 dtype,
             );
             instance_norm_combine_stats_kernel::launch_unchecked(
                 &client,
                 plane_workgroups(&shape),
-                CubeDim::new_1d(CUBE_SIZE as u32),
+                CubeDim::new_1d(PLANE_CUBE_SIZE as u32),
                 partial.into_tensor_arg(),
                 stats.clone().into_tensor_arg(),
                 voxels,
-                CUBE_SIZE,
+                CHUNK_CUBE_SIZE,
                 VOXELS_PER_THREAD,
                 dtype,
             );
@@ -177,7 +183,7 @@ impl NormKernels for CubeBackend {
             instance_norm_chunk_grad_sums_kernel::launch_unchecked(
                 &client,
                 chunk_workgroups(&shape),
-                CubeDim::new_1d(CUBE_SIZE as u32),
+                CubeDim::new_1d(CHUNK_CUBE_SIZE as u32),
                 x.into_tensor_arg(),
                 stats.into_tensor_arg(),
                 gamma.into_tensor_arg(),
@@ -185,17 +191,16 @@ impl NormKernels for CubeBackend {
                 grad.into_tensor_arg(),
                 partial.clone().into_tensor_arg(),
                 voxels_per_plane(&shape),
-                CUBE_SIZE,
+                CHUNK_CUBE_SIZE,
                 VOXELS_PER_THREAD,
                 dtype,
             );
             instance_norm_combine_sums_kernel::launch_unchecked(
                 &client,
                 plane_workgroups(&shape),
-                CubeDim::new_1d(CUBE_SIZE as u32),
+                CubeDim::new_1d(PLANE_CUBE_SIZE as u32),
                 partial.into_tensor_arg(),
                 sums.clone().into_tensor_arg(),
-                CUBE_SIZE,
                 dtype,
             );
         }

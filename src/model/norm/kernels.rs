@@ -1,11 +1,11 @@
 //! The kernels. Statistics and sums in two steps: a workgroup per chunk of a channel plane
-//! (so that a large plane keeps the whole GPU busy, not one workgroup per channel), then a
-//! workgroup per plane adding its chunks; each sum is a tree in workgroup memory (WebGPU has
-//! no portable subgroup operations). Apply and input gradient: one thread per voxel.
+//! (so that a large plane keeps the whole GPU busy, not one workgroup per channel), summed in
+//! workgroup memory (WebGPU has no portable subgroup operations), then a thread per plane
+//! adding its chunks. Apply and input gradient: one thread per voxel.
 //!
 //! Every index read or written is inside its tensor: a chunk's threads read only its voxels
-//! (those past its end read its first and count nothing), the plane kernels run exactly one
-//! workgroup per plane, the voxel kernels return past the last voxel. So they launch unchecked.
+//! (those past its end read its first and count nothing), the plane and voxel kernels return
+//! past the last plane or voxel. So they launch unchecked.
 
 use cubecl::prelude::*;
 
@@ -13,24 +13,46 @@ use cubecl::prelude::*;
 const EPSILON: f32 = super::EPSILON as f32;
 const NEGATIVE_SLOPE: f32 = super::NEGATIVE_SLOPE as f32;
 
-/// The sum of every thread's `value` in the workgroup, in all its threads. `cube_size` is the
-/// workgroup's size, a power of two.
+/// How many threads add their neighbours' values in [`workgroup_sums`]'s first level, and how
+/// many each adds: the square root of the workgroup size (a power of 4).
+fn fan(cube_size: usize) -> usize {
+    1 << (cube_size.trailing_zeros() / 2)
+}
+
+/// The sums of every thread's `a` and `b` over the workgroup (of `cube_size` threads, a power of
+/// 4), in all its threads, with two barriers: √n threads add √n values each, then every thread
+/// adds those partial sums. (A binary tree took log₂ n barriers a sum, and SwiftShader, the
+/// browser's WebGPU without a GPU, switches every thread at each one: the fused norm ran slower
+/// there than burn's unfused operations.)
 #[cube]
-fn workgroup_sum<F: Float>(value: F, #[comptime] cube_size: usize) -> F {
-    let mut shared = Shared::<[F]>::new_slice(cube_size);
+fn workgroup_sums<F: Float>(a: F, b: F, #[comptime] cube_size: usize) -> (F, F) {
+    let mut values = Shared::<[F]>::new_slice(comptime!(2 * cube_size));
+    let fan = comptime!(fan(cube_size));
+    let mut partial = Shared::<[F]>::new_slice(comptime!(2 * fan));
     let unit = UNIT_POS_X as usize;
-    shared[unit] = value;
+    values[unit] = a;
+    values[cube_size + unit] = b;
     sync_cube();
-    let mut half = CUBE_DIM_X as usize / 2;
-    while half > 0 {
-        if unit < half {
-            let other = shared[unit + half];
-            shared[unit] += other;
+    if unit < fan {
+        let mut first = F::new(0.0);
+        let mut second = F::new(0.0);
+        #[unroll]
+        for j in 0..fan {
+            first += values[unit * fan + j];
+            second += values[cube_size + unit * fan + j];
         }
-        sync_cube();
-        half /= 2;
+        partial[unit] = first;
+        partial[fan + unit] = second;
     }
-    shared[0]
+    sync_cube();
+    let mut first = F::new(0.0);
+    let mut second = F::new(0.0);
+    #[unroll]
+    for j in 0..fan {
+        first += partial[j];
+        second += partial[fan + j];
+    }
+    (first, second)
 }
 
 /// The voxel this thread of a voxel kernel handles (x and y number the workgroups, so that
@@ -84,8 +106,11 @@ fn chunk_voxels(
 }
 
 /// Each chunk's mean and Σ(x − mean)² (workgroup x: the chunk, y: the plane), into `partial`
-/// `[planes, chunks, 2]`. A thread keeps its `per_thread` values in registers for the centred
-/// second pass, and loads them as independent reads (a GPU overlaps them).
+/// `[planes, chunks, 2]`, in one pass and one workgroup sum: the sums are of x − K, K the
+/// chunk's first voxel, which lies within a few standard deviations of the chunk's mean, so
+/// Σ(x − K)² − (Σ(x − K))²/n loses no more than a few bits (around 0 it would lose them all
+/// when the mean is large against the spread). Each thread's loads are independent (a GPU
+/// overlaps them).
 #[cube(launch_unchecked)]
 pub(super) fn instance_norm_chunk_stats_kernel<F: Float>(
     x: &Tensor<F>,
@@ -100,36 +125,32 @@ pub(super) fn instance_norm_chunk_stats_kernel<F: Float>(
     let unit = UNIT_POS_X as usize;
     let count = chunk_voxels(voxels, chunk, cube_size, per_thread);
     let base = plane * voxels + chunk * comptime!(cube_size * per_thread);
+    let shift = x[base];
 
-    let mut values = Array::<F>::new(per_thread);
     let mut sum = F::new(0.0);
+    let mut squares = F::new(0.0);
     #[unroll]
     for j in 0..per_thread {
         let i = j * cube_size + unit;
         let inside = i < count;
-        let value = select(inside, x[base + select(inside, i, 0)], F::new(0.0));
-        values[j] = value;
+        let value = select(inside, x[base + select(inside, i, 0)] - shift, F::new(0.0));
         sum += value;
+        squares += value * value;
     }
-    let mean = workgroup_sum::<F>(sum, cube_size) / F::cast_from(count);
-    let mut squares = F::new(0.0);
-    #[unroll]
-    for j in 0..per_thread {
-        let centred = values[j] - mean;
-        squares += select(j * cube_size + unit < count, centred * centred, F::new(0.0));
-    }
-    let squares = workgroup_sum::<F>(squares, cube_size);
+    let (sum, squares) = workgroup_sums::<F>(sum, squares, cube_size);
     if unit == 0 {
+        let n = F::cast_from(count);
         let at = (plane * CUBE_COUNT_X as usize + chunk) * 2;
-        partial[at] = mean;
-        partial[at + 1] = squares;
+        partial[at] = shift + sum / n;
+        partial[at + 1] = F::max(squares - sum * sum / n, F::new(0.0));
     }
 }
 
-/// Each plane's mean and 1/√(var + ε) from its chunks' (mean, Σ(x − mean)²), one workgroup per
-/// plane: the mean is the chunks' means weighted by their sizes, and Σ(x − μ)² over the plane is
-/// Σ over chunks of their own sum plus size·(chunk mean − μ)² (Chan et al.), so no sum of
-/// squares is ever taken around a distant origin.
+/// Each plane's mean and 1/√(var + ε) from its chunks' (mean, Σ(x − mean)²), one thread per
+/// plane (a plane has at most a few hundred chunks; a workgroup reduction here cost more in
+/// barriers than it saved, 5 ms a launch on SwiftShader): the mean is the chunks' means
+/// weighted by their sizes, and Σ(x − μ)² over the plane is Σ over chunks of their own sum plus
+/// size·(chunk mean − μ)² (Chan et al.), so no sum of squares is taken around a distant origin.
 #[cube(launch_unchecked)]
 pub(super) fn instance_norm_combine_stats_kernel<F: Float>(
     partial: &Tensor<F>,
@@ -139,33 +160,27 @@ pub(super) fn instance_norm_combine_stats_kernel<F: Float>(
     #[comptime] per_thread: usize,
     #[define(F)] _dtype: ElemType,
 ) {
-    let plane = CUBE_POS_X as usize;
-    let unit = UNIT_POS_X as usize;
+    let plane = ABSOLUTE_POS;
     let chunks = partial.shape(1);
+    if plane >= partial.shape(0) {
+        terminate!();
+    }
     let base = plane * chunks * 2;
-
     let mut weighted = F::new(0.0);
-    let mut k = unit;
-    while k < chunks {
+    for k in 0..chunks {
         let count = F::cast_from(chunk_voxels(voxels, k, cube_size, per_thread));
         weighted += count * partial[base + 2 * k];
-        k += cube_size;
     }
-    let mean = workgroup_sum::<F>(weighted, cube_size) / F::cast_from(voxels);
-
+    let mean = weighted / F::cast_from(voxels);
     let mut squares = F::new(0.0);
-    let mut k = unit;
-    while k < chunks {
+    for k in 0..chunks {
         let count = F::cast_from(chunk_voxels(voxels, k, cube_size, per_thread));
         let offset = partial[base + 2 * k] - mean;
         squares += partial[base + 2 * k + 1] + count * offset * offset;
-        k += cube_size;
     }
-    let variance = workgroup_sum::<F>(squares, cube_size) / F::cast_from(voxels);
-    if unit == 0 {
-        stats[2 * plane] = mean;
-        stats[2 * plane + 1] = F::new(1.0) / F::sqrt(variance + F::new(EPSILON));
-    }
+    let variance = squares / F::cast_from(voxels);
+    stats[2 * plane] = mean;
+    stats[2 * plane + 1] = F::new(1.0) / F::sqrt(variance + F::new(EPSILON));
 }
 
 /// y = LeakyReLU(γ·x̂ + β), one voxel per thread.
@@ -227,8 +242,7 @@ pub(super) fn instance_norm_chunk_grad_sums_kernel<F: Float>(
         sum_g += g;
         sum_g_x_hat += g * voxel.x_hat;
     }
-    let sum_g = workgroup_sum::<F>(sum_g, cube_size);
-    let sum_g_x_hat = workgroup_sum::<F>(sum_g_x_hat, cube_size);
+    let (sum_g, sum_g_x_hat) = workgroup_sums::<F>(sum_g, sum_g_x_hat, cube_size);
     if unit == 0 {
         let at = (plane * CUBE_COUNT_X as usize + chunk) * 2;
         partial[at] = sum_g;
@@ -236,32 +250,27 @@ pub(super) fn instance_norm_chunk_grad_sums_kernel<F: Float>(
     }
 }
 
-/// Each plane's Σg and Σg·x̂: its chunks' sums added, one workgroup per plane.
+/// Each plane's Σg and Σg·x̂: its chunks' sums added, one thread per plane.
 #[cube(launch_unchecked)]
 pub(super) fn instance_norm_combine_sums_kernel<F: Float>(
     partial: &Tensor<F>,
     sums: &mut Tensor<F>,
-    #[comptime] cube_size: usize,
     #[define(F)] _dtype: ElemType,
 ) {
-    let plane = CUBE_POS_X as usize;
-    let unit = UNIT_POS_X as usize;
+    let plane = ABSOLUTE_POS;
     let chunks = partial.shape(1);
+    if plane >= partial.shape(0) {
+        terminate!();
+    }
     let base = plane * chunks * 2;
     let mut first = F::new(0.0);
     let mut second = F::new(0.0);
-    let mut k = unit;
-    while k < chunks {
+    for k in 0..chunks {
         first += partial[base + 2 * k];
         second += partial[base + 2 * k + 1];
-        k += cube_size;
     }
-    let first = workgroup_sum::<F>(first, cube_size);
-    let second = workgroup_sum::<F>(second, cube_size);
-    if unit == 0 {
-        sums[2 * plane] = first;
-        sums[2 * plane + 1] = second;
-    }
+    sums[2 * plane] = first;
+    sums[2 * plane + 1] = second;
 }
 
 /// ∂L/∂x = r·γ·(g − Σg/N − x̂·Σ(g·x̂)/N), one voxel per thread.
