@@ -46,10 +46,10 @@ impl<B: NormKernels, C: CheckpointStrategy> NormKernels for Autodiff<B, C> {
                     grad.clone(),
                 );
                 // ∂L/∂β and ∂L/∂γ: the planes' Σg and Σg·x̂ added over the batch.
+                let summed = B::float_sum_dim(sums.clone(), 0);
                 let per_channel = |index: usize| {
-                    let summed = B::float_sum_dim(sums.clone(), 0);
                     let item = B::float_slice(
-                        summed,
+                        summed.clone(),
                         &[
                             Slice::from(..),
                             Slice::from(..),
