@@ -55,6 +55,11 @@ fn chunks_per_plane(x: &Shape) -> usize {
     voxels_per_plane(x).div_ceil(CHUNK_CUBE_SIZE * VOXELS_PER_THREAD)
 }
 
+/// The chunk kernels' output: `[planes, chunks, 2]`.
+fn pairs_per_chunk(x: &Shape) -> Shape {
+    Shape::new([planes(x), chunks_per_plane(x), 2])
+}
+
 /// One workgroup per chunk (x) of each plane (y).
 fn chunk_workgroups(x: &Shape) -> CubeCount {
     CubeCount::Static(chunks_per_plane(x) as u32, planes(x) as u32, 1)
@@ -97,10 +102,7 @@ impl NormKernels for CubeBackend {
     fn instance_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let x = into_contiguous(x);
         let shape = x.shape();
-        let partial = empty_like(
-            &x,
-            Shape::new([planes(&shape), chunks_per_plane(&shape), 2]),
-        );
+        let partial = empty_like(&x, pairs_per_chunk(&shape));
         let stats = empty_like(&x, pairs_per_plane(&shape));
         let voxels = voxels_per_plane(&shape);
         let dtype = storage_type(&x);
@@ -171,10 +173,7 @@ impl NormKernels for CubeBackend {
     ) -> FloatTensor<Self> {
         let [x, stats, gamma, beta, grad] = [x, stats, gamma, beta, grad].map(into_contiguous);
         let shape = x.shape();
-        let partial = empty_like(
-            &x,
-            Shape::new([planes(&shape), chunks_per_plane(&shape), 2]),
-        );
+        let partial = empty_like(&x, pairs_per_chunk(&shape));
         let sums = empty_like(&x, pairs_per_plane(&shape));
         let dtype = storage_type(&x);
         let client = x.client.clone();

@@ -183,7 +183,7 @@ pub(super) fn instance_norm_combine_stats_kernel<F: Float>(
     stats[2 * plane + 1] = F::new(1.0) / F::sqrt(variance + F::new(EPSILON));
 }
 
-/// y = LeakyReLU(γ·x̂ + β), one voxel per thread.
+/// y = LeakyReLU(γ·x̂ + β) = p·LeakyReLU′(p), one voxel per thread.
 #[cube(launch_unchecked)]
 pub(super) fn instance_norm_apply_kernel<F: Float>(
     x: &Tensor<F>,
@@ -201,7 +201,7 @@ pub(super) fn instance_norm_apply_kernel<F: Float>(
     let plane = index / voxels;
     let channel = plane % gamma.len();
     let pre = normalised::<F>(x, stats, gamma, beta, index, plane, channel).pre;
-    output[index] = select(pre > F::new(0.0), pre, pre * F::new(NEGATIVE_SLOPE));
+    output[index] = pre * activation_slope::<F>(pre);
 }
 
 /// Each chunk's Σg and Σg·x̂, where g is the output gradient through the activation (workgroup
