@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # gdl-lab wgpu (Vulkan) against PyTorch CUDA (with and without cudnn.benchmark) on an NVIDIA
-# GPU, in one go: the table of BENCHMARKS.md's "GPU" section, with gdl-lab's tiled kernels (the
-# default on a GPU) and burn's own conv3d as two columns, and a per-kernel GPU profile of
-# Target 64³ steps with each. About 9 minutes on an H200 (each cell is a new process that
-# compiles its shaders and autotunes; a cell that takes over RUN_TIMEOUT seconds says so);
-# ROWS=net:size,… and CONVS=tiled,burn,gemm choose less or more.
+# GPU, in one go: the table of BENCHMARKS.md's "GPU" section with gdl-lab's tiled kernels (the
+# default on a GPU); burn's own conv3d on two rows (the issue's before-numbers); the tiled
+# kernels' tile sizes compared (bench/tiles.py), so that one run can choose better defaults; and
+# a per-kernel GPU profile of Target 64³ steps with each convolution. About 9 minutes on an
+# H200, estimated (each cell is a new process that compiles its shaders and autotunes; a cell
+# that takes over RUN_TIMEOUT seconds says so); ROWS=net:size,…, CONVS=tiled,burn,gemm,
+# BURN_ROWS, TILE_ROWS and TILES ("a;b;…", bench/tiles.py --tiles) choose less or more.
 #
 # Two ways to run it:
 #   - on a machine with Rust: `bench/gpu.sh` builds the release binary itself;
@@ -47,10 +49,20 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 "$BIN" doctor 2>&1 | tail -n 4
 
 echo
-echo "## gdl-lab against PyTorch (--conv tiled: gdl-lab's kernels, the default; burn: burn's conv3d)"
-bench/compare.py --gdl-lab "$BIN" --backends wgpu --convs "${CONVS:-tiled,burn}" --torch-device cuda \
+echo "## gdl-lab against PyTorch (--conv tiled: gdl-lab's kernels, the default)"
+bench/compare.py --gdl-lab "$BIN" --backends wgpu --convs "${CONVS:-tiled}" --torch-device cuda \
   --cudnn-benchmark "${PYTHON[@]}" --timeout "${RUN_TIMEOUT:-60}" \
   --rows "${ROWS:-simple:32,simple:64,target:32,target:64,target:96,target:128,unet:32,unet:64,unet:96,unet:128}"
+
+echo
+echo "## burn's conv3d (--conv burn), as issue 12 measured it"
+bench/compare.py --gdl-lab "$BIN" --backends wgpu --convs burn --torch-device none \
+  --timeout "${RUN_TIMEOUT:-60}" --rows "${BURN_ROWS:-target:64,unet:64}"
+
+echo
+echo "## Tile sizes of the tiled kernels (bench/tiles.py: one process per net, the defaults first)"
+python3 bench/tiles.py --gdl-lab "$BIN" --rows "${TILE_ROWS:-target:64,unet:64}" \
+  ${TILES:+--tiles "$TILES"} --timeout 200 || echo "tiles.py failed"
 
 echo
 echo "## Per-kernel GPU time of Target 64³ steps (CubeCL's profiler; logs in \$OUT)"

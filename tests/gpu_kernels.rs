@@ -30,6 +30,16 @@ fn wgpu() -> Device {
         .clone()
 }
 
+/// The convolution algorithm and the tile sizes are process-wide: a test that sets them, or runs
+/// the tiled kernels on wgpu, holds this lock so that the tests running beside it do not change
+/// them under it.
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static GLOBALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GLOBALS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
     tensor.into_data().try_to_vec::<f32>().unwrap()
 }
@@ -130,6 +140,7 @@ fn the_tiled_convolutions_backward_pass_gives_burns_gradients_on_flex() {
 
 #[test]
 fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
+    let _globals = exclusive();
     let gpu = wgpu();
     let cpu = Device::flex();
     cpu.seed(11);
@@ -191,6 +202,37 @@ fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
     }
 }
 
+/// Tile sizes at the ends of what `gdl-lab bench --tiles` accepts, for the kernels that
+/// `bench/gpu.sh` compares: they must all compute the same convolution.
+const OTHER_TILES: [&str; 3] = [
+    "channels=16,width=16,workgroup=256",
+    "channels=1,width=1,workgroup=32,weight_grad_threads=1024",
+    "channels=4,width=5,workgroup=64,weight_grad_threads=4096",
+];
+
+#[test]
+fn every_tile_size_gives_flexs_numbers() {
+    use gdl_lab::model::kernels::tiles::{Tiles, set_tiles};
+    let _globals = exclusive();
+    let gpu = wgpu();
+    let cpu = Device::flex();
+    cpu.seed(13);
+    for tiles in OTHER_TILES {
+        let tiles: Tiles = tiles.parse().unwrap();
+        for ([cin, cout], dims, k, stride, padding, batch) in TILED_CASES {
+            let data = case_data(cin, cout, dims, k, batch);
+            let reference = run(&cpu, Path::Burn, &data, stride, padding);
+            set_tiles(tiles);
+            let ours = run(&gpu, Path::Tiled, &data, stride, padding);
+            set_tiles(Tiles::default());
+            let what = format!(
+                "tiled {k}³ stride-{stride} pad-{padding} conv {cin}→{cout} on {dims:?} with {tiles}"
+            );
+            common::assert_convolutions_agree(&ours, &reference, &what);
+        }
+    }
+}
+
 /// Every parameter's gradient of one (logits · ramp) sum through `net` on `device`, by parameter
 /// id, in the module's order; `None` where the parameter got no gradient.
 fn parameter_gradients(
@@ -233,6 +275,7 @@ fn parameter_gradients(
 /// that a bias followed by an instance norm cancels.
 #[test]
 fn every_nets_parameter_gradients_on_wgpu_are_flexs() {
+    let _globals = exclusive();
     use gdl_lab::model::conv::{ConvAlgorithm, set_algorithm};
     let gpu = wgpu();
     let cpu = Device::flex();

@@ -11,6 +11,7 @@ use super::BackendChoice;
 use crate::backend::ComputeDevice;
 use crate::model::ModelKind;
 use crate::model::conv::{self, ConvAlgorithm};
+use crate::model::kernels::tiles::{Tiles, set_tiles};
 use crate::train::{TrainingConfig, TrainingSession};
 use crate::volume::{LabelledVolume, SyntheticConfig, synthetic_volume};
 
@@ -39,6 +40,12 @@ pub struct BenchArgs {
     /// flex), tiled (gdl-lab's own kernels), gemm (im2col + matmul) or burn (burn's conv3d)
     #[arg(long, default_value = "auto", value_parser = parse_conv_algorithm)]
     conv: ConvAlgorithm,
+    /// The tiled convolution kernels' tile sizes, to compare them on one GPU without a rebuild:
+    /// e.g. channels=16,width=4,workgroup=64,weight_grad_threads=65536 (any of these; the
+    /// others keep their defaults). Given several times, the same session times --warmup and
+    /// --steps steps with each in turn, and the summary's `by_tiles` lists them all
+    #[arg(long)]
+    tiles: Vec<Tiles>,
     /// CPU threads for flex (rayon's pool), to match `pytorch_step.py --threads`; 0: one per core
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -100,6 +107,10 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     conv::set_algorithm(args.conv);
+    let tiles = match args.tiles.as_slice() {
+        [] => vec![Tiles::default()],
+        given => given.to_vec(),
+    };
     let model = args.model.kind();
     let size = args.size as usize;
     let volume = match args.predict {
@@ -117,8 +128,11 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
         }
     };
     let timing = match args.predict {
-        Some(Dims(dims)) => time_prediction(&session, dims),
-        None => time_steps(&mut session, args.steps, args.warmup),
+        Some(Dims(dims)) => {
+            set_tiles(tiles[0]);
+            time_prediction(&session, dims)
+        }
+        None => time_steps_with_each(&mut session, &tiles, args.steps, args.warmup),
     };
     let mut summary = match timing {
         Ok(summary) => summary,
@@ -135,6 +149,7 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
         "conv": args.conv.name(),
         // The path the net's layers take (`--conv auto` picks by device).
         "conv_path": args.conv.path(&device.device).name(),
+        "tiles": tiles[0].to_string(),
         "peak_rss_mib": peak_resident_mib(),
         "threads": rayon::current_num_threads(),
         "parameters": burn::module::Module::num_params(session.net()),
@@ -146,6 +161,29 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
     }
     println!("{summary}");
     ExitCode::SUCCESS
+}
+
+/// [`time_steps`] with each of `tiles` in turn: the first's times, and with more than one,
+/// `by_tiles` holding each one's.
+fn time_steps_with_each(
+    session: &mut TrainingSession,
+    tiles: &[Tiles],
+    steps: usize,
+    warmup: usize,
+) -> Result<serde_json::Value, String> {
+    let mut each = Vec::with_capacity(tiles.len());
+    for tiles in tiles {
+        set_tiles(*tiles);
+        eprintln!("tiles {tiles}");
+        let mut timing = time_steps(session, steps, warmup)?;
+        timing["tiles"] = tiles.to_string().into();
+        each.push(timing);
+    }
+    let mut summary = each[0].clone();
+    if each.len() > 1 {
+        summary["by_tiles"] = each.into();
+    }
+    Ok(summary)
 }
 
 /// Median and first of `warmup + steps` training steps.

@@ -14,43 +14,30 @@ use cubecl::{CubeCount, CubeDim};
 
 use super::forward::conv3d_forward_kernel;
 use super::input_grad::conv3d_input_grad_kernel;
+use super::tiles::tiles;
 use super::weight_grad::conv3d_weight_grad_kernel;
 use super::{ConvKernels, conv_output_shape};
-
-/// Consecutive output voxels along x one forward thread computes: each weight load serves
-/// `WIDTH_TILE` outputs (8 was 1.5× faster than 4 on lavapipe).
-const WIDTH_TILE: usize = 8;
 
 /// Consecutive output voxels along x the weight gradient reads per step of its row loop.
 const WEIGHT_GRAD_WIDTH_TILE: usize = 4;
 
-/// Threads per workgroup.
-const CUBE_SIZE: u32 = 128;
+/// The most threads per workgroup of the weight gradient.
+const WEIGHT_GRAD_CUBE_SIZE: usize = 128;
 
 /// WebGPU's and Vulkan's guaranteed number of workgroups along one dispatch axis.
 const MAX_GROUPS_PER_AXIS: usize = 65_535;
 
-/// How many threads the weight gradient aims for: enough to fill a large GPU (an H200 runs
-/// ~270 000 at once); each thread sums one chunk of output rows.
-const WEIGHT_GRAD_THREADS: usize = 1 << 17;
-
-/// The output channels one thread computes: the largest of 8, 4, 2, 1 that divides them.
-/// With 8 × [`WIDTH_TILE`] a thread holds 64 sums, as GPU matmul kernels commonly do. 16 was
-/// 20 % faster on lavapipe (Target 32³: 1.43 against 1.77 s per step) but needs 128 sums per
-/// thread, which laptop GPUs would spill; 4 × 4 was 40 % slower. Not yet measured on a GPU.
-fn channel_tile(channels_out: usize) -> usize {
-    [8, 4, 2, 1]
-        .into_iter()
-        .find(|tile| channels_out.is_multiple_of(*tile))
-        .unwrap_or(1)
-}
-
 /// The workgroups of a kernel whose threads each compute `channel_tile` channels × `width_tile`
 /// voxels of one row of an output `shape` `[B, C, D, H, W]`: x and y number the row tiles (y only
 /// past 65 535 workgroups), z the batch and channel tile.
-fn row_tile_workgroups(shape: &Shape, channel_tile: usize, width_tile: usize) -> CubeCount {
+fn row_tile_workgroups(
+    shape: &Shape,
+    channel_tile: usize,
+    width_tile: usize,
+    workgroup: u32,
+) -> CubeCount {
     let row_tiles = shape[2] * shape[3] * shape[4].div_ceil(width_tile);
-    let groups = row_tiles.div_ceil(CUBE_SIZE as usize);
+    let groups = row_tiles.div_ceil(workgroup as usize);
     let groups_x = groups.clamp(1, MAX_GROUPS_PER_AXIS);
     CubeCount::Static(
         groups_x as u32,
@@ -73,9 +60,10 @@ impl ConvKernels for CubeBackend {
         let x = into_contiguous(x);
         let weight = into_contiguous(weight);
         let shape = conv_output_shape(&x.shape(), &weight.shape(), &stride, &padding);
-        let channel_tile = channel_tile(shape[1]);
-        let cube_count = row_tile_workgroups(&shape, channel_tile, WIDTH_TILE);
-        let cube_dim = CubeDim::new_1d(CUBE_SIZE);
+        let tiles = tiles();
+        let channel_tile = tiles.channel_tile(shape[1]);
+        let cube_count = row_tile_workgroups(&shape, channel_tile, tiles.width, tiles.workgroup);
+        let cube_dim = CubeDim::new_1d(tiles.workgroup);
         let output: CubeTensor =
             empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
         let kernel = weight.shape()[2];
@@ -95,7 +83,7 @@ impl ConvKernels for CubeBackend {
                 kernel,
                 stride,
                 channel_tile,
-                WIDTH_TILE,
+                tiles.width,
                 dtype,
             );
         }
@@ -112,11 +100,12 @@ impl ConvKernels for CubeBackend {
         let weight = into_contiguous(weight);
         let output_grad = into_contiguous(output_grad);
         let shape = x.shape();
-        let channel_tile = channel_tile(shape[1]);
+        let tiles = tiles();
+        let channel_tile = tiles.channel_tile(shape[1]);
         // A multiple of the stride, so that which taps apply along x is fixed per kernel.
-        let width_tile = stride * WIDTH_TILE.div_ceil(stride);
-        let cube_count = row_tile_workgroups(&shape, channel_tile, width_tile);
-        let cube_dim = CubeDim::new_1d(CUBE_SIZE);
+        let width_tile = stride * tiles.width.div_ceil(stride);
+        let cube_count = row_tile_workgroups(&shape, channel_tile, width_tile, tiles.workgroup);
+        let cube_dim = CubeDim::new_1d(tiles.workgroup);
         let input_grad: CubeTensor = empty_device_contiguous_dtype(
             output_grad.client.clone(),
             output_grad.device.clone(),
@@ -159,7 +148,8 @@ impl ConvKernels for CubeBackend {
         let [channels_out, channels, kernel] = [weight_shape[0], weight_shape[1], weight_shape[2]];
         let grad_shape = output_grad.shape();
         let rows = grad_shape[0] * grad_shape[2] * grad_shape[3];
-        let channel_tile = channel_tile(channels_out);
+        let tiles = tiles();
+        let channel_tile = tiles.channel_tile(channels_out);
         let units_per_chunk = channels * kernel;
         let threads_per_chunk = (channels_out / channel_tile) * units_per_chunk;
         // Each partial sum is written once and read once more by the reduction: at most a
@@ -168,7 +158,8 @@ impl ConvKernels for CubeBackend {
         // them, for 55 k weights, from 0.4 M values read).
         let weights = weight_shape.num_elements();
         let reads = x.shape().num_elements() + output_grad.shape().num_elements();
-        let chunks = WEIGHT_GRAD_THREADS
+        let chunks = tiles
+            .weight_grad_threads
             .div_ceil(threads_per_chunk)
             .min(reads / (4 * weights))
             .clamp(1, rows.min(MAX_GROUPS_PER_AXIS));
@@ -182,7 +173,9 @@ impl ConvKernels for CubeBackend {
         );
         // A layer with few input channels (the first: one) gets small workgroups rather than
         // 128 threads of which a handful work; 32 is a subgroup on most GPUs.
-        let cube_size = units_per_chunk.next_multiple_of(32).min(CUBE_SIZE as usize);
+        let cube_size = units_per_chunk
+            .next_multiple_of(32)
+            .min(WEIGHT_GRAD_CUBE_SIZE);
         let cube_dim = CubeDim::new_1d(cube_size as u32);
         let cube_count = CubeCount::Static(
             units_per_chunk.div_ceil(cube_size) as u32,
@@ -211,18 +204,5 @@ impl ConvKernels for CubeBackend {
         }
         let summed = Self::float_sum_dim(partial, 0);
         Self::float_reshape(summed, weight_shape)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_channel_tile_divides_the_channels() {
-        assert_eq!(channel_tile(64), 8);
-        assert_eq!(channel_tile(4), 4);
-        assert_eq!(channel_tile(6), 2);
-        assert_eq!(channel_tile(5), 1);
     }
 }

@@ -28,6 +28,7 @@ mod cube;
 mod forward;
 mod input_grad;
 mod row_tile;
+pub mod tiles;
 mod weight_grad;
 
 use burn::backend::ops::{ConvOptions, ModuleOps};
