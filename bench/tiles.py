@@ -6,7 +6,7 @@ shaders compile once per setting. Prints a Markdown table of median step times, 
 ratio to the defaults (the first setting), and each setting's first step (its compilation).
 
     bench/tiles.py --gdl-lab path/to/gdl-lab [--rows target:64,unet:64]
-                   [--tiles "channels=16;width=4;workgroup=64"] [--steps 3] [--timeout 300]
+                   [--tiles "along=y;channels=16;voxels=4"] [--steps 3] [--timeout 300]
 
 `--tiles` is a `;`-separated list of `gdl-lab bench --tiles` values; the defaults are always
 timed first. Used by bench/gpu.sh; on lavapipe (no GPU) it runs the same way, slowly.
@@ -16,8 +16,8 @@ import json
 import subprocess
 
 DEFAULT_SWEEP = ";".join([
-    "channels=16", "channels=4", "width=4", "width=16", "workgroup=64", "workgroup=256",
-    "weight_grad_threads=32768", "weight_grad_threads=524288",
+    "along=y", "along=y,channels=16", "channels=16", "channels=4", "voxels=4", "voxels=16",
+    "workgroup=64", "workgroup=256", "weight_grad_threads=32768", "weight_grad_threads=524288",
 ])
 
 

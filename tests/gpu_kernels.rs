@@ -204,10 +204,12 @@ fn the_gpu_convolution_and_the_nets_on_wgpu_give_flexs_numbers() {
 
 /// Tile sizes at the ends of what `gdl-lab bench --tiles` accepts, for the kernels that
 /// `bench/gpu.sh` compares: they must all compute the same convolution.
-const OTHER_TILES: [&str; 3] = [
-    "channels=16,width=16,workgroup=256",
-    "channels=1,width=1,workgroup=32,weight_grad_threads=1024",
-    "channels=4,width=5,workgroup=64,weight_grad_threads=4096",
+const OTHER_TILES: [&str; 5] = [
+    "channels=16,voxels=16,workgroup=256",
+    "channels=1,voxels=1,workgroup=32,weight_grad_threads=1024",
+    "channels=4,voxels=5,workgroup=64,weight_grad_threads=4096",
+    "along=y",
+    "along=y,channels=16,voxels=3,workgroup=32",
 ];
 
 #[test]

@@ -41,8 +41,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "auto", value_parser = parse_conv_algorithm)]
     conv: ConvAlgorithm,
     /// The tiled convolution kernels' tile sizes, to compare them on one GPU without a rebuild:
-    /// e.g. channels=16,width=4,workgroup=64,weight_grad_threads=65536 (any of these; the
-    /// others keep their defaults). Given several times, the same session times --warmup and
+    /// e.g. channels=16,voxels=4,along=y,workgroup=64,weight_grad_threads=65536 (any of these;
+    /// the others keep their defaults). Given several times, the same session times --warmup and
     /// --steps steps with each in turn, and the summary's `by_tiles` lists them all
     #[arg(long)]
     tiles: Vec<Tiles>,

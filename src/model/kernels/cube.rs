@@ -13,8 +13,9 @@ use cubecl::prelude::*;
 use cubecl::{CubeCount, CubeDim};
 
 use super::forward::conv3d_forward_kernel;
+use super::forward_columns::conv3d_forward_columns_kernel;
 use super::input_grad::conv3d_input_grad_kernel;
-use super::tiles::tiles;
+use super::tiles::{Along, tiles};
 use super::weight_grad::conv3d_weight_grad_kernel;
 use super::{ConvKernels, conv_output_shape};
 
@@ -27,17 +28,21 @@ const WEIGHT_GRAD_CUBE_SIZE: usize = 128;
 /// WebGPU's and Vulkan's guaranteed number of workgroups along one dispatch axis.
 const MAX_GROUPS_PER_AXIS: usize = 65_535;
 
-/// The workgroups of a kernel whose threads each compute `channel_tile` channels × `width_tile`
-/// voxels of one row of an output `shape` `[B, C, D, H, W]`: x and y number the row tiles (y only
-/// past 65 535 workgroups), z the batch and channel tile.
-fn row_tile_workgroups(
+/// The workgroups of a kernel whose threads each compute `channel_tile` channels × a tile of
+/// `voxels` along one axis (`along`) of an output `shape` `[B, C, D, H, W]`: x and y number the
+/// tiles (y only past 65 535 workgroups), z the batch and channel tile.
+fn tile_workgroups(
     shape: &Shape,
     channel_tile: usize,
-    width_tile: usize,
+    voxels: usize,
+    along: Along,
     workgroup: u32,
 ) -> CubeCount {
-    let row_tiles = shape[2] * shape[3] * shape[4].div_ceil(width_tile);
-    let groups = row_tiles.div_ceil(workgroup as usize);
+    let tiles = match along {
+        Along::X => shape[2] * shape[3] * shape[4].div_ceil(voxels),
+        Along::Y => shape[2] * shape[3].div_ceil(voxels) * shape[4],
+    };
+    let groups = tiles.div_ceil(workgroup as usize);
     let groups_x = groups.clamp(1, MAX_GROUPS_PER_AXIS);
     CubeCount::Static(
         groups_x as u32,
@@ -62,30 +67,57 @@ impl ConvKernels for CubeBackend {
         let shape = conv_output_shape(&x.shape(), &weight.shape(), &stride, &padding);
         let tiles = tiles();
         let channel_tile = tiles.channel_tile(shape[1]);
-        let cube_count = row_tile_workgroups(&shape, channel_tile, tiles.width, tiles.workgroup);
+        let cube_count = tile_workgroups(
+            &shape,
+            channel_tile,
+            tiles.voxels,
+            tiles.along,
+            tiles.workgroup,
+        );
         let cube_dim = CubeDim::new_1d(tiles.workgroup);
         let output: CubeTensor =
             empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
         let kernel = weight.shape()[2];
         let dtype = storage_type(x.dtype);
         let client = x.client.clone();
-        // SAFETY: every index the kernel reads or writes is inside its tensor (see the module
-        // comment), and units past the end return first.
+        let (x, weight, out) = (
+            x.into_tensor_arg(),
+            weight.into_tensor_arg(),
+            output.clone().into_tensor_arg(),
+        );
+        // SAFETY: every index the kernels read or write is inside its tensor (see their module
+        // comments), and units past the end return first.
         unsafe {
-            conv3d_forward_kernel::launch_unchecked(
-                &client,
-                cube_count,
-                cube_dim,
-                x.into_tensor_arg(),
-                weight.into_tensor_arg(),
-                output.clone().into_tensor_arg(),
-                padding,
-                kernel,
-                stride,
-                channel_tile,
-                tiles.width,
-                dtype,
-            );
+            match tiles.along {
+                Along::X => conv3d_forward_kernel::launch_unchecked(
+                    &client,
+                    cube_count,
+                    cube_dim,
+                    x,
+                    weight,
+                    out,
+                    padding,
+                    kernel,
+                    stride,
+                    channel_tile,
+                    tiles.voxels,
+                    dtype,
+                ),
+                Along::Y => conv3d_forward_columns_kernel::launch_unchecked(
+                    &client,
+                    cube_count,
+                    cube_dim,
+                    x,
+                    weight,
+                    out,
+                    padding,
+                    kernel,
+                    stride,
+                    channel_tile,
+                    tiles.voxels,
+                    dtype,
+                ),
+            }
         }
         output
     }
@@ -103,8 +135,9 @@ impl ConvKernels for CubeBackend {
         let tiles = tiles();
         let channel_tile = tiles.channel_tile(shape[1]);
         // A multiple of the stride, so that which taps apply along x is fixed per kernel.
-        let width_tile = stride * tiles.width.div_ceil(stride);
-        let cube_count = row_tile_workgroups(&shape, channel_tile, width_tile, tiles.workgroup);
+        let width_tile = stride * tiles.voxels.div_ceil(stride);
+        let cube_count =
+            tile_workgroups(&shape, channel_tile, width_tile, Along::X, tiles.workgroup);
         let cube_dim = CubeDim::new_1d(tiles.workgroup);
         let input_grad: CubeTensor = empty_device_contiguous_dtype(
             output_grad.client.clone(),

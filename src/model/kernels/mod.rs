@@ -26,6 +26,7 @@
 mod autodiff;
 mod cube;
 mod forward;
+mod forward_columns;
 mod input_grad;
 mod row_tile;
 pub mod tiles;

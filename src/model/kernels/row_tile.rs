@@ -15,7 +15,7 @@ pub(super) struct RowTile {
 }
 
 /// The tile of `output` `[B, C, D, H, W]` this thread computes, with the workgroups counted by
-/// `cube::row_tile_workgroups`: x and y number the row tiles, x fastest, so neighbouring threads
+/// `cube::tile_workgroups`: x and y number the row tiles, x fastest, so neighbouring threads
 /// share input rows; z is the batch and channel tile, so every weight a workgroup reads has the
 /// same address in all its threads (a scalar load where the compiler sees it).
 #[cube]

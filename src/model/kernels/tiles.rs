@@ -11,19 +11,39 @@ use std::sync::RwLock;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiles {
     /// The most output channels one thread computes: the largest power of two up to this that
-    /// divides the layer's output channels. With 8 × [`Tiles::width`] a thread holds 64 sums,
+    /// divides the layer's output channels. With 8 × [`Tiles::voxels`] a thread holds 64 sums,
     /// as GPU matmul kernels commonly do. 16 was 20 % faster on lavapipe (Target 32³: 1.43
     /// against 1.77 s per step) but needs 128 sums per thread, which laptop GPUs would spill;
     /// 4 × 4 was 40 % slower. Not yet measured on a GPU.
     pub channels: usize,
-    /// Consecutive output voxels along x one forward thread computes: each weight load serves
-    /// this many outputs (8 was 1.5× faster than 4 on lavapipe).
-    pub width: usize,
+    /// Consecutive output voxels one thread computes (the forward kernel's along [`Tiles::along`],
+    /// the strided input gradient's along x): each weight load serves this many outputs (8 was
+    /// 1.5× faster than 4 on lavapipe).
+    pub voxels: usize,
+    /// The axis of a forward thread's voxels: x (`forward.rs`) or y (`forward_columns.rs`,
+    /// whose loads suit a GPU's memory better and a CPU's worse; not yet measured on a GPU).
+    pub along: Along,
     /// Threads per workgroup of the row-tiled kernels.
     pub workgroup: u32,
     /// How many threads the weight gradient aims for: enough to fill a large GPU (an H200 runs
     /// ~270 000 at once); each thread sums one chunk of output rows.
     pub weight_grad_threads: usize,
+}
+
+/// The axis along which a forward thread's voxels lie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Along {
+    X,
+    Y,
+}
+
+impl fmt::Display for Along {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Along::X => "x",
+            Along::Y => "y",
+        })
+    }
 }
 
 impl Default for Tiles {
@@ -35,7 +55,8 @@ impl Default for Tiles {
 impl Tiles {
     const DEFAULT: Tiles = Tiles {
         channels: 8,
-        width: 8,
+        voxels: 8,
+        along: Along::X,
         workgroup: 128,
         weight_grad_threads: 1 << 17,
     };
@@ -43,7 +64,7 @@ impl Tiles {
     /// The largest value of each that the kernels are written for: the sums a thread holds live
     /// in registers, and WebGPU guarantees 256 threads per workgroup.
     const MAX_CHANNELS: usize = 16;
-    const MAX_WIDTH: usize = 16;
+    const MAX_VOXELS: usize = 16;
     const WORKGROUPS: [u32; 4] = [32, 64, 128, 256];
 
     /// The output channels one thread computes for a layer with `channels_out` of them.
@@ -56,8 +77,8 @@ impl Tiles {
     }
 }
 
-/// `channels=16,width=4,workgroup=64,weight_grad_threads=65536`: any of the four, in any order;
-/// the others keep their defaults.
+/// `channels=16,voxels=4,along=y,workgroup=64,weight_grad_threads=65536`: any of these, in any
+/// order; the others keep their defaults.
 impl FromStr for Tiles {
     type Err = String;
 
@@ -67,6 +88,14 @@ impl FromStr for Tiles {
             let (name, value) = part
                 .split_once('=')
                 .ok_or_else(|| format!("`{part}` is not name=value"))?;
+            if name == "along" {
+                tiles.along = match value {
+                    "x" => Along::X,
+                    "y" => Along::Y,
+                    _ => return Err(format!("along must be x or y, not {value}")),
+                };
+                continue;
+            }
             let number: usize = value
                 .parse()
                 .map_err(|_| format!("`{value}` ({name}) is not a whole number"))?;
@@ -80,11 +109,11 @@ impl FromStr for Tiles {
                         Self::MAX_CHANNELS
                     ));
                 }
-                "width" if (1..=Self::MAX_WIDTH).contains(&number) => tiles.width = number,
-                "width" => {
+                "voxels" if (1..=Self::MAX_VOXELS).contains(&number) => tiles.voxels = number,
+                "voxels" => {
                     return Err(format!(
-                        "width must be 1 to {}, not {number}",
-                        Self::MAX_WIDTH
+                        "voxels must be 1 to {}, not {number}",
+                        Self::MAX_VOXELS
                     ));
                 }
                 "workgroup" if Self::WORKGROUPS.contains(&(number as u32)) => {
@@ -104,7 +133,8 @@ impl FromStr for Tiles {
                 }
                 _ => {
                     return Err(format!(
-                        "`{name}` is not one of channels, width, workgroup, weight_grad_threads"
+                        "`{name}` is not one of channels, voxels, along, workgroup, \
+                         weight_grad_threads"
                     ));
                 }
             }
@@ -117,8 +147,8 @@ impl fmt::Display for Tiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "channels={},width={},workgroup={},weight_grad_threads={}",
-            self.channels, self.width, self.workgroup, self.weight_grad_threads
+            "channels={},voxels={},along={},workgroup={},weight_grad_threads={}",
+            self.channels, self.voxels, self.along, self.workgroup, self.weight_grad_threads
         )
     }
 }
@@ -157,14 +187,15 @@ mod tests {
 
     #[test]
     fn tiles_read_back_what_they_print_and_refuse_what_the_kernels_cannot_take() {
-        let tiles: Tiles = " width=4, channels=16 ,workgroup=64,weight_grad_threads=65536"
+        let tiles: Tiles = " voxels=4, channels=16 ,along=y,workgroup=64,weight_grad_threads=65536"
             .parse()
             .unwrap();
         assert_eq!(
             tiles,
             Tiles {
                 channels: 16,
-                width: 4,
+                voxels: 4,
+                along: Along::Y,
                 workgroup: 64,
                 weight_grad_threads: 65536
             }
@@ -174,12 +205,13 @@ mod tests {
         for (bad, says) in [
             ("channels=12", "power of two"),
             ("channels=32", "up to 16"),
-            ("width=0", "1 to 16"),
+            ("voxels=0", "1 to 16"),
+            ("along=z", "x or y"),
             ("workgroup=100", "one of [32, 64, 128, 256]"),
             ("weight_grad_threads=10", "at least 1024"),
             ("height=3", "not one of"),
-            ("width", "not name=value"),
-            ("width=x", "not a whole number"),
+            ("voxels", "not name=value"),
+            ("voxels=x", "not a whole number"),
         ] {
             let error = bad.parse::<Tiles>().unwrap_err();
             assert!(error.contains(says), "{bad}: {error}");
