@@ -16,8 +16,10 @@ import json
 import subprocess
 
 DEFAULT_SWEEP = ";".join([
-    "along=y", "along=y,channels=16", "channels=16", "channels=4", "voxels=4", "voxels=16",
-    "workgroup=64", "workgroup=256", "weight_grad_threads=32768", "weight_grad_threads=524288",
+    "along=y", "weight_grad=lanes", "along=y,weight_grad=lanes", "along=y,channels=16",
+    "channels=16", "channels=4", "voxels=4", "voxels=16", "workgroup=64", "workgroup=256",
+    "weight_grad_threads=32768", "weight_grad_threads=524288",
+    "weight_grad=lanes,weight_grad_threads=524288",
 ])
 
 

@@ -208,8 +208,8 @@ const OTHER_TILES: [&str; 5] = [
     "channels=16,voxels=16,workgroup=256",
     "channels=1,voxels=1,workgroup=32,weight_grad_threads=1024",
     "channels=4,voxels=5,workgroup=64,weight_grad_threads=4096",
-    "along=y",
-    "along=y,channels=16,voxels=3,workgroup=32",
+    "along=y,weight_grad=lanes",
+    "along=y,channels=16,voxels=3,workgroup=32,weight_grad=lanes,weight_grad_threads=1024",
 ];
 
 #[test]

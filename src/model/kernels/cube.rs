@@ -15,8 +15,9 @@ use cubecl::{CubeCount, CubeDim};
 use super::forward::conv3d_forward_kernel;
 use super::forward_columns::conv3d_forward_columns_kernel;
 use super::input_grad::conv3d_input_grad_kernel;
-use super::tiles::{Along, tiles};
+use super::tiles::{Along, WeightGrad, tiles};
 use super::weight_grad::conv3d_weight_grad_kernel;
+use super::weight_grad_lanes::conv3d_weight_grad_lanes_kernel;
 use super::{ConvKernels, conv_output_shape};
 
 /// Consecutive output voxels along x the weight gradient reads per step of its row loop.
@@ -184,7 +185,13 @@ impl ConvKernels for CubeBackend {
         let tiles = tiles();
         let channel_tile = tiles.channel_tile(channels_out);
         let units_per_chunk = channels * kernel;
-        let threads_per_chunk = (channels_out / channel_tile) * units_per_chunk;
+        // With `WeightGrad::Lanes` a chunk is a workgroup of threads that each keep their own
+        // sums; with `Rows`, one thread per (input channel, kd).
+        let lanes = match tiles.weight_grad {
+            WeightGrad::Rows => 1,
+            WeightGrad::Lanes => tiles.workgroup as usize,
+        };
+        let threads_per_chunk = (channels_out / channel_tile) * units_per_chunk * lanes;
         // Each partial sum is written once and read once more by the reduction: at most a
         // quarter of what the kernel itself reads, or a wide layer on a small patch spends more
         // time adding partial sums than computing them (Target 16³'s 32→64 layer had 9.4 M of
@@ -194,46 +201,76 @@ impl ConvKernels for CubeBackend {
         let chunks = tiles
             .weight_grad_threads
             .div_ceil(threads_per_chunk)
-            .min(reads / (4 * weights))
+            .min(reads / (4 * weights * lanes))
             .clamp(1, rows.min(MAX_GROUPS_PER_AXIS));
         let rows_per_chunk = rows.div_ceil(chunks);
         let chunks = rows.div_ceil(rows_per_chunk);
         let partial: CubeTensor = empty_device_contiguous_dtype(
             x.client.clone(),
             x.device.clone(),
-            Shape::new([chunks, channels_out, channels, kernel, kernel, kernel]),
+            Shape::new([
+                chunks * lanes,
+                channels_out,
+                channels,
+                kernel,
+                kernel,
+                kernel,
+            ]),
             x.dtype,
-        );
-        // A layer with few input channels (the first: one) gets small workgroups rather than
-        // 128 threads of which a handful work; 32 is a subgroup on most GPUs.
-        let cube_size = units_per_chunk
-            .next_multiple_of(32)
-            .min(WEIGHT_GRAD_CUBE_SIZE);
-        let cube_dim = CubeDim::new_1d(cube_size as u32);
-        let cube_count = CubeCount::Static(
-            units_per_chunk.div_ceil(cube_size) as u32,
-            (channels_out / channel_tile) as u32,
-            chunks as u32,
         );
         let dtype = storage_type(x.dtype);
         let client = x.client.clone();
+        let (x, output_grad, partial_arg) = (
+            x.into_tensor_arg(),
+            output_grad.into_tensor_arg(),
+            partial.clone().into_tensor_arg(),
+        );
+        let channel_tiles = (channels_out / channel_tile) as u32;
         // SAFETY: as for the forward kernel.
         unsafe {
-            conv3d_weight_grad_kernel::launch_unchecked(
-                &client,
-                cube_count,
-                cube_dim,
-                x.into_tensor_arg(),
-                output_grad.into_tensor_arg(),
-                partial.clone().into_tensor_arg(),
-                padding,
-                rows_per_chunk,
-                kernel,
-                stride,
-                channel_tile,
-                WEIGHT_GRAD_WIDTH_TILE,
-                dtype,
-            );
+            match tiles.weight_grad {
+                WeightGrad::Rows => {
+                    // A layer with few input channels (the first: one) gets small workgroups
+                    // rather than 128 threads of which a handful work; 32 is a subgroup on most
+                    // GPUs.
+                    let cube_size = units_per_chunk
+                        .next_multiple_of(32)
+                        .min(WEIGHT_GRAD_CUBE_SIZE);
+                    conv3d_weight_grad_kernel::launch_unchecked(
+                        &client,
+                        CubeCount::Static(
+                            units_per_chunk.div_ceil(cube_size) as u32,
+                            channel_tiles,
+                            chunks as u32,
+                        ),
+                        CubeDim::new_1d(cube_size as u32),
+                        x,
+                        output_grad,
+                        partial_arg,
+                        padding,
+                        rows_per_chunk,
+                        kernel,
+                        stride,
+                        channel_tile,
+                        WEIGHT_GRAD_WIDTH_TILE,
+                        dtype,
+                    )
+                }
+                WeightGrad::Lanes => conv3d_weight_grad_lanes_kernel::launch_unchecked(
+                    &client,
+                    CubeCount::Static(units_per_chunk as u32, channel_tiles, chunks as u32),
+                    CubeDim::new_1d(lanes as u32),
+                    x,
+                    output_grad,
+                    partial_arg,
+                    padding,
+                    rows_per_chunk,
+                    kernel,
+                    stride,
+                    channel_tile,
+                    dtype,
+                ),
+            }
         }
         let summed = Self::float_sum_dim(partial, 0);
         Self::float_reshape(summed, weight_shape)

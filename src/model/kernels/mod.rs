@@ -31,6 +31,7 @@ mod input_grad;
 mod row_tile;
 pub mod tiles;
 mod weight_grad;
+mod weight_grad_lanes;
 
 use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;

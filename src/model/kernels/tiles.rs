@@ -25,9 +25,29 @@ pub struct Tiles {
     pub along: Along,
     /// Threads per workgroup of the row-tiled kernels.
     pub workgroup: u32,
+    /// How the weight gradient's threads divide the work: rows (`weight_grad.rs`) or lanes
+    /// (`weight_grad_lanes.rs`, whose loads suit a GPU's memory better; not yet measured on a
+    /// GPU).
+    pub weight_grad: WeightGrad,
     /// How many threads the weight gradient aims for: enough to fill a large GPU (an H200 runs
     /// ~270 000 at once); each thread sums one chunk of output rows.
     pub weight_grad_threads: usize,
+}
+
+/// Which weight-gradient kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightGrad {
+    Rows,
+    Lanes,
+}
+
+impl fmt::Display for WeightGrad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WeightGrad::Rows => "rows",
+            WeightGrad::Lanes => "lanes",
+        })
+    }
 }
 
 /// The axis along which a forward thread's voxels lie.
@@ -58,6 +78,7 @@ impl Tiles {
         voxels: 8,
         along: Along::X,
         workgroup: 128,
+        weight_grad: WeightGrad::Rows,
         weight_grad_threads: 1 << 17,
     };
 
@@ -77,8 +98,8 @@ impl Tiles {
     }
 }
 
-/// `channels=16,voxels=4,along=y,workgroup=64,weight_grad_threads=65536`: any of these, in any
-/// order; the others keep their defaults.
+/// `channels=16,voxels=4,along=y,workgroup=64,weight_grad=lanes,weight_grad_threads=65536`: any
+/// of these, in any order; the others keep their defaults.
 impl FromStr for Tiles {
     type Err = String;
 
@@ -93,6 +114,14 @@ impl FromStr for Tiles {
                     "x" => Along::X,
                     "y" => Along::Y,
                     _ => return Err(format!("along must be x or y, not {value}")),
+                };
+                continue;
+            }
+            if name == "weight_grad" {
+                tiles.weight_grad = match value {
+                    "rows" => WeightGrad::Rows,
+                    "lanes" => WeightGrad::Lanes,
+                    _ => return Err(format!("weight_grad must be rows or lanes, not {value}")),
                 };
                 continue;
             }
@@ -134,7 +163,7 @@ impl FromStr for Tiles {
                 _ => {
                     return Err(format!(
                         "`{name}` is not one of channels, voxels, along, workgroup, \
-                         weight_grad_threads"
+                         weight_grad, weight_grad_threads"
                     ));
                 }
             }
@@ -147,8 +176,13 @@ impl fmt::Display for Tiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "channels={},voxels={},along={},workgroup={},weight_grad_threads={}",
-            self.channels, self.voxels, self.along, self.workgroup, self.weight_grad_threads
+            "channels={},voxels={},along={},workgroup={},weight_grad={},weight_grad_threads={}",
+            self.channels,
+            self.voxels,
+            self.along,
+            self.workgroup,
+            self.weight_grad,
+            self.weight_grad_threads
         )
     }
 }
@@ -187,9 +221,10 @@ mod tests {
 
     #[test]
     fn tiles_read_back_what_they_print_and_refuse_what_the_kernels_cannot_take() {
-        let tiles: Tiles = " voxels=4, channels=16 ,along=y,workgroup=64,weight_grad_threads=65536"
-            .parse()
-            .unwrap();
+        let tiles: Tiles =
+            " voxels=4, channels=16 ,along=y,workgroup=64,weight_grad=lanes,weight_grad_threads=65536"
+                .parse()
+                .unwrap();
         assert_eq!(
             tiles,
             Tiles {
@@ -197,6 +232,7 @@ mod tests {
                 voxels: 4,
                 along: Along::Y,
                 workgroup: 64,
+                weight_grad: WeightGrad::Lanes,
                 weight_grad_threads: 65536
             }
         );
@@ -207,6 +243,7 @@ mod tests {
             ("channels=32", "up to 16"),
             ("voxels=0", "1 to 16"),
             ("along=z", "x or y"),
+            ("weight_grad=columns", "rows or lanes"),
             ("workgroup=100", "one of [32, 64, 128, 256]"),
             ("weight_grad_threads=10", "at least 1024"),
             ("height=3", "not one of"),
