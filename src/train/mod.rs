@@ -6,6 +6,8 @@ pub mod buffers;
 #[cfg(engine)]
 pub mod clip;
 pub mod config;
+#[cfg(engine)]
+pub mod error;
 pub mod memory;
 #[cfg(engine)]
 pub mod session;
@@ -16,4 +18,6 @@ pub use buffers::check_largest_buffer;
 pub use clip::{ClipNorms, clip_global_norm};
 pub use config::TrainingConfig;
 #[cfg(engine)]
-pub use session::{TrainError, TrainingSession};
+pub use error::TrainError;
+#[cfg(engine)]
+pub use session::TrainingSession;

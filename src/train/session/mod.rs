@@ -1,6 +1,7 @@
 //! A training session, readable top to bottom: sample patches, forward, mixed loss, backward,
-//! global clipping, Adam, and one readback of every number the page shows. Its settings are
-//! [`TrainingConfig`] (`config.rs`).
+//! global clipping, Adam, and one readback of every number the page shows (decoded in
+//! `readout.rs`). Its settings are [`TrainingConfig`] (`../config.rs`); whole-volume prediction
+//! with the session's net is `predict.rs`.
 
 use std::sync::Arc;
 
@@ -9,55 +10,21 @@ use burn::prelude::*;
 use web_time::Instant;
 
 use crate::backend::ComputeDevice;
-use crate::loss::monitor::{GdlInputStats, STATISTICS, input_statistics};
-use crate::loss::{GdlRun, gdl_pipeline};
+use crate::loss::gdl_pipeline;
 use crate::loss::{Misuse, MixedLossConfig, WarmupLoss};
 use crate::model::{ModelKind, SegmentationNet, widen_simple_to_target};
-use crate::report::{Evaluation, GdlAnatomy, StepReport, hard_dice, mean_foreground};
-use crate::sample::{Batch, PatchSampler, blending_weights, normalise_nonzero, window_starts};
+use crate::report::{GdlAnatomy, StepReport};
+use crate::sample::{Batch, PatchSampler, normalise_nonzero};
+use crate::train::TrainError;
 use crate::train::buffers::check_largest_buffer;
 use crate::train::clip::{clip_global_norm, parameter_norm};
 use crate::train::config::TrainingConfig;
 use crate::volume::LabelledVolume;
-use crate::volume::boxes::{crop, overlap};
 
-/// Why training stopped early.
-#[derive(Clone, Debug, PartialEq)]
-pub enum TrainError {
-    /// The settings cannot work.
-    Config(String),
-    /// A loss component or the gradient became NaN or infinite.
-    NonFinite {
-        step: usize,
-        component: &'static str,
-        value: f32,
-    },
-    /// The device failed while computing or reading back (e.g. a lost GPU).
-    Device(String),
-    /// The person cancelled a long operation (a prediction).
-    Cancelled,
-}
+mod predict;
+mod readout;
 
-impl std::fmt::Display for TrainError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TrainError::Config(message) => write!(f, "{message}"),
-            TrainError::NonFinite {
-                step,
-                component,
-                value,
-            } => write!(
-                f,
-                "Training stopped at step {step}: the {component} is {value}. The weights from \
-                 before this step are kept; lower the learning rate, turn on clipping, or reset."
-            ),
-            TrainError::Device(message) => write!(f, "The device failed: {message}"),
-            TrainError::Cancelled => write!(f, "Cancelled."),
-        }
-    }
-}
-
-impl std::error::Error for TrainError {}
+use readout::{gdl_readout, read_back};
 
 pub struct TrainingSession {
     config: TrainingConfig,
@@ -394,244 +361,11 @@ impl TrainingSession {
             self.optimizer = AdamConfig::new().init();
         }
     }
-
-    /// Predicts the whole volume with sliding windows (overlapping by the `overlap` setting, Gaussian
-    /// blending) and scores it with the hard Dice per class.
-    pub async fn evaluate(&self) -> Result<Evaluation, TrainError> {
-        self.predict_and_score(&self.volume, &mut |_, _| true).await
-    }
-
-    /// [`Self::evaluate`], telling `progress(windows done, windows in all)` after each window;
-    /// when it returns false the prediction stops with [`TrainError::Cancelled`].
-    pub async fn evaluate_with_progress(
-        &self,
-        progress: &mut dyn FnMut(usize, usize) -> bool,
-    ) -> Result<Evaluation, TrainError> {
-        self.predict_and_score(&self.volume, progress).await
-    }
-
-    /// The net's logits for the whole of `volume` in one forward pass, its intensities
-    /// normalised as training does: `[1, classes, z, y, x]` flattened (what a PyTorch copy of
-    /// the net must reproduce). The U-Net needs edges that are multiples of 4.
-    pub async fn whole_volume_logits(
-        &self,
-        volume: &LabelledVolume,
-    ) -> Result<Vec<f32>, TrainError> {
-        let multiple = self.net.kind().edge_multiple();
-        if volume.dims.iter().any(|d| d % multiple != 0) {
-            return Err(TrainError::Config(format!(
-                "The {} net takes edges that are multiples of {multiple}; this volume is {:?}.",
-                self.net.kind().name(),
-                volume.dims
-            )));
-        }
-        let mut image = volume.image.clone();
-        normalise_nonzero(&mut image);
-        let [nx, ny, nz] = volume.dims;
-        let input =
-            Tensor::<5>::from_data(TensorData::new(image, [1, 1, nz, ny, nx]), &self.device);
-        read_back(self.net.valid().forward(input)).await
-    }
-
-    /// [`Self::evaluate`] on another scan with the same classes (e.g. a held-out volume),
-    /// normalised as the training volume was.
-    pub async fn evaluate_on(&self, volume: &LabelledVolume) -> Result<Evaluation, TrainError> {
-        if volume.classes != self.volume.classes {
-            return Err(TrainError::Config(format!(
-                "The scan to evaluate has {} classes; the net was trained on {}.",
-                volume.classes, self.volume.classes
-            )));
-        }
-        self.predict_and_score(&normalised(volume), &mut |_, _| true)
-            .await
-    }
-
-    async fn predict_and_score(
-        &self,
-        volume: &LabelledVolume,
-        progress: &mut dyn FnMut(usize, usize) -> bool,
-    ) -> Result<Evaluation, TrainError> {
-        let started = Instant::now();
-        let net = self.net.valid();
-        let [nx, ny, nz] = volume.dims;
-        let classes = volume.classes;
-        let edge = self.config.patch;
-        let window = edge * edge * edge;
-        let weights = blending_weights(edge);
-        let weight_tensor =
-            Tensor::<1>::from_data(TensorData::new(weights.clone(), [window]), &self.device)
-                .reshape([1, 1, edge, edge, edge]);
-
-        let mut sum = vec![0.0f32; classes * volume.voxel_count()];
-        let mut weight_sum = vec![0.0f32; volume.voxel_count()];
-        let overlap = self.config.overlap as f64 / 100.0;
-        let [xs, ys, zs] = [nx, ny, nz].map(|size| window_starts(size, edge, overlap));
-        let mut origins = Vec::with_capacity(xs.len() * ys.len() * zs.len());
-        for &z in &zs {
-            for &y in &ys {
-                origins.extend(xs.iter().map(|&x| [x, y, z]));
-            }
-        }
-        // As many windows per forward pass as a training batch has patches: the memory check
-        // has admitted that much (and more: training also keeps activations for backward).
-        let per_pass = self.config.batch.max(1);
-        let mut windows = 0;
-        for group in origins.chunks(per_pass) {
-            let mut patches = Vec::with_capacity(group.len() * window);
-            for &origin in group {
-                patches.extend(crop(&volume.image, volume.dims, origin, [edge; 3], 0.0));
-            }
-            let input = Tensor::<5>::from_data(
-                TensorData::new(patches, [group.len(), 1, edge, edge, edge]),
-                &self.device,
-            );
-            let probs =
-                burn::tensor::activation::softmax(net.forward(input), 1) * weight_tensor.clone();
-            let probs = read_back(probs).await?;
-            for (index, &origin) in group.iter().enumerate() {
-                let one = &probs[index * classes * window..(index + 1) * classes * window];
-                accumulate_window(
-                    &mut sum,
-                    &mut weight_sum,
-                    one,
-                    &weights,
-                    volume.dims,
-                    origin,
-                    edge,
-                );
-            }
-            windows += group.len();
-            // On the CPU backend the read-back is ready at once; without this the whole
-            // prediction would be one long task on the page's thread (and a worker could not
-            // hear "cancel").
-            crate::backend::yield_now().await;
-            if !progress(windows, origins.len()) {
-                return Err(TrainError::Cancelled);
-            }
-        }
-
-        let voxels = volume.voxel_count();
-        let mut labels = vec![0u8; voxels];
-        for (voxel, label) in labels.iter_mut().enumerate() {
-            let norm = weight_sum[voxel].max(f32::MIN_POSITIVE);
-            let mut best = (0, f32::MIN);
-            for class in 0..classes {
-                let p = sum[class * voxels + voxel] / norm;
-                sum[class * voxels + voxel] = p;
-                if p > best.1 {
-                    best = (class, p);
-                }
-            }
-            *label = best.0 as u8;
-        }
-        let dice = hard_dice(&labels, &volume.labels, classes);
-        let mean_foreground_dice = mean_foreground(&dice);
-        Ok(Evaluation {
-            dice,
-            mean_foreground_dice,
-            labels,
-            probabilities: sum,
-            windows,
-            millis: started.elapsed().as_secs_f64() * 1000.0,
-        })
-    }
-}
-
-/// The tensors [`GdlAnatomy::from_readout`] reads: the monitor's statistics, then six
-/// per-channel rows (Dice and w as means over samples, I, P and G as sums, the contribution).
-fn gdl_readout(run: &GdlRun) -> Vec<Tensor<1>> {
-    let parts = &run.parts;
-    let mean_rows = |t: &Tensor<2>| t.clone().mean_dim(0).reshape([-1]);
-    let sum_rows = |t: &Tensor<2>| t.clone().sum_dim(0).reshape([-1]);
-    vec![
-        input_statistics(run),
-        mean_rows(&parts.dice),
-        mean_rows(&parts.weight),
-        sum_rows(&parts.sums.intersection),
-        sum_rows(&parts.sums.prediction),
-        sum_rows(&parts.sums.target),
-        mean_rows(&parts.contribution),
-    ]
-}
-
-impl GdlAnatomy {
-    fn from_readout(values: &[f32], run: &GdlRun, include_background: bool) -> Self {
-        let (statistics, per_channel) = values.split_at(STATISTICS);
-        let monitor = GdlInputStats::from_slice(statistics, run);
-        let channels = per_channel.len() / 6;
-        let row = |index: usize| per_channel[index * channels..(index + 1) * channels].to_vec();
-        let first_class = usize::from(!include_background);
-        let names = if run.target.dims()[1] == 1 {
-            vec!["foreground".to_string()]
-        } else {
-            (first_class..first_class + channels)
-                .map(|c| c.to_string())
-                .collect()
-        };
-        Self {
-            value: monitor.gdl,
-            explanation: monitor.explain(),
-            violations: monitor.violations(),
-            monitor,
-            channels: names,
-            dice: row(0),
-            weight: row(1),
-            intersection: row(2),
-            prediction: row(3),
-            target: row(4),
-            contribution: row(5),
-        }
-    }
-}
-
-/// Copies a tensor to the CPU without blocking (a synchronous read panics in the browser).
-async fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, TrainError> {
-    tensor
-        .into_data_async()
-        .await
-        .map_err(|error| TrainError::Device(error.to_string()))?
-        .try_into_vec::<f32>()
-        .map_err(|error| TrainError::Device(format!("{error:?}")))
 }
 
 /// A normalised copy of `volume`, to share.
-fn normalised(volume: &LabelledVolume) -> Arc<LabelledVolume> {
+pub(super) fn normalised(volume: &LabelledVolume) -> Arc<LabelledVolume> {
     let mut volume = volume.clone();
     normalise_nonzero(&mut volume.image);
     Arc::new(volume)
-}
-
-/// Adds one window's weighted probabilities (`classes` planes of `edge`³) into the volume-sized
-/// sums, row by row, skipping the padding outside the volume.
-fn accumulate_window(
-    sum: &mut [f32],
-    weight_sum: &mut [f32],
-    probs: &[f32],
-    weights: &[f32],
-    dims: [usize; 3],
-    origin: [isize; 3],
-    edge: usize,
-) {
-    let Some([xs, ys, zs]) = overlap(dims, origin, [edge; 3]) else {
-        return;
-    };
-    let voxels = dims.iter().product::<usize>();
-    let window = edge * edge * edge;
-    let classes = probs.len() / window;
-    let local = |p: usize, axis: usize| (p as isize - origin[axis]) as usize;
-    for z in zs {
-        for y in ys.clone() {
-            let volume_row = xs.start + dims[0] * (y + dims[1] * z);
-            let window_row = local(xs.start, 0) + edge * (local(y, 1) + edge * local(z, 2));
-            for i in 0..xs.len() {
-                weight_sum[volume_row + i] += weights[window_row + i];
-            }
-            for class in 0..classes {
-                let (to, from) = (class * voxels + volume_row, class * window + window_row);
-                for i in 0..xs.len() {
-                    sum[to + i] += probs[from + i];
-                }
-            }
-        }
-    }
 }
