@@ -1,34 +1,33 @@
 //! The engine: one owner for the scan, the session and the run policy (prediction cadence, lab
 //! probes, exports, the auto probe, what a failure keeps). It takes [`Command`]s one at a time
 //! and tells its driver what happened through [`Event`]s; the page (through its worker), the
-//! CLI and the tests drive it the same way.
+//! CLI and the tests drive it the same way. Here: commands, the session and its device, steps,
+//! predictions and the lab; the scan it trains on is `scan.rs`, the checkpoints a page keeps
+//! `checkpoints.rs`, the downloads `exports.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::backend::{BackendKind, ComputeDevice, working_voxel_budget};
+use crate::backend::{BackendKind, ComputeDevice};
 use crate::loss::Misuse;
-use crate::model::weights::{pytorch_key, to_safetensors, to_safetensors_named};
 use crate::report::{Evaluation, StepReport, history_csv};
-use crate::report::{hard_dice, mean_foreground};
-use crate::sample::normalise_nonzero;
-use crate::train::memory::{check_memory, memory_limit};
 use crate::train::{TrainError, TrainingConfig, TrainingSession};
 use crate::view::{BackendChoice, PageState};
 use crate::volume::files::{load_pair, read_one_scan};
-use crate::volume::preprocess::{Preparation, PrepareOptions, prepare};
-use crate::volume::{
-    LabelledVolume, Limits, LoadedScan, NamedFile, demo_scan, load_case, write_label_map,
-};
+use crate::volume::{Limits, LoadedScan, demo_scan, load_case};
 
 use super::probe::{
     PROBE_BUDGET_MS, decide, describe_settings, probe_config, scale_to_full, time_steps,
 };
 use super::protocol::{
-    Checkpoint, Command, DeviceReport, Envelope, Event, Failure, LabReading, ProbeReport, ScanView,
-    evaluation_envelope,
+    Command, DeviceReport, Envelope, Event, Failure, LabReading, ProbeReport, evaluation_envelope,
 };
-use super::pytorch::{MODULE_FILE, python_module};
+
+mod checkpoints;
+mod exports;
+mod scan;
+
+use scan::{Prepared, named_files};
 
 /// The devices an engine may train on.
 #[derive(Clone, Debug)]
@@ -57,14 +56,6 @@ impl Devices {
 }
 
 pub type Sink = Box<dyn FnMut(Envelope<Event>)>;
-
-/// The scan as the net sees it: cropped, resampled and normalised, for the settings in `key`.
-struct Prepared {
-    /// `(crop, resample, voxel budget)` it was made with.
-    key: (bool, bool, usize),
-    volume: Arc<LabelledVolume>,
-    preparation: Preparation,
-}
 
 pub struct Engine {
     devices: Devices,
@@ -264,66 +255,6 @@ impl Engine {
         }
     }
 
-    /// Sends the session's weights and position, for the page to keep.
-    async fn checkpoint(&mut self) {
-        let Some(session) = self.session.as_ref().filter(|_| self.checkpoints) else {
-            return;
-        };
-        let checkpoint = Checkpoint {
-            step: session.steps_done(),
-            model: session.net().kind(),
-            sampler_position: session.sampler_position(),
-        };
-        match crate::model::weights::to_safetensors(session.net(), &[]).await {
-            Ok(bytes) => {
-                let run = self.run;
-                (self.sink)(Envelope::with(
-                    Event::Checkpoint { run, checkpoint },
-                    vec![bytes],
-                ));
-            }
-            Err(message) => self.fail(TrainError::Device(message)),
-        }
-    }
-
-    /// A run continued from the page's checkpoint, in a fresh engine.
-    async fn restore(
-        &mut self,
-        run: u64,
-        checkpoint: Checkpoint,
-        history: Vec<StepReport>,
-        buffers: Vec<Vec<u8>>,
-    ) {
-        self.run = run;
-        self.drop_session();
-        if !self.ensure_session().await {
-            return;
-        }
-        let session = self.session.as_mut().expect("just ensured");
-        let result = match buffers.first() {
-            Some(weights) => session.restore_checkpoint(
-                weights,
-                checkpoint.model,
-                checkpoint.step,
-                checkpoint.sampler_position,
-            ),
-            None => Err(TrainError::Config(
-                "The checkpoint came without weights.".into(),
-            )),
-        };
-        match result {
-            Ok(()) => {
-                self.history = history;
-                self.history.truncate(checkpoint.step);
-                self.announce_session();
-            }
-            Err(error) => {
-                self.session = None;
-                self.fail(error);
-            }
-        }
-    }
-
     fn progress(&mut self, task: &str, done: usize, total: usize) {
         self.emit(Event::Progress {
             task: task.to_string(),
@@ -353,80 +284,6 @@ impl Engine {
                 self.fail(error);
             }
         }
-    }
-
-    fn loaded(&mut self, result: Result<LoadedScan, String>) {
-        match result {
-            Ok(scan) => self.use_scan(scan),
-            Err(message) => self.emit(Event::LoadFailed { message }),
-        }
-    }
-
-    /// Trains on `scan` from now on (what the load commands end in; the CLI reads files from
-    /// disk itself, `.hdr` beside `.img`, and hands the scan over here).
-    pub fn use_scan(&mut self, scan: LoadedScan) {
-        self.drop_session();
-        let envelope = ScanView::envelope(&scan);
-        self.scan = Some(Arc::new(scan));
-        self.prepared = None;
-        (self.sink)(envelope);
-        self.prepare_scan();
-    }
-
-    /// Crops and resamples the scan as the settings say (when they changed), and tells how.
-    fn prepare_scan(&mut self) {
-        let Some(scan) = self.scan.clone() else {
-            return;
-        };
-        let config = &self.settings.config;
-        // The budget of the device trained on last (before the first session: the CPU's).
-        let budget = working_voxel_budget(self.device.as_ref().map(|d| &d.adapter));
-        let key = (config.crop, config.resample, budget);
-        if self.prepared.as_ref().is_some_and(|p| p.key == key) {
-            return;
-        }
-        self.prepared = None; // the old copy goes before the new one is made
-        let options = PrepareOptions {
-            crop: config.crop,
-            resample: config.resample,
-            max_voxels: budget,
-            margin: 8,
-        };
-        let (mut volume, preparation) = prepare(&scan.volume, scan.image.spacing, &options);
-        normalise_nonzero(&mut volume.image);
-        self.emit(Event::Prepared(preparation.clone()));
-        self.prepared = Some(Prepared {
-            key,
-            volume: Arc::new(volume),
-            preparation,
-        });
-    }
-
-    /// The prepared scan, once the memory a session on it needs is known to be there.
-    fn fitting_volume(&mut self) -> Result<Arc<LabelledVolume>, TrainError> {
-        let volume = self.working_volume()?;
-        let scan_voxels = self
-            .scan
-            .as_ref()
-            .map_or(0, |scan| scan.volume.voxel_count());
-        check_memory(
-            &self.settings.config,
-            volume.classes,
-            scan_voxels,
-            volume.voxel_count(),
-            memory_limit(),
-        )
-        .map_err(TrainError::Config)?;
-        Ok(volume)
-    }
-
-    /// The prepared scan; a failure when there is no scan.
-    fn working_volume(&mut self) -> Result<Arc<LabelledVolume>, TrainError> {
-        self.prepare_scan();
-        self.prepared
-            .as_ref()
-            .map(|p| p.volume.clone())
-            .ok_or_else(|| TrainError::Config("Load a scan first (or press “Demo scan”).".into()))
     }
 
     fn drop_session(&mut self) {
@@ -629,25 +486,6 @@ impl Engine {
         }
     }
 
-    /// A prediction on the working grid, its classes put back in the scan's grid (un-resampled,
-    /// un-cropped) and scored there against the scan's own labels. The probabilities stay on the
-    /// working grid (a full-size scan's planes in its own grid would take ~150 MB per copy);
-    /// the page samples them per drawn pixel ([`Preparation::probability_at`]).
-    fn in_scan_grid(&self, mut evaluation: Evaluation) -> Evaluation {
-        let (Some(scan), Some(prepared)) = (&self.scan, &self.prepared) else {
-            return evaluation;
-        };
-        let preparation = &prepared.preparation;
-        if !preparation.cropped() && !preparation.resampled() {
-            return evaluation;
-        }
-        let classes = scan.volume.classes;
-        evaluation.labels = preparation.labels_to_original(&evaluation.labels);
-        evaluation.dice = hard_dice(&evaluation.labels, &scan.volume.labels, classes);
-        evaluation.mean_foreground_dice = mean_foreground(&evaluation.dice);
-        evaluation
-    }
-
     async fn probe_lab(&mut self) {
         let (Some(selection), Some(session)) = (self.lab, self.session.as_mut()) else {
             return;
@@ -666,84 +504,6 @@ impl Engine {
                 });
             }
             (Err(error), _) | (_, Err(error)) => self.fail(error),
-        }
-    }
-
-    fn export(&mut self, name: &str, mime: &str, bytes: Vec<u8>) {
-        (self.sink)(Envelope::with(
-            Event::Export {
-                name: name.to_string(),
-                mime: mime.to_string(),
-            },
-            vec![bytes],
-        ));
-    }
-
-    fn export_failed(&mut self, message: &str) {
-        self.emit(Event::ExportFailed {
-            message: message.to_string(),
-        });
-    }
-
-    /// The prediction in the scan's own grid and label values, named after the scan.
-    fn export_prediction(&mut self) {
-        let (Some(scan), Some(evaluation)) = (self.scan.clone(), &self.evaluation) else {
-            self.export_failed("Predict the volume first (“Predict now”).");
-            return;
-        };
-        let labels = scan.mapping.file_values(&evaluation.labels);
-        let bytes = match write_label_map(&labels, &scan.image) {
-            Ok(bytes) => bytes,
-            Err(message) => {
-                self.export_failed(&message);
-                return;
-            }
-        };
-        let stem = if scan.demo {
-            "phantom".to_string()
-        } else {
-            scan_stem(&scan.image_name)
-        };
-        let name = format!("{stem}_prediction.nii.gz");
-        self.export(&name, "application/gzip", bytes);
-    }
-
-    /// The weights as `.safetensors` under burn's module paths, or (`for_pytorch`) under
-    /// PyTorch's names followed by `gdl_lab_model.py`, which loads them.
-    async fn export_weights(&mut self, for_pytorch: bool) {
-        if !self.ensure_session().await {
-            return;
-        }
-        let session = self.session.as_ref().expect("just ensured");
-        let net = session.net();
-        let metadata = [
-            ("format", "gdl-lab".to_string()),
-            ("model", net.kind().name().to_string()),
-            ("classes", session.volume().classes.to_string()),
-            ("steps", session.steps_done().to_string()),
-            ("settings", self.settings.to_hash()),
-        ];
-        let name = format!(
-            "gdl-lab-{}-step{}{}.safetensors",
-            net.kind().name(),
-            session.steps_done(),
-            if for_pytorch { "-pytorch" } else { "" }
-        );
-        let written = if for_pytorch {
-            to_safetensors_named(net, &metadata, pytorch_key).await
-        } else {
-            to_safetensors(net, &metadata).await
-        };
-        let module = match (&self.scan, for_pytorch) {
-            (Some(scan), true) => Some(python_module(&self.settings.config, &scan.mapping)),
-            _ => None,
-        };
-        match written {
-            Ok(bytes) => self.export(&name, "application/octet-stream", bytes),
-            Err(message) => return self.export_failed(&message),
-        }
-        if let Some(module) = module {
-            self.export(MODULE_FILE, "text/x-python", module.into_bytes());
         }
     }
 
@@ -788,52 +548,9 @@ impl Engine {
     }
 }
 
-/// "BraTS2021_00000_t1" from "BraTS2021_00000_t1.nii.gz", safe as a file name.
-fn scan_stem(name: &str) -> String {
-    let lower = name.to_ascii_lowercase();
-    let stem = [".nii.gz", ".nii", ".hdr.gz", ".hdr", ".img.gz", ".img"]
-        .iter()
-        .find_map(|ext| {
-            lower
-                .ends_with(ext)
-                .then(|| &name[..name.len() - ext.len()])
-        })
-        .unwrap_or(name);
-    stem.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-fn named_files(names: Vec<String>, buffers: Vec<Vec<u8>>) -> Vec<NamedFile> {
-    names
-        .into_iter()
-        .zip(buffers)
-        .map(|(name, bytes)| NamedFile { name, bytes })
-        .collect()
-}
-
 /// "simple, 3764 parameters", as `gdl-lab models` names them.
 pub fn net_label(session: &TrainingSession) -> String {
     let net = session.net();
     let count = burn::module::Module::num_params(net);
     format!("{}, {count} parameters", net.kind().name())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exports_are_named_after_the_scan() {
-        assert_eq!(scan_stem("BraTS2021_00000_t1.nii.gz"), "BraTS2021_00000_t1");
-        assert_eq!(scan_stem("brain.HDR"), "brain");
-        assert_eq!(scan_stem("my scan.nii"), "my_scan");
-        assert_eq!(scan_stem("../x"), ".._x");
-    }
 }
