@@ -113,23 +113,33 @@ async fn floats<const D: usize>(tensor: burn::prelude::Tensor<D>) -> Vec<f32> {
 
 /// The GPU paths of the convolution on the browser's WebGPU, with the browser's kernels (no
 /// autotuning): the project's tiled kernels (compiled to WGSL) and im2col + matmul (cubek's
-/// matmul without cooperative matrices), against burn's conv3d on flex: output and the three
-/// gradients, k3 with stride 1 and 2.
+/// matmul without cooperative matrices), also with the tiled kernels' two variants, against
+/// burn's conv3d on flex: output and the three gradients, k3 with stride 1 and 2.
 #[wasm_bindgen_test]
 async fn webgpu_convolutions_match_flex_with_their_gradients() {
     use burn::prelude::*;
     use burn::tensor::Distribution;
     use gdl_lab::model::conv::{conv3d_burn, conv3d_gemm};
     use gdl_lab::model::kernels::conv3d_tiled;
+    use gdl_lab::model::kernels::tiles::{Tiles, set_tiles};
+    // Each path sets the tile sizes it runs with; they stay set until its results are read.
     let tiled = |input, weight, bias, stride: [usize; 3], padding: [usize; 3]| {
+        set_tiles(Tiles::default());
+        conv3d_tiled(input, weight, bias, stride[0], padding[0])
+    };
+    // The two variants written for a GPU's memory (bench/tiles.py compares them on a GPU): if
+    // one wins there, the browser gets it too, so its WGSL must work here.
+    let variants = |input, weight, bias, stride: [usize; 3], padding: [usize; 3]| {
+        set_tiles("along=y,weight_grad=lanes".parse().unwrap());
         conv3d_tiled(input, weight, bias, stride[0], padding[0])
     };
     type Convolution =
         fn(Tensor<5>, Tensor<5>, Option<Tensor<1>>, [usize; 3], [usize; 3]) -> Tensor<5>;
-    let paths: [(&str, Convolution); 3] = [
+    let paths: [(&str, Convolution); 4] = [
         ("burn on flex", conv3d_burn),
         ("im2col + matmul", conv3d_gemm),
         ("tiled", tiled),
+        ("tiled, along=y and weight_grad=lanes", variants),
     ];
     backend::run_static_constructors();
     let compute = backend::acquire().await;
@@ -179,6 +189,7 @@ async fn webgpu_convolutions_match_flex_with_their_gradients() {
                 floats(bias.grad(&gradients).expect("bias gradient")).await,
             ]);
         }
+        set_tiles(Tiles::default());
         for (index, (name, _)) in paths.iter().enumerate().skip(1) {
             let what = format!("{name}, stride {stride}");
             let errors = common::assert_convolutions_agree(&results[index], &results[0], &what);
