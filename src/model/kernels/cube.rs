@@ -15,7 +15,7 @@ use cubecl::{CubeCount, CubeDim};
 use super::forward::conv3d_forward_kernel;
 use super::forward_columns::conv3d_forward_columns_kernel;
 use super::input_grad::conv3d_input_grad_kernel;
-use super::tiles::{Along, WeightGrad, tiles};
+use super::tiles::{Along, Tiles, WeightGrad, tiles};
 use super::weight_grad::conv3d_weight_grad_kernel;
 use super::weight_grad_lanes::conv3d_weight_grad_lanes_kernel;
 use super::{ConvKernels, conv_output_shape};
@@ -50,6 +50,24 @@ fn tile_workgroups(
         groups.div_ceil(groups_x) as u32,
         (shape[0] * shape[1] / channel_tile) as u32,
     )
+}
+
+/// The most bytes of partial sums the lanes layout may write for one layer: it writes at least
+/// one set of sums per thread of a workgroup, whatever the cap on chunks.
+const LANES_PARTIAL_BYTES: usize = 64 << 20;
+
+/// The weight-gradient kernel to run for a layer of `weights` weights, and how many sets of
+/// partial sums each chunk writes: with `WeightGrad::Lanes` a chunk is a workgroup of threads
+/// that each keep their own; with `Rows`, one thread per (input channel, kd) keeps one. A layer
+/// so wide that one chunk's lanes would exceed [`LANES_PARTIAL_BYTES`] takes the rows layout.
+fn weight_grad_layout(tiles: &Tiles, weights: usize) -> (WeightGrad, usize) {
+    let lanes = tiles.workgroup as usize;
+    match tiles.weight_grad {
+        WeightGrad::Lanes if weights * lanes * size_of::<f32>() <= LANES_PARTIAL_BYTES => {
+            (WeightGrad::Lanes, lanes)
+        }
+        _ => (WeightGrad::Rows, 1),
+    }
 }
 
 fn storage_type(dtype: DType) -> ElemType {
@@ -185,18 +203,13 @@ impl ConvKernels for CubeBackend {
         let tiles = tiles();
         let channel_tile = tiles.channel_tile(channels_out);
         let units_per_chunk = channels * kernel;
-        // With `WeightGrad::Lanes` a chunk is a workgroup of threads that each keep their own
-        // sums; with `Rows`, one thread per (input channel, kd).
-        let lanes = match tiles.weight_grad {
-            WeightGrad::Rows => 1,
-            WeightGrad::Lanes => tiles.workgroup as usize,
-        };
+        let weights = weight_shape.num_elements();
+        let (layout, lanes) = weight_grad_layout(&tiles, weights);
         let threads_per_chunk = (channels_out / channel_tile) * units_per_chunk * lanes;
         // Each partial sum is written once and read once more by the reduction: at most a
         // quarter of what the kernel itself reads, or a wide layer on a small patch spends more
         // time adding partial sums than computing them (Target 16³'s 32→64 layer had 9.4 M of
         // them, for 55 k weights, from 0.4 M values read).
-        let weights = weight_shape.num_elements();
         let reads = x.shape().num_elements() + output_grad.shape().num_elements();
         let chunks = tiles
             .weight_grad_threads
@@ -228,7 +241,7 @@ impl ConvKernels for CubeBackend {
         let channel_tiles = (channels_out / channel_tile) as u32;
         // SAFETY: as for the forward kernel.
         unsafe {
-            match tiles.weight_grad {
+            match layout {
                 WeightGrad::Rows => {
                     // A layer with few input channels (the first: one) gets small workgroups
                     // rather than 128 threads of which a handful work; 32 is a subgroup on most
@@ -274,5 +287,30 @@ impl ConvKernels for CubeBackend {
         }
         let summed = Self::float_sum_dim(partial, 0);
         Self::float_reshape(summed, weight_shape)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lanes_layout_gives_way_to_rows_where_its_partial_sums_would_be_too_large() {
+        let lanes: Tiles = "weight_grad=lanes,workgroup=256".parse().unwrap();
+        // U-Net's widest layer at the default width (32 → 32, k3): 7 MiB of partial sums.
+        assert_eq!(
+            weight_grad_layout(&lanes, 32 * 32 * 27),
+            (WeightGrad::Lanes, 256)
+        );
+        // A 64 → 64 layer: 113 MB, more than a WebGPU binding is guaranteed (128 MiB) allows
+        // once anything else is bound.
+        assert_eq!(
+            weight_grad_layout(&lanes, 64 * 64 * 27),
+            (WeightGrad::Rows, 1)
+        );
+        assert_eq!(
+            weight_grad_layout(&Tiles::default(), 32 * 32 * 27),
+            (WeightGrad::Rows, 1)
+        );
     }
 }
