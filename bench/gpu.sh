@@ -3,10 +3,11 @@
 # GPU, in one go: the table of BENCHMARKS.md's "GPU" section with gdl-lab's tiled kernels (the
 # default on a GPU); burn's own conv3d on two rows (the issue's before-numbers); the tiled
 # kernels' tile sizes compared (bench/tiles.py), so that one run can choose better defaults; and
-# a per-kernel GPU profile of Target 64³ steps with each convolution. About 9 minutes on an
-# H200, estimated (each cell is a new process that compiles its shaders and autotunes; a cell
-# that takes over RUN_TIMEOUT seconds says so); ROWS=net:size,…, CONVS=tiled,burn,gemm,
-# BURN_ROWS, TILE_ROWS and TILES ("a;b;…", bench/tiles.py --tiles) choose less or more.
+# per-kernel GPU profiles of Target 64³ steps with each convolution and with the two kernel
+# variants. About 9 minutes on an H200, estimated (each cell is a new process that compiles its
+# shaders; a cell that takes over RUN_TIMEOUT seconds says so); ROWS=net:size,…,
+# CONVS=tiled,burn,gemm, BURN_ROWS, TILE_ROWS and TILES ("a;b;…", bench/tiles.py --tiles)
+# choose less or more.
 #
 # Two ways to run it:
 #   - on a machine with Rust: `bench/gpu.sh` builds the release binary itself;
@@ -70,10 +71,15 @@ echo "## Per-kernel GPU time of Target 64³ steps (CubeCL's profiler; logs in \$
 # environment variables would also dump every compiled shader).
 PROFILE_DIR="$(mktemp -d)"
 printf '[profiling.logger]\nlevel = "basic"\nstderr = true\n' >"$PROFILE_DIR/cubecl.toml"
-for conv in tiled burn; do
-  log="$OUT/profile-target64-$conv.log"
+# The tiled kernels with their defaults, with the two variants for a GPU's memory (kernel by
+# kernel: which of forward/forward_columns and weight_grad/weight_grad_lanes is faster on which
+# layer), and burn's conv3d.
+for run in "tiled defaults" "tiled along=y,weight_grad=lanes" "burn defaults"; do
+  read -r conv tiles <<<"$run"
+  [ "$tiles" = defaults ] && tiles=""
+  log="$OUT/profile-target64-$conv${tiles:+-variants}.log"
   (cd "$PROFILE_DIR" && timeout 60 "$BIN" bench --model target --size 64 --steps 2 --warmup 2 \
-    --backend wgpu --conv "$conv" >/dev/null 2>"$log") ||
-    echo "profile with --conv $conv failed or timed out"
-  python3 bench/profile_summary.py "$log" --title "Target 64³, --conv $conv" || true
+    --backend wgpu --conv "$conv" --tiles "$tiles" >/dev/null 2>"$log") ||
+    echo "profile with --conv $conv ${tiles:+--tiles $tiles }failed or timed out"
+  python3 bench/profile_summary.py "$log" --title "Target 64³, --conv $conv${tiles:+ --tiles $tiles}" || true
 done
