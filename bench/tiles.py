@@ -17,7 +17,8 @@ import subprocess
 
 DEFAULT_SWEEP = ";".join([
     "along=y", "weight_grad=lanes", "along=y,weight_grad=lanes", "along=y,channels=16",
-    "channels=16", "channels=4", "voxels=4", "voxels=16", "workgroup=64", "workgroup=256",
+    "along=y,voxels=16", "channels=16", "channels=16,voxels=4", "channels=4", "voxels=4",
+    "voxels=16", "workgroup=64", "workgroup=256",
     "weight_grad_threads=32768", "weight_grad_threads=524288",
     "weight_grad=lanes,weight_grad_threads=524288",
 ])
