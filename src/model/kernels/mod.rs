@@ -19,6 +19,9 @@
 //!   (`input_grad.rs`).
 //! - Weight gradient (`weight_grad.rs`): each thread sums one (output-channel tile, input
 //!   channel, kd) × every (kh, kw) over one chunk of output rows; a reduction adds the chunks.
+//! - Their sizes (`tiles.rs`) are one process-wide setting that benchmarks change at run time,
+//!   with two variants written for a GPU's memory, for a GPU run to choose by measurement
+//!   (`forward_columns.rs`, `weight_grad_lanes.rs`; `bench/tiles.py`).
 //!
 //! On flex the same operation is burn's `conv3d` and its backward passes (the extension routes
 //! by device), so the autodiff wiring is checked on the CPU too.
