@@ -32,12 +32,23 @@ fn wgpu() -> Device {
 
 /// The convolution algorithm and the tile sizes are process-wide: a test that sets them, or runs
 /// the tiled kernels on wgpu, holds this lock so that the tests running beside it do not change
-/// them under it.
-fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+/// them under it. Dropping it (also when the test fails) puts both back to their defaults.
+fn exclusive() -> Exclusive {
     static GLOBALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    GLOBALS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    Exclusive(
+        GLOBALS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    )
+}
+
+struct Exclusive(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        gdl_lab::model::conv::set_algorithm(gdl_lab::model::conv::ConvAlgorithm::Auto);
+        gdl_lab::model::kernels::tiles::set_tiles(Default::default());
+    }
 }
 
 fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
@@ -226,7 +237,6 @@ fn every_tile_size_gives_flexs_numbers() {
             let reference = run(&cpu, Path::Burn, &data, stride, padding);
             set_tiles(tiles);
             let ours = run(&gpu, Path::Tiled, &data, stride, padding);
-            set_tiles(Tiles::default());
             let what = format!(
                 "tiled {k}³ stride-{stride} pad-{padding} conv {cin}→{cout} on {dims:?} with {tiles}"
             );
@@ -290,7 +300,6 @@ fn every_nets_parameter_gradients_on_wgpu_are_flexs() {
         let reference = parameter_gradients(&net, &input, &cpu);
         set_algorithm(ConvAlgorithm::Tiled);
         let ours = parameter_gradients(&net, &input, &gpu);
-        set_algorithm(ConvAlgorithm::Auto);
         // Gradients of one net share one scale: the largest of them.
         let scale = reference
             .iter()
