@@ -99,7 +99,10 @@ fn run(misuse: Option<Misuse>) -> gdl_lab::loss::GdlRun {
 
 fn stats(misuse: Option<Misuse>) -> GdlInputStats {
     let run = run(misuse);
-    let values: Vec<f32> = input_statistics(&run).into_data().try_to_vec().unwrap();
+    let values: Vec<f32> = Tensor::cat(input_statistics(&run), 0)
+        .into_data()
+        .try_to_vec()
+        .unwrap();
     GdlInputStats::from_slice(&values, &run)
 }
 
@@ -123,7 +126,10 @@ fn soft_labels_are_valid_and_stay_in_range() {
     let (logits, onehot) = confident_case(&device);
     let soft = onehot * 0.9 + 0.025;
     let run = gdl_pipeline(logits, soft, &GdlConfig::default(), None);
-    let values: Vec<f32> = input_statistics(&run).into_data().try_to_vec().unwrap();
+    let values: Vec<f32> = Tensor::cat(input_statistics(&run), 0)
+        .into_data()
+        .try_to_vec()
+        .unwrap();
     let stats = GdlInputStats::from_slice(&values, &run);
     assert!(stats.in_range(), "{stats:?}");
     assert!(stats.causes().is_empty(), "{:?}", stats.violations());

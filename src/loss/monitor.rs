@@ -42,31 +42,28 @@ pub struct GdlInputStats {
 
 #[cfg(engine)]
 /// `[gdl, p_min, p_max, g_min, g_max, w_min, g_fraction, g_not_two_valued, g_has_3, g_has_4,
-/// weighted_miss]` of a GDL run, as one tensor to be read back with
-/// everything else.
-pub fn input_statistics(run: &GdlRun) -> Tensor<1> {
+/// weighted_miss]` of a GDL run, one `[1]` tensor each, to be read back with everything else
+/// (in one transfer: `train/session/readout.rs`).
+pub fn input_statistics(run: &GdlRun) -> Vec<Tensor<1>> {
     let g = run.target.clone();
     let g_max = g.clone().max();
     let has = |value: f32| g.clone().equal_elem(value).float().max().reshape([1]);
-    Tensor::cat(
-        vec![
-            run.value.clone(),
-            run.probs.clone().min().reshape([1]),
-            run.probs.clone().max().reshape([1]),
-            g.clone().min().reshape([1]),
-            g_max.clone().reshape([1]),
-            run.parts.weight.clone().min().reshape([1]),
-            (g.clone() - g.clone().round()).abs().max().reshape([1]),
-            (g.clone() * (g_max.reshape([1, 1, 1, 1, 1]) - g.clone()))
-                .abs()
-                .max()
-                .reshape([1]),
-            has(3.0),
-            has(4.0),
-            weighted_miss(run),
-        ],
-        0,
-    )
+    vec![
+        run.value.clone(),
+        run.probs.clone().min().reshape([1]),
+        run.probs.clone().max().reshape([1]),
+        g.clone().min().reshape([1]),
+        g_max.clone().reshape([1]),
+        run.parts.weight.clone().min().reshape([1]),
+        (g.clone() - g.clone().round()).abs().max().reshape([1]),
+        (g.clone() * (g_max.reshape([1, 1, 1, 1, 1]) - g.clone()))
+            .abs()
+            .max()
+            .reshape([1]),
+        has(3.0),
+        has(4.0),
+        weighted_miss(run),
+    ]
 }
 
 #[cfg(engine)]

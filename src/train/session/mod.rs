@@ -24,7 +24,7 @@ use crate::volume::LabelledVolume;
 mod predict;
 mod readout;
 
-use readout::{gdl_readout, read_back};
+use readout::{gdl_readout, read_back_all};
 
 pub struct TrainingSession {
     config: TrainingConfig,
@@ -270,11 +270,8 @@ impl TrainingSession {
             parameter_norm(&self.net),
         ];
         scalars.extend(gdl_readout(&loss.gdl));
-        let values = read_back(Tensor::cat(
-            scalars.into_iter().map(|t| t.without_autodiff()).collect(),
-            0,
-        ))
-        .await?;
+        let values =
+            read_back_all(scalars.into_iter().map(|t| t.without_autodiff()).collect()).await?;
         self.steps_done += 1;
 
         let [total, warmup, grad_norm, grad_norm_clipped, weight_norm] =
@@ -333,7 +330,7 @@ impl TrainingSession {
         };
         let logits = self.net.valid().forward(batch.image);
         let run = gdl_pipeline(logits, batch.target, &self.loss.gdl, misuse);
-        let values = read_back(Tensor::cat(gdl_readout(&run), 0)).await?;
+        let values = read_back_all(gdl_readout(&run)).await?;
         Ok(GdlAnatomy::from_readout(
             &values,
             &run,
