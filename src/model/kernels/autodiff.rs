@@ -15,7 +15,13 @@ impl<B: ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
         weight: FloatTensor<Self>,
         stride: usize,
         padding: usize,
+        transposed: bool,
     ) -> FloatTensor<Self> {
+        // Transposed weights are read only inside a backward pass, on the inner backend.
+        assert!(
+            !transposed,
+            "tiled_conv3d: transposed weights are not differentiated"
+        );
         #[derive(Debug)]
         struct TiledConv3dBackward;
 
@@ -54,8 +60,13 @@ impl<B: ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
-                let output =
-                    B::tiled_conv3d(x.into_primitive(), weight.into_primitive(), stride, padding);
+                let output = B::tiled_conv3d(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    stride,
+                    padding,
+                    false,
+                );
                 prep.finish((x_state, weight_state, stride, padding), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::tiled_conv3d(
@@ -63,6 +74,7 @@ impl<B: ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
                 weight.into_primitive(),
                 stride,
                 padding,
+                false,
             )),
         }
     }
@@ -90,7 +102,8 @@ impl<B: ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
 
 /// The input gradient. With stride 1 it is a convolution of the output gradient by the weights
 /// with their channel axes swapped and every spatial axis flipped, padded by `k − 1 − padding`:
-/// the same fast kernel. A larger stride is a transposed convolution: its own kernel.
+/// the same fast kernel, reading the weights so (`transposed`) rather than from a flipped copy.
+/// A larger stride is a transposed convolution: its own kernel.
 fn input_grad<B: ConvKernels>(
     x: FloatTensor<B>,
     weight: FloatTensor<B>,
@@ -100,8 +113,7 @@ fn input_grad<B: ConvKernels>(
 ) -> FloatTensor<B> {
     let kernel = weight.shape()[2];
     if stride == 1 && padding < kernel {
-        let flipped = B::float_flip(B::float_swap_dims(weight, 0, 1), &[2, 3, 4]);
-        B::tiled_conv3d(grad, flipped, 1, kernel - 1 - padding)
+        B::tiled_conv3d(grad, weight, 1, kernel - 1 - padding, true)
     } else {
         B::tiled_conv3d_input_grad(x, weight, grad, stride, padding)
     }

@@ -80,10 +80,11 @@ impl ConvKernels for CubeBackend {
         weight: FloatTensor<Self>,
         stride: usize,
         padding: usize,
+        transposed: bool,
     ) -> FloatTensor<Self> {
         let x = into_contiguous(x);
         let weight = into_contiguous(weight);
-        let shape = conv_output_shape(&x.shape(), &weight.shape(), &stride, &padding);
+        let shape = conv_output_shape(&x.shape(), &weight.shape(), &stride, &padding, &transposed);
         let tiles = tiles();
         let channel_tile = tiles.channel_tile(shape[1]);
         let cube_count = tile_workgroups(
@@ -120,6 +121,7 @@ impl ConvKernels for CubeBackend {
                     stride,
                     channel_tile,
                     tiles.voxels,
+                    transposed,
                     dtype,
                 ),
                 Along::Y => conv3d_forward_columns_kernel::launch_unchecked(
@@ -134,6 +136,7 @@ impl ConvKernels for CubeBackend {
                     stride,
                     channel_tile,
                     tiles.voxels,
+                    transposed,
                     dtype,
                 ),
             }

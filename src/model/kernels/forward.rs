@@ -5,10 +5,10 @@
 
 use cubecl::prelude::*;
 
-use super::row_tile::{RowTile, row_tile};
+use super::row_tile::{RowTile, row_tile, weight_index};
 
 /// One thread: `channel_tile` output channels × `width_tile` consecutive voxels of one output
-/// row ([`row_tile`]).
+/// row ([`row_tile`]). `transposed`: the weights are read as [`weight_index`] says.
 #[cube(launch_unchecked)]
 pub(super) fn conv3d_forward_kernel<F: Float>(
     input: &Tensor<F>,
@@ -19,6 +19,7 @@ pub(super) fn conv3d_forward_kernel<F: Float>(
     #[comptime] stride: usize,
     #[comptime] channel_tile: usize,
     #[comptime] width_tile: usize,
+    #[comptime] transposed: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let channels = input.shape(1);
@@ -56,7 +57,6 @@ pub(super) fn conv3d_forward_kernel<F: Float>(
     let volume = depth * plane;
     for c in 0..channels {
         let input_base = (b * channels + c) * volume;
-        let weight_base = (first_channel * channels + c) * taps;
         // kd and kh stay loops: unrolled, the kernel took seconds longer to compile (SwiftShader
         // compiles WGSL with LLVM in the page's first step) for no measured speed.
         for kd in 0..kernel {
@@ -83,8 +83,17 @@ pub(super) fn conv3d_forward_kernel<F: Float>(
                 for kw in 0..kernel {
                     #[unroll]
                     for o in 0..channel_tile {
-                        let w = weight
-                            [weight_base + o * channels * taps + (kd * kernel + kh) * kernel + kw];
+                        let tap = (kd * kernel + kh) * kernel + kw;
+                        let w = weight[weight_index(
+                            c,
+                            first_channel,
+                            o,
+                            tap,
+                            channels,
+                            channels_out,
+                            taps,
+                            transposed,
+                        )];
                         #[unroll]
                         for t in 0..width_tile {
                             sums[o * width_tile + t] += w * row[t * stride + kw];

@@ -10,6 +10,8 @@
 
 use cubecl::prelude::*;
 
+use super::row_tile::weight_index;
+
 /// One thread: `channel_tile` output channels × `height_tile` consecutive voxels of one output
 /// column (z, x). Workgroups count the column tiles with x fastest (neighbouring threads take
 /// neighbouring x), then y tiles, then z; the z of the grid is the batch and channel tile, as
@@ -24,6 +26,7 @@ pub(super) fn conv3d_forward_columns_kernel<F: Float>(
     #[comptime] stride: usize,
     #[comptime] channel_tile: usize,
     #[comptime] height_tile: usize,
+    #[comptime] transposed: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let channels = input.shape(1);
@@ -60,7 +63,6 @@ pub(super) fn conv3d_forward_columns_kernel<F: Float>(
     let volume = depth * plane;
     for c in 0..channels {
         let input_base = (b * channels + c) * volume;
-        let weight_base = (first_channel * channels + c) * taps;
         for kd in 0..kernel {
             let pz = z * stride + kd;
             let z_inside = pz >= padding && pz < padding + depth;
@@ -70,8 +72,17 @@ pub(super) fn conv3d_forward_columns_kernel<F: Float>(
                 for o in 0..channel_tile {
                     #[unroll]
                     for kw in 0..kernel {
-                        taps_kw[o * kernel + kw] = weight
-                            [weight_base + o * channels * taps + (kd * kernel + kh) * kernel + kw];
+                        let tap = (kd * kernel + kh) * kernel + kw;
+                        taps_kw[o * kernel + kw] = weight[weight_index(
+                            c,
+                            first_channel,
+                            o,
+                            tap,
+                            channels,
+                            channels_out,
+                            taps,
+                            transposed,
+                        )];
                     }
                 }
                 #[unroll]

@@ -14,7 +14,7 @@
 //!   along x, so one input load serves the whole channel tile and one weight load the whole row
 //!   of voxels (register tiling; NCDHW in and out, so no layout copies).
 //! - Input gradient: for stride 1 it is the same forward kernel over the output gradient with the
-//!   weights transposed and flipped; for stride 2 (the U-Net's down-sampling) a gathering
+//!   weights read transposed and flipped (no flipped copy); for stride 2 (the U-Net's down-sampling) a gathering
 //!   transposed convolution that multiplies only the taps that land on an output voxel
 //!   (`input_grad.rs`).
 //! - Weight gradient (`weight_grad.rs`): each thread sums one (output-channel tile, input
@@ -36,7 +36,7 @@ pub mod tiles;
 mod weight_grad;
 mod weight_grad_lanes;
 
-use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::ops::{ConvOptions, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
@@ -46,13 +46,16 @@ use burn::tensor::Shape;
 /// bias) and its gradients, on every backend gdl-lab trains on.
 #[backend_extension(Cube, Flex, Fusion, Autodiff)]
 pub trait ConvKernels: Backend {
-    /// `x` `[B, C, D, H, W]` convolved with `weight` `[Cout, C, k, k, k]`.
-    #[fusion(dtype = x, shape = conv_output_shape(x, weight, stride, padding))]
+    /// `x` `[B, C, D, H, W]` convolved with `weight` `[Cout, C, k, k, k]`; with `transposed`,
+    /// with `weight` `[C, Cout, k, k, k]` read with its channel axes swapped and every spatial
+    /// axis flipped (a stride-1 layer's input gradient, see `autodiff.rs`).
+    #[fusion(dtype = x, shape = conv_output_shape(x, weight, stride, padding, transposed))]
     fn tiled_conv3d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         stride: usize,
         padding: usize,
+        transposed: bool,
     ) -> FloatTensor<Self>;
 
     /// The gradient of [`ConvKernels::tiled_conv3d`] with respect to `x` for a stride above 1
@@ -78,10 +81,18 @@ pub trait ConvKernels: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// The output shape of a convolution of `x` by `weight`: `[B, Cout, D', H', W']`.
-pub fn conv_output_shape(x: &Shape, weight: &Shape, stride: &usize, padding: &usize) -> Shape {
+/// The output shape of a convolution of `x` by `weight`: `[B, Cout, D', H', W']` (`Cout` is
+/// `weight`'s second axis when it is read `transposed`).
+pub fn conv_output_shape(
+    x: &Shape,
+    weight: &Shape,
+    stride: &usize,
+    padding: &usize,
+    transposed: &bool,
+) -> Shape {
     let edge = |size: usize| (size + 2 * padding - weight[2]) / stride + 1;
-    Shape::new([x[0], weight[0], edge(x[2]), edge(x[3]), edge(x[4])])
+    let channels_out = if *transposed { weight[1] } else { weight[0] };
+    Shape::new([x[0], channels_out, edge(x[2]), edge(x[3]), edge(x[4])])
 }
 
 fn options(stride: usize, padding: usize) -> ConvOptions<3> {
@@ -95,7 +106,13 @@ impl ConvKernels for Flex {
         weight: FloatTensor<Self>,
         stride: usize,
         padding: usize,
+        transposed: bool,
     ) -> FloatTensor<Self> {
+        let weight = if transposed {
+            Self::float_flip(Self::float_swap_dims(weight, 0, 1), &[2, 3, 4])
+        } else {
+            weight
+        };
         Self::conv3d(x, weight, None, options(stride, padding))
     }
 
@@ -145,6 +162,7 @@ pub fn conv3d_tiled(
         weight.into_dispatch(),
         stride,
         padding,
+        false,
     ));
     match bias {
         Some(bias) => output + bias.reshape([1, channels_out, 1, 1, 1]),

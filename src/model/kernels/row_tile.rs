@@ -1,4 +1,5 @@
-//! Which row tile a thread of the row-tiled kernels (forward, strided input gradient) computes.
+//! Which row tile a thread of the row-tiled kernels (forward, strided input gradient) computes,
+//! and where the forward kernels find a weight.
 
 use cubecl::prelude::*;
 
@@ -36,5 +37,28 @@ pub(super) fn row_tile<F: Float>(
         y: (unit / width_tiles) % height,
         x0: (unit % width_tiles) * width_tile,
         inside: unit < output.shape(2) * height * width_tiles,
+    }
+}
+
+/// The index of the weight that output channel `first_channel + o` applies to input channel `c`
+/// at tap `tap` (`(kd·k + kh)·k + kw`). As stored, `weight` is `[Cout, C, k, k, k]`. With
+/// `transposed` it is a layer's `[C', Cout', k, k, k]` weights read for the stride-1 input
+/// gradient: channel axes swapped and every spatial axis flipped, which reverses the tap order.
+/// Reading it so saves the flipped copy (one launch per layer and step).
+#[cube]
+pub(super) fn weight_index(
+    c: usize,
+    first_channel: usize,
+    o: usize,
+    tap: usize,
+    channels: usize,
+    channels_out: usize,
+    #[comptime] taps: usize,
+    #[comptime] transposed: bool,
+) -> usize {
+    if transposed {
+        (c * channels_out + first_channel + o) * taps + (comptime!(taps - 1) - tap)
+    } else {
+        ((first_channel + o) * channels + c) * taps + tap
     }
 }
