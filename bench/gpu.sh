@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # gdl-lab wgpu (Vulkan) against PyTorch CUDA (with and without cudnn.benchmark) on an NVIDIA
 # GPU, in one go: the table of BENCHMARKS.md's "GPU" section with gdl-lab's tiled kernels (the
-# default on a GPU); burn's own conv3d on two rows (the issue's before-numbers); the tiled
-# kernels' tile sizes compared (bench/tiles.py), so that one run can choose better defaults; and
-# per-kernel GPU profiles of Target 64³ steps with each convolution and with the two kernel
-# variants. About 9 minutes on an H200, estimated (each cell is a new process that compiles its
-# shaders; a cell that takes over RUN_TIMEOUT seconds says so); ROWS=net:size,…,
-# CONVS=tiled,burn,gemm, BURN_ROWS, TILE_ROWS and TILES ("a;b;…", bench/tiles.py --tiles)
-# choose less or more.
+# default on a GPU); burn's own conv3d on two rows (the issue's before-numbers); the host's cost
+# per kernel launch (8³ steps of FLOOR_MODELS); the tiled kernels' tile sizes compared
+# (bench/tiles.py), so that one run can choose better defaults; and per-kernel GPU profiles of
+# Target 64³ steps with each convolution and with the two kernel variants. About 9 minutes on
+# an H200, estimated (each cell is a new process that compiles its shaders; a cell that takes
+# over RUN_TIMEOUT seconds says so); ROWS=net:size,…, CONVS=tiled,burn,gemm, BURN_ROWS,
+# TILE_ROWS and TILES ("a;b;…", bench/tiles.py --tiles) choose less or more.
 #
 # Two ways to run it:
 #   - on a machine with Rust: `bench/gpu.sh` builds the release binary itself;
@@ -49,6 +49,11 @@ python3 -c 'import torch' 2>/dev/null && PYTHON=(--python python3)
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 "$BIN" doctor 2>&1 | tail -n 4
 
+# CubeCL reads cubecl.toml from the working directory: kernel timings only, to stderr (the
+# environment variables would also dump every compiled shader).
+PROFILE_DIR="$(mktemp -d)"
+printf '[profiling.logger]\nlevel = "basic"\nstderr = true\n' >"$PROFILE_DIR/cubecl.toml"
+
 echo
 echo "## gdl-lab against PyTorch (--conv tiled: gdl-lab's kernels, the default)"
 bench/compare.py --gdl-lab "$BIN" --backends wgpu --convs "${CONVS:-tiled}" --torch-device cuda \
@@ -61,16 +66,30 @@ bench/compare.py --gdl-lab "$BIN" --backends wgpu --convs burn --torch-device no
   --timeout "${RUN_TIMEOUT:-60}" --rows "${BURN_ROWS:-target:64,unet:64}"
 
 echo
+echo "## The host's share: 8³ steps, where the GPU has almost nothing to do"
+# The step time over the launches a step makes (counted by CubeCL's profiler in a second run)
+# bounds what one launch costs the host: autodiff, fusion, CubeCL and wgpu on this CPU.
+echo "| net | ms / step at 8³ | launches / step | µs per launch, at most |"
+echo "|---|---|---|---|"
+for model in ${FLOOR_MODELS:-simple target unet}; do
+  step_ms=$(timeout 60 "$BIN" bench --backend wgpu --model "$model" --size 8 --steps 20 2>/dev/null |
+    tail -n 1 | python3 -c 'import json, sys; print(round(json.load(sys.stdin)["median_step_s"] * 1000, 2))') ||
+    step_ms="failed"
+  log="$OUT/profile-$model-8.log"
+  (cd "$PROFILE_DIR" && timeout 60 "$BIN" bench --backend wgpu --model "$model" --size 8 --steps 3 \
+    >/dev/null 2>"$log") || true
+  read -r _ launches < <(python3 bench/profile_summary.py "$log" --brief) || launches="?"
+  per_launch=$(python3 -c "print(round(1000 * $step_ms / $launches))" 2>/dev/null) || per_launch="?"
+  echo "| $model | $step_ms | $launches | $per_launch |"
+done
+
+echo
 echo "## Tile sizes of the tiled kernels (bench/tiles.py: one process per net, the defaults first)"
 python3 bench/tiles.py --gdl-lab "$BIN" --rows "${TILE_ROWS:-target:64,unet:64}" \
   ${TILES:+--tiles "$TILES"} --timeout 200 || echo "tiles.py failed"
 
 echo
 echo "## Per-kernel GPU time of Target 64³ steps (CubeCL's profiler; logs in \$OUT)"
-# CubeCL reads cubecl.toml from the working directory: kernel timings only, to stderr (the
-# environment variables would also dump every compiled shader).
-PROFILE_DIR="$(mktemp -d)"
-printf '[profiling.logger]\nlevel = "basic"\nstderr = true\n' >"$PROFILE_DIR/cubecl.toml"
 # The tiled kernels with their defaults, with the two variants for a GPU's memory (kernel by
 # kernel: which of forward/forward_columns and weight_grad/weight_grad_lanes is faster on which
 # layer), and burn's conv3d.

@@ -4,7 +4,9 @@
 last warm-up step), and prints a Markdown table: time per step by kind of kernel, then the
 slowest kernels by name.
 
-    bench/profile_summary.py LOG [--title TEXT] [--top 12]
+    bench/profile_summary.py LOG [--title TEXT] [--top 12] [--brief]
+
+With --brief, one line: GPU milliseconds and kernel launches per step.
 
 CubeCL logs each kernel as `| <duration> | <kernel name>` when it has been timed; the logger is
 asynchronous, so a few kernels of one step may be logged after the next step's line: the sums
@@ -40,6 +42,8 @@ def main():
     parser.add_argument("log")
     parser.add_argument("--title", default="")
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--brief", action="store_true",
+                        help="print only `<GPU ms per step> <launches per step>`")
     options = parser.parse_args()
     lines = open(options.log, encoding="utf-8", errors="replace").read().splitlines()
     last_warmup = max((i for i, l in enumerate(lines) if l.startswith("warm-up step")), default=-1)
@@ -57,12 +61,16 @@ def main():
         print(f"{options.title}: no profiled kernels in {options.log}")
         return
     total = sum(ms for ms, _ in by_name.values())
+    launches = sum(count for _, count in by_name.values())
+    if options.brief:
+        print(f"{total / steps:.2f} {launches / steps:.0f}")
+        return
     by_kind = defaultdict(lambda: [0.0, 0])
     for name, (ms, count) in by_name.items():
         by_kind[kind_of(name)][0] += ms
         by_kind[kind_of(name)][1] += count
-    print(f"\n{options.title}: {total / steps:.2f} ms of GPU kernels per step "
-          f"({steps} timed steps; wall-clock lines: {', '.join(l.split(':', 1)[1].split('(')[0].strip() for l in timed)})")
+    print(f"\n{options.title}: {total / steps:.2f} ms of GPU kernels and {launches / steps:.0f} "
+          f"launches per step ({steps} timed steps; wall-clock lines: {', '.join(l.split(':', 1)[1].split('(')[0].strip() for l in timed)})")
     print("\n| kind | ms / step | share | launches / step |\n|---|---|---|---|")
     for kind, (ms, count) in sorted(by_kind.items(), key=lambda kv: -kv[1][0]):
         print(f"| {kind} | {ms / steps:.2f} | {100 * ms / total:.0f} % | {count / steps:.0f} |")
