@@ -4,7 +4,7 @@
 # default on a GPU); burn's own conv3d on two rows (the issue's before-numbers); the host's cost
 # per kernel launch (8³ steps of FLOOR_MODELS); the tiled kernels' tile sizes compared
 # (bench/tiles.py), so that one run can choose better defaults; and per-kernel GPU profiles of
-# Target 64³ steps with each convolution and with the two kernel variants. About 9 minutes on
+# Target 64³ steps with each convolution and with the two kernel variants. About 10 minutes on
 # an H200, estimated (each cell is a new process that compiles its shaders; a cell that takes
 # over RUN_TIMEOUT seconds says so); ROWS=net:size,…, CONVS=tiled,burn,gemm, BURN_ROWS,
 # TILE_ROWS and TILES ("a;b;…", bench/tiles.py --tiles) choose less or more.
