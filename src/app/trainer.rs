@@ -79,10 +79,13 @@ pub struct Trainer {
     source: StoredValue<Option<ScanSource>, LocalStorage>,
     /// Files sent to the worker and not yet answered: they become the source once they load.
     pending_files: StoredValue<Option<Envelope<Command>>, LocalStorage>,
-    checkpoint: StoredValue<Option<(Checkpoint, Vec<u8>)>, LocalStorage>,
+    checkpoint: StoredValue<Option<KeptCheckpoint>, LocalStorage>,
     /// The run the page shows; events of older runs are dropped.
     run: StoredValue<u64>,
 }
+
+/// The latest checkpoint and its buffers (the weights, then Adam's moments).
+type KeptCheckpoint = (Checkpoint, Vec<Vec<u8>>);
 
 impl Trainer {
     pub fn new(state: RwSignal<PageState>) -> Self {
@@ -335,7 +338,7 @@ impl Trainer {
         }
         let run = self.run.get_value();
         match self.checkpoint.get_value() {
-            Some((checkpoint, weights)) => {
+            Some((checkpoint, buffers)) => {
                 self.history.update(|h| h.truncate(checkpoint.step));
                 let history = self.history.get_untracked();
                 self.send_envelope(&Envelope::with(
@@ -344,7 +347,7 @@ impl Trainer {
                         checkpoint,
                         history,
                     },
-                    vec![weights],
+                    buffers,
                 ));
             }
             None => {
@@ -433,8 +436,8 @@ impl Trainer {
                 self.failure.set(Some(failure));
             }
             Event::Checkpoint { run, checkpoint } if self.current(run) => {
-                if let Some(weights) = buffers.into_iter().next() {
-                    self.checkpoint.set_value(Some((checkpoint, weights)));
+                if !buffers.is_empty() {
+                    self.checkpoint.set_value(Some((checkpoint, buffers)));
                 }
             }
             Event::Export { name, mime } => match buffers.into_iter().next() {

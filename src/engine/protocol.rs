@@ -89,7 +89,7 @@ pub enum Command {
         backend: BackendChoice,
     },
     /// Continue a run from a checkpoint the page kept (after the worker crashed): the history up
-    /// to it, and (buffer) its weights.
+    /// to it, and (buffers) its weights and Adam's moments, as the checkpoint came.
     Restore {
         run: u64,
         checkpoint: Checkpoint,
@@ -160,8 +160,8 @@ pub enum Event {
         run: u64,
         failure: Failure,
     },
-    /// The run's weights (buffer: `.safetensors`) after a pause, a single step or a prediction:
-    /// the page keeps the latest, to continue from if the worker crashes.
+    /// The run's weights and Adam's moments (buffers: two `.safetensors`) after a pause, a single
+    /// step or a prediction: the page keeps the latest, to continue from if the worker crashes.
     Checkpoint {
         run: u64,
         checkpoint: Checkpoint,

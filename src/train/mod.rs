@@ -2,6 +2,8 @@
 //! time so that the page can draw between steps. Its settings (`config.rs`) need no burn.
 
 #[cfg(engine)]
+pub mod adam;
+#[cfg(engine)]
 pub mod buffers;
 #[cfg(engine)]
 pub mod clip;

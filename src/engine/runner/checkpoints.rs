@@ -7,7 +7,7 @@ use crate::report::StepReport;
 use crate::train::TrainError;
 
 impl Engine {
-    /// Sends the session's weights and position, for the page to keep.
+    /// Sends the session's weights, Adam's moments and position, for the page to keep.
     pub(super) async fn checkpoint(&mut self) {
         let Some(session) = self.session.as_ref().filter(|_| self.checkpoints) else {
             return;
@@ -17,15 +17,19 @@ impl Engine {
             model: session.net().kind(),
             sampler_position: session.sampler_position(),
         };
-        match crate::model::weights::to_safetensors(session.net(), &[]).await {
-            Ok(bytes) => {
+        let weights = crate::model::weights::to_safetensors(session.net(), &[])
+            .await
+            .map_err(TrainError::Device);
+        let moments = session.adam_moments().await;
+        match (weights, moments) {
+            (Ok(weights), Ok(moments)) => {
                 let run = self.run;
                 (self.sink)(Envelope::with(
                     Event::Checkpoint { run, checkpoint },
-                    vec![bytes],
+                    vec![weights, moments],
                 ));
             }
-            Err(message) => self.fail(TrainError::Device(message)),
+            (Err(error), _) | (_, Err(error)) => self.fail(error),
         }
     }
 
@@ -46,6 +50,7 @@ impl Engine {
         let result = match buffers.first() {
             Some(weights) => session.restore_checkpoint(
                 weights,
+                buffers.get(1).map(Vec::as_slice),
                 checkpoint.model,
                 checkpoint.step,
                 checkpoint.sampler_position,

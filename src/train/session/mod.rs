@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use web_time::Instant;
 
@@ -16,6 +16,7 @@ use crate::model::{ModelKind, SegmentationNet, widen_simple_to_target};
 use crate::report::{GdlAnatomy, StepReport};
 use crate::sample::{Batch, PatchSampler, normalise_nonzero};
 use crate::train::TrainError;
+use crate::train::adam::Adam;
 use crate::train::buffers::check_largest_buffer;
 use crate::train::clip::{clip_global_norm, parameter_norm};
 use crate::train::config::TrainingConfig;
@@ -32,7 +33,7 @@ pub struct TrainingSession {
     /// Normalised; shared with whoever prepared it (the engine), not copied.
     volume: Arc<LabelledVolume>,
     net: SegmentationNet,
-    optimizer: ModuleOptimizer,
+    optimizer: Adam,
     sampler: PatchSampler,
     /// The device as given, for inference, and with autodiff, for training.
     device: Device,
@@ -46,7 +47,7 @@ pub struct TrainingSession {
 /// net, Adam's moments and the sampler's position. (Cheap: tensors are shared, not copied.)
 struct Snapshot {
     net: SegmentationNet,
-    optimizer: ModuleOptimizer,
+    optimizer: Adam,
     sampler_position: usize,
     last_batch: Option<Batch>,
     steps_done: usize,
@@ -104,7 +105,7 @@ impl TrainingSession {
         Ok(Self {
             loss: config.loss(),
             net: first_model.init(volume.classes, &train_device),
-            optimizer: AdamConfig::new().init(),
+            optimizer: Adam::default(),
             sampler: PatchSampler::new(&volume, config.patch, 1.0 / 3.0, config.seed),
             volume,
             config,
@@ -154,21 +155,36 @@ impl TrainingSession {
         Ok(moved)
     }
 
+    /// Adam's moments as a `.safetensors` file ([`Adam::to_safetensors`]), for a checkpoint.
+    pub async fn adam_moments(&self) -> Result<Vec<u8>, TrainError> {
+        self.optimizer
+            .to_safetensors(&self.net)
+            .await
+            .map_err(TrainError::Device)
+    }
+
     /// Continues from a checkpoint (the weights as [`crate::model::weights::to_safetensors`]
-    /// wrote them, of a `model` net, after `steps_done` steps with the sampler at
-    /// `sampler_position`), e.g. in a new worker after the old one crashed. Adam starts afresh:
-    /// its moments are not part of a checkpoint.
+    /// wrote them, of a `model` net, and Adam's moments as [`Self::adam_moments`] wrote them,
+    /// after `steps_done` steps with the sampler at `sampler_position`), e.g. in a new worker
+    /// after the old one crashed. Without moments Adam starts afresh.
     pub fn restore_checkpoint(
         &mut self,
         weights: &[u8],
+        moments: Option<&[u8]>,
         model: ModelKind,
         steps_done: usize,
         sampler_position: usize,
     ) -> Result<(), TrainError> {
         let net = model.init(self.volume.classes, &self.train_device);
-        self.net =
+        let net =
             crate::model::weights::from_safetensors(weights, net).map_err(TrainError::Config)?;
-        self.optimizer = AdamConfig::new().init();
+        self.optimizer = match moments {
+            Some(bytes) => {
+                Adam::from_safetensors(bytes, &net, &self.device).map_err(TrainError::Config)?
+            }
+            None => Adam::default(),
+        };
+        self.net = net;
         self.steps_done = steps_done;
         self.sampler.seek(sampler_position);
         self.last_batch = None;
@@ -355,7 +371,7 @@ impl TrainingSession {
             && self.steps_done >= pretrain_steps
         {
             self.net = SegmentationNet::Target(widen_simple_to_target(simple, 1e-3));
-            self.optimizer = AdamConfig::new().init();
+            self.optimizer = Adam::default();
         }
     }
 }
