@@ -574,3 +574,24 @@ fn cli_trains_a_brats_shaped_case_and_refuses_absurd_flags() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Moving a session to another device (flex to flex here, as the engine does after a lost GPU)
+/// carries the weights, the sampler and Adam's moments: it takes the steps the session would
+/// have taken.
+#[test]
+fn a_moved_session_takes_the_steps_it_would_have_taken() {
+    let data = volume(8);
+    let mut session = TrainingSession::new(TrainingConfig::quick(8), &data, &flex()).unwrap();
+    for _ in 0..3 {
+        pollster::block_on(session.step()).unwrap();
+    }
+    let mut moved = pollster::block_on(session.move_to(&ComputeDevice::flex(None))).unwrap();
+    for step in 4..=5 {
+        let kept = pollster::block_on(session.step()).unwrap().total;
+        let there = pollster::block_on(moved.step()).unwrap().total;
+        assert!(
+            (kept - there).abs() <= 1e-6 * kept.abs(),
+            "step {step}: {kept} where it was, {there} after the move"
+        );
+    }
+}

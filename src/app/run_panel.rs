@@ -149,9 +149,9 @@ pub fn RunPanel(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                         <p>{failure.message}</p>
                         {lost.then(|| view! {
                             <p>
-                                "The run is kept as it was after its last good step. Go on on the "
-                                "CPU, or on a fresh GPU device (a new worker; Adam's moments start "
-                                "afresh)."
+                                "The run is kept as it was after its last good step. Go on from "
+                                "there on the CPU, or on a fresh GPU device (a new worker, from "
+                                "the last saved step)."
                             </p>
                             <button data-test="resume-cpu" on:click=move |_| trainer.resume_on_cpu()>
                                 "Resume on the CPU"

@@ -508,7 +508,7 @@ impl Engine {
     }
 
     /// Goes on after a failure: on the same device the session is kept as it was after its last
-    /// good step; on another device, its weights move there and Adam starts afresh.
+    /// good step; on another device, its weights and Adam's moments move there.
     async fn resume(&mut self, backend: BackendChoice) {
         self.failed = false;
         self.settings.page.backend = backend;

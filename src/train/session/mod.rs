@@ -140,7 +140,7 @@ impl TrainingSession {
     }
 
     /// This session on another device (e.g. the CPU after the GPU failed): the same weights,
-    /// steps and sampler position; Adam starts afresh, since its moments live on the old device.
+    /// Adam's moments, steps and sampler position, read back from the old device.
     pub async fn move_to(&self, compute: &ComputeDevice) -> Result<Self, TrainError> {
         let mut moved = Self::on_normalised(self.config.clone(), self.volume.clone(), compute)?;
         let net = self
@@ -149,6 +149,9 @@ impl TrainingSession {
             .init(self.volume.classes, &moved.train_device);
         moved.net = crate::model::weights::copy_parameters(&self.net, net)
             .await
+            .map_err(TrainError::Device)?;
+        let moments = self.adam_moments().await?;
+        moved.optimizer = Adam::from_safetensors(&moments, &moved.net, &moved.device)
             .map_err(TrainError::Device)?;
         moved.sampler.seek(self.sampler.position());
         moved.steps_done = self.steps_done;
