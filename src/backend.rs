@@ -4,7 +4,7 @@
 //! [`acquire`] initialises it on first use and hands every later caller the same device.
 
 #[cfg(engine)]
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData, Transaction};
 use serde::{Deserialize, Serialize};
 
 /// The family of backend a [`ComputeDevice`] runs on.
@@ -319,6 +319,21 @@ mod web {
 pub async fn yield_now() {
     #[cfg(target_arch = "wasm32")]
     gloo_timers::future::TimeoutFuture::new(0).await;
+}
+
+/// `tensors` copied to the CPU in one asynchronous transfer (a `burn::tensor::Transaction`): a
+/// synchronous read panics in the browser, and reading tensor by tensor waits on the device once
+/// per tensor.
+#[cfg(engine)]
+pub async fn read_all<const D: usize>(tensors: Vec<Tensor<D>>) -> Result<Vec<TensorData>, String> {
+    tensors
+        .into_iter()
+        .fold(Transaction::default(), |transaction, tensor| {
+            transaction.register(tensor)
+        })
+        .execute_async()
+        .await
+        .map_err(|error| error.to_string())
 }
 
 #[cfg(test)]

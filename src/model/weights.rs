@@ -70,31 +70,51 @@ pub async fn to_safetensors_named(
 ) -> Result<Vec<u8>, String> {
     let mut visitor = Collect::default();
     net.visit(&mut visitor);
-    let mut bytes = Vec::with_capacity(visitor.tensors.len());
-    for (_, _, tensor) in &visitor.tensors {
-        let values = tensor
-            .clone()
-            .into_data_async()
-            .await
-            .map_err(|error| format!("Reading the weights failed: {error}"))?
-            .convert::<f32>();
-        bytes.push(values.as_bytes().to_vec());
-    }
-    let views: Vec<(String, TensorView<'_>)> = visitor
+    let (names, tensors): (Vec<_>, Vec<_>) = visitor
         .tensors
+        .into_iter()
+        .map(|(path, shape, tensor)| ((name(&path), shape), tensor))
+        .unzip();
+    let data = crate::backend::read_all(tensors)
+        .await
+        .map_err(|error| format!("Reading the weights failed: {error}"))?;
+    let named = names
+        .into_iter()
+        .zip(data)
+        .map(|((name, shape), data)| (name, shape, data.convert::<f32>().as_bytes().to_vec()))
+        .collect::<Vec<_>>();
+    serialize_f32(&named, metadata)
+}
+
+/// A `.safetensors` file of little-endian f32 tensors, each `(name, shape, bytes)`, with
+/// `metadata` in its header.
+pub fn serialize_f32(
+    named: &[(String, Vec<usize>, Vec<u8>)],
+    metadata: &[(&str, String)],
+) -> Result<Vec<u8>, String> {
+    let views = named
         .iter()
-        .zip(&bytes)
-        .map(|((path, shape, _), data)| {
-            TensorView::new(Dtype::F32, shape.clone(), data)
-                .map(|view| (name(path), view))
-                .map_err(|error| format!("{path}: {error}"))
+        .map(|(name, shape, bytes)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|view| (name.clone(), view))
+                .map_err(|error| format!("{name}: {error}"))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let metadata = metadata
         .iter()
         .map(|(key, value)| (key.to_string(), value.clone()))
         .collect();
     safetensors::serialize(views, Some(metadata)).map_err(|error| error.to_string())
+}
+
+/// The values of a `.safetensors` tensor stored as little-endian f32 (`None` for another type).
+pub fn f32_values(view: &TensorView<'_>) -> Option<Vec<f32>> {
+    (view.dtype() == Dtype::F32).then(|| {
+        view.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    })
 }
 
 /// `onto` with every float parameter replaced by `from`'s, which may live on another device or
@@ -107,14 +127,19 @@ pub async fn copy_parameters(
 ) -> Result<SegmentationNet, String> {
     let mut source = Collect::default();
     from.visit(&mut source);
-    let mut values = Vec::with_capacity(source.tensors.len());
-    for (name, shape, tensor) in source.tensors {
-        let data = tensor
-            .into_data_async()
-            .await
-            .map_err(|error| format!("Reading {name} failed: {error}"))?;
-        values.push((name, shape, data));
-    }
+    let (names, tensors): (Vec<_>, Vec<_>) = source
+        .tensors
+        .into_iter()
+        .map(|(name, shape, tensor)| ((name, shape), tensor))
+        .unzip();
+    let data = crate::backend::read_all(tensors)
+        .await
+        .map_err(|error| format!("Reading the weights failed: {error}"))?;
+    let values: Vec<_> = names
+        .into_iter()
+        .zip(data)
+        .map(|((name, shape), data)| (name, shape, data))
+        .collect();
     let mut replace = Replace {
         path: Vec::new(),
         values: values.into_iter(),
@@ -140,18 +165,15 @@ pub fn from_safetensors(bytes: &[u8], onto: SegmentationNet) -> Result<Segmentat
         let view = file
             .tensor(&name)
             .map_err(|_| format!("The saved weights have no {name}."))?;
-        if view.dtype() != Dtype::F32 || view.shape() != shape.as_slice() {
-            return Err(format!(
-                "The saved {name} is {:?} {:?}; the net needs f32 {shape:?}.",
-                view.dtype(),
-                view.shape()
-            ));
-        }
-        let floats: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let floats = f32_values(&view)
+            .filter(|_| view.shape() == shape.as_slice())
+            .ok_or_else(|| {
+                format!(
+                    "The saved {name} is {:?} {:?}; the net needs f32 {shape:?}.",
+                    view.dtype(),
+                    view.shape()
+                )
+            })?;
         let count = floats.len();
         values.push((name, shape, TensorData::new(floats, [count])));
     }

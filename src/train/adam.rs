@@ -13,8 +13,8 @@ use std::sync::Arc;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::tensor::Transaction;
-use safetensors::{Dtype, tensor::TensorView};
+
+use crate::model::weights::{f32_values, serialize_f32};
 
 const BETA_1: f32 = 0.9;
 const BETA_2: f32 = 0.999;
@@ -60,34 +60,29 @@ impl Adam {
         };
         module.visit(&mut held);
         let found = held.found;
-        let transaction = found.iter().fold(
-            Transaction::default(),
-            |transaction, (_, first, second, _)| {
-                transaction.register(first.clone()).register(second.clone())
-            },
-        );
-        let data = transaction
-            .execute_async()
+        let moments = found
+            .iter()
+            .flat_map(|(_, first, second, _)| [first.clone(), second.clone()])
+            .collect();
+        let data = crate::backend::read_all(moments)
             .await
             .map_err(|error| format!("Reading Adam's moments failed: {error}"))?;
-        let mut named: Vec<(String, Vec<u8>)> = Vec::with_capacity(3 * found.len());
+        let mut named = Vec::with_capacity(3 * found.len());
         for ((path, _, _, steps), pair) in found.iter().zip(data.chunks(2)) {
-            named.push((format!("first.{path}"), pair[0].as_bytes().to_vec()));
-            named.push((format!("second.{path}"), pair[1].as_bytes().to_vec()));
+            for (kind, data) in ["first", "second"].into_iter().zip(pair) {
+                named.push((
+                    format!("{kind}.{path}"),
+                    vec![data.num_elements()],
+                    data.as_bytes().to_vec(),
+                ));
+            }
             named.push((
                 format!("steps.{path}"),
+                vec![1],
                 (*steps as f32).to_le_bytes().to_vec(),
             ));
         }
-        let views = named
-            .iter()
-            .map(|(name, bytes)| {
-                TensorView::new(Dtype::F32, vec![bytes.len() / 4], bytes)
-                    .map(|view| (name.clone(), view))
-                    .map_err(|error| format!("{name}: {error}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        safetensors::serialize(views, None).map_err(|error| error.to_string())
+        serialize_f32(&named, &[])
     }
 
     /// The state [`Adam::to_safetensors`] wrote, for `module` (a net with the same module paths,
@@ -171,11 +166,6 @@ impl ModuleMapper for Update<'_> {
     }
 }
 
-/// Module paths, kept on a stack: burn's visitors report them only by entering and leaving.
-fn enter(path: &mut Vec<String>, name: &str) {
-    path.push(name.to_string());
-}
-
 /// Every parameter's moments, flattened, under its module path, in visiting order.
 struct Held<'a> {
     adam: &'a Adam,
@@ -185,7 +175,7 @@ struct Held<'a> {
 
 impl ModuleVisitor for Held<'_> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
-        enter(&mut self.path, name);
+        self.path.push(name.to_string());
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -215,19 +205,13 @@ struct Load<'a, 'f> {
 
 impl Load<'_, '_> {
     fn floats(&self, name: &str) -> Option<Vec<f32>> {
-        let view = self.file.tensor(name).ok()?;
-        (view.dtype() == Dtype::F32).then(|| {
-            view.data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
-        })
+        f32_values(&self.file.tensor(name).ok()?)
     }
 }
 
 impl ModuleVisitor for Load<'_, '_> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
-        enter(&mut self.path, name);
+        self.path.push(name.to_string());
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {

@@ -2,7 +2,6 @@
 //! transfer, since a synchronous read panics in the browser.
 
 use burn::prelude::*;
-use burn::tensor::Transaction;
 
 use crate::loss::GdlRun;
 use crate::loss::monitor::{GdlInputStats, STATISTICS, input_statistics};
@@ -62,16 +61,10 @@ impl GdlAnatomy {
 /// `Tensor::cat`: a cat is one copy kernel per tensor (~25 launches a step), a transaction copies
 /// buffers without launching anything.
 pub(super) async fn read_back_all(tensors: Vec<Tensor<1>>) -> Result<Vec<f32>, TrainError> {
-    let transaction = tensors
-        .into_iter()
-        .fold(Transaction::default(), |transaction, tensor| {
-            transaction.register(tensor)
-        });
     let mut values = Vec::new();
-    for data in transaction
-        .execute_async()
+    for data in crate::backend::read_all(tensors)
         .await
-        .map_err(|error| TrainError::Device(error.to_string()))?
+        .map_err(TrainError::Device)?
     {
         values.extend(
             data.try_into_vec::<f32>()
