@@ -18,10 +18,8 @@ pub struct Batch {
     pub target: Tensor<5>,
 }
 
-/// Channel-first one-hot masks: `classes` planes of `labels.len()` voxels each.
-///
-/// Built on the CPU because burn's `one_hot` reads back synchronously, which panics in the
-/// browser.
+/// Channel-first one-hot masks: `classes` planes of `labels.len()` voxels each, on the CPU (the
+/// reference values of the tests; training makes them on the device, [`one_hot_on_device`]).
 pub fn one_hot(labels: &[u8], classes: usize) -> Vec<f32> {
     let mut planes = vec![0.0; classes * labels.len()];
     for (voxel, &label) in labels.iter().enumerate() {
@@ -33,6 +31,26 @@ pub fn one_hot(labels: &[u8], classes: usize) -> Vec<f32> {
         planes[label * labels.len() + voxel] = 1.0;
     }
     planes
+}
+
+/// Channel-first one-hot masks `[B, classes, z, y, x]` of `labels` `[B, 1, z, y, x]` (class
+/// numbers as floats), made on the labels' device: a step uploads the label patch, 1/classes of
+/// the bytes of its masks (BENCHMARKS.md, "What a step uploads"). Not burn's `one_hot`, which
+/// reads back synchronously (a panic in the browser), and not a comparison, whose boolean
+/// result took a kernel of its own and a cast: `max(0, 1 − |label − class|)` is 1 for the
+/// voxel's class and 0 for every other (the labels are whole numbers, exact in f32), in float
+/// operations that burn's fusion folds into the kernels that read the masks.
+pub fn one_hot_on_device(labels: Tensor<5>, classes: usize) -> Tensor<5> {
+    let [batch, _, z, y, x] = labels.dims();
+    let numbers: Vec<f32> = (0..classes).map(|class| class as f32).collect();
+    let numbers = Tensor::<1>::from_data(TensorData::new(numbers, [classes]), &labels.device())
+        .reshape([1, classes, 1, 1, 1]);
+    let shape = [batch, classes, z, y, x];
+    (labels.expand(shape) - numbers.expand(shape))
+        .abs()
+        .neg()
+        .add_scalar(1.0)
+        .clamp_min(0.0)
 }
 
 /// Z-score normalisation over the non-zero voxels (the head), as nnU-Net does for MRI; the
@@ -134,18 +152,19 @@ impl PatchSampler {
     pub fn sample(&mut self, volume: &LabelledVolume, batch: usize, device: &Device) -> Batch {
         let edge = self.edge;
         let mut image = Vec::with_capacity(batch * edge.pow(3));
-        let mut target = Vec::with_capacity(batch * volume.classes * edge.pow(3));
+        let mut labels = Vec::with_capacity(batch * edge.pow(3));
         for _ in 0..batch {
             let origin = self.next_origin(volume.dims);
             image.extend(crop(&volume.image, volume.dims, origin, [edge; 3], 0.0));
-            let labels = crop(&volume.labels, volume.dims, origin, [edge; 3], 0);
-            target.extend(one_hot(&labels, volume.classes));
+            let patch = crop(&volume.labels, volume.dims, origin, [edge; 3], 0);
+            labels.extend(patch.into_iter().map(f32::from));
         }
+        let shape = [batch, 1, edge, edge, edge];
         Batch {
-            image: Tensor::from_data(TensorData::new(image, [batch, 1, edge, edge, edge]), device),
-            target: Tensor::from_data(
-                TensorData::new(target, [batch, volume.classes, edge, edge, edge]),
-                device,
+            image: Tensor::from_data(TensorData::new(image, shape), device),
+            target: one_hot_on_device(
+                Tensor::from_data(TensorData::new(labels, shape), device),
+                volume.classes,
             ),
         }
     }
@@ -199,6 +218,22 @@ mod tests {
                 0., 1., 0., 1., // class 2
             ]
         );
+    }
+
+    #[test]
+    fn the_device_makes_the_same_masks_as_the_cpu() {
+        // Two samples of 3×2×2 voxels, every class in each, in different places.
+        let samples: [[u8; 12]; 2] = [
+            [0, 1, 2, 3, 3, 2, 1, 0, 0, 0, 2, 1],
+            [3, 3, 0, 1, 2, 0, 0, 1, 1, 2, 3, 0],
+        ];
+        let labels: Vec<f32> = samples.iter().flatten().map(|&l| f32::from(l)).collect();
+        let device = Device::flex();
+        let labels = Tensor::<5>::from_data(TensorData::new(labels, [2, 1, 3, 2, 2]), &device);
+        let masks = one_hot_on_device(labels, 4);
+        assert_eq!(masks.dims(), [2, 4, 3, 2, 2]);
+        let expected: Vec<f32> = samples.iter().flat_map(|s| one_hot(s, 4)).collect();
+        assert_eq!(masks.into_data().try_to_vec::<f32>().unwrap(), expected);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use gdl_lab::loss::monitor::input_statistics;
+use gdl_lab::loss::monitor::{GdlRows, input_statistics};
 use gdl_lab::loss::{GdlConfig, GdlInputStats, Misuse, Schedule, gdl_pipeline};
 use gdl_lab::sample::one_hot;
 
@@ -98,12 +98,17 @@ fn run(misuse: Option<Misuse>) -> gdl_lab::loss::GdlRun {
 }
 
 fn stats(misuse: Option<Misuse>) -> GdlInputStats {
-    let run = run(misuse);
-    let values: Vec<f32> = Tensor::cat(input_statistics(&run), 0)
-        .into_data()
-        .try_to_vec()
-        .unwrap();
-    GdlInputStats::from_slice(&values, &run)
+    monitor(&run(misuse))
+}
+
+/// What the monitor makes of `run`, read back synchronously (as the CPU allows).
+fn monitor(run: &gdl_lab::loss::GdlRun) -> GdlInputStats {
+    let read = |tensors: Vec<Tensor<1>>| -> Vec<f32> {
+        Tensor::cat(tensors, 0).into_data().try_to_vec().unwrap()
+    };
+    let classes = run.parts.weight.dims()[1];
+    let rows = GdlRows::from_values(&read(GdlRows::tensors(&run.parts)), classes);
+    GdlInputStats::from_readout(&read(input_statistics(run)), &rows, run)
 }
 
 #[test]
@@ -126,11 +131,7 @@ fn soft_labels_are_valid_and_stay_in_range() {
     let (logits, onehot) = confident_case(&device);
     let soft = onehot * 0.9 + 0.025;
     let run = gdl_pipeline(logits, soft, &GdlConfig::default(), None);
-    let values: Vec<f32> = Tensor::cat(input_statistics(&run), 0)
-        .into_data()
-        .try_to_vec()
-        .unwrap();
-    let stats = GdlInputStats::from_slice(&values, &run);
+    let stats = monitor(&run);
     assert!(stats.in_range(), "{stats:?}");
     assert!(stats.causes().is_empty(), "{:?}", stats.violations());
 }

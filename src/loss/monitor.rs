@@ -10,11 +10,13 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[cfg(engine)]
+use super::gdl::GdlParts;
+#[cfg(engine)]
 use super::misuse::GdlRun;
 use super::misuse::Misuse;
 
-/// How many scalars [`input_statistics`] returns, in the order of [`GdlInputStats::from_slice`].
-pub const STATISTICS: usize = 11;
+/// How many scalars [`input_statistics`] returns, in the order of [`GdlInputStats::from_readout`].
+pub const STATISTICS: usize = 9;
 
 /// What the monitor looked at, read back from the device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -41,9 +43,10 @@ pub struct GdlInputStats {
 }
 
 #[cfg(engine)]
-/// `[gdl, p_min, p_max, g_min, g_max, w_min, g_fraction, g_not_two_valued, g_has_3, g_has_4,
-/// weighted_miss]` of a GDL run, one `[1]` tensor each, to be read back with everything else
-/// (in one transfer: `train/session/readout.rs`).
+/// `[gdl, p_min, p_max, g_min, g_max, g_fraction, g_not_two_valued, g_has_3, g_has_4]` of a GDL
+/// run, one `[1]` tensor each: the reductions over whole volumes, to be read back with
+/// everything else (in one transfer: `train/session/readout.rs`). What follows from the
+/// per-class sums is reduced on the CPU ([`GdlRows`]).
 pub fn input_statistics(run: &GdlRun) -> Vec<Tensor<1>> {
     let g = run.target.clone();
     let g_max = g.clone().max();
@@ -54,7 +57,6 @@ pub fn input_statistics(run: &GdlRun) -> Vec<Tensor<1>> {
         run.probs.clone().max().reshape([1]),
         g.clone().min().reshape([1]),
         g_max.clone().reshape([1]),
-        run.parts.weight.clone().min().reshape([1]),
         (g.clone() - g.clone().round()).abs().max().reshape([1]),
         (g.clone() * (g_max.reshape([1, 1, 1, 1, 1]) - g.clone()))
             .abs()
@@ -62,37 +64,140 @@ pub fn input_statistics(run: &GdlRun) -> Vec<Tensor<1>> {
             .reshape([1]),
         has(3.0),
         has(4.0),
-        weighted_miss(run),
     ]
 }
 
-#[cfg(engine)]
-/// `[1]`: the smallest over samples of `Σ_c w_c·(P_c + G_c − 2·I_c)`.
-fn weighted_miss(run: &GdlRun) -> Tensor<1> {
-    let sums = &run.parts.sums;
-    let miss = sums.prediction.clone() + sums.target.clone() - sums.intersection.clone() * 2.0;
-    (run.parts.weight.clone() * miss)
-        .sum_dim(1)
-        .min()
-        .reshape([1])
+/// The GDL's parts `[rows, classes]` (a row per sample, or one row when the batch is pooled)
+/// on the CPU. They are read back as they are and reduced here: a few numbers per class, where
+/// a kernel launch each (means and sums over the samples, the smallest weight, the weighted
+/// miss) cost more than the arithmetic.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GdlRows {
+    pub classes: usize,
+    /// Row-major `[rows, classes]` each.
+    pub intersection: Vec<f32>,
+    pub prediction: Vec<f32>,
+    pub target: Vec<f32>,
+    pub weight: Vec<f32>,
+    pub dice: Vec<f32>,
+    pub contribution: Vec<f32>,
+}
+
+impl GdlRows {
+    /// How many tensors [`GdlRows::tensors`] returns.
+    pub const PARTS: usize = 6;
+
+    #[cfg(engine)]
+    /// The parts to read back, flattened, in the order [`GdlRows::from_values`] takes them.
+    pub fn tensors(parts: &GdlParts) -> Vec<Tensor<1>> {
+        [
+            &parts.sums.intersection,
+            &parts.sums.prediction,
+            &parts.sums.target,
+            &parts.weight,
+            &parts.dice,
+            &parts.contribution,
+        ]
+        .map(|part| part.clone().reshape([-1]))
+        .to_vec()
+    }
+
+    /// The values of [`GdlRows::tensors`], one after the other, for `classes` channels.
+    pub fn from_values(values: &[f32], classes: usize) -> Self {
+        let part = values.len() / Self::PARTS;
+        let take = |index: usize| values[index * part..(index + 1) * part].to_vec();
+        Self {
+            classes,
+            intersection: take(0),
+            prediction: take(1),
+            target: take(2),
+            weight: take(3),
+            dice: take(4),
+            contribution: take(5),
+        }
+    }
+
+    fn rows(part: &[f32], classes: usize) -> impl Iterator<Item = &[f32]> {
+        part.chunks(classes.max(1))
+    }
+
+    /// Each class's sum over the rows.
+    pub fn sum_over_rows(&self, part: &[f32]) -> Vec<f32> {
+        (0..self.classes)
+            .map(|class| {
+                Self::rows(part, self.classes)
+                    .map(|row| row[class] as f64)
+                    .sum::<f64>() as f32
+            })
+            .collect()
+    }
+
+    /// Each class's mean over the rows.
+    pub fn mean_over_rows(&self, part: &[f32]) -> Vec<f32> {
+        let rows = (part.len() / self.classes.max(1)).max(1) as f64;
+        self.sum_over_rows(part)
+            .into_iter()
+            .map(|sum| (sum as f64 / rows) as f32)
+            .collect()
+    }
+
+    /// The smallest class weight of any row.
+    pub fn smallest_weight(&self) -> f32 {
+        smallest(self.weight.iter().copied())
+    }
+
+    /// The smallest over the rows of `Σ_c w_c·(P_c + G_c − 2·I_c)`.
+    pub fn weighted_miss(&self) -> f32 {
+        let parts = [
+            &self.weight,
+            &self.prediction,
+            &self.target,
+            &self.intersection,
+        ]
+        .map(|part| Self::rows(part, self.classes));
+        let [weight, prediction, target, intersection] = parts;
+        smallest(
+            weight
+                .zip(prediction)
+                .zip(target)
+                .zip(intersection)
+                .map(|(((w, p), g), i)| {
+                    (0..w.len())
+                        .map(|c| w[c] as f64 * (p[c] as f64 + g[c] as f64 - 2.0 * i[c] as f64))
+                        .sum::<f64>() as f32
+                }),
+        )
+    }
+}
+
+/// The smallest value, NaN if any is NaN (a broken sum must not pass for a small one).
+fn smallest(values: impl Iterator<Item = f32>) -> f32 {
+    values.fold(f32::INFINITY, |least, value| {
+        if least.is_nan() || value.is_nan() {
+            f32::NAN
+        } else {
+            least.min(value)
+        }
+    })
 }
 
 impl GdlInputStats {
     #[cfg(engine)]
-    /// Pairs the [`STATISTICS`] read-back values of [`input_statistics`] with the run's options.
-    pub fn from_slice(values: &[f32], run: &GdlRun) -> Self {
+    /// The [`STATISTICS`] read-back values of [`input_statistics`] and the run's parts on the
+    /// CPU, with the run's options.
+    pub fn from_readout(statistics: &[f32], rows: &GdlRows, run: &GdlRun) -> Self {
         Self {
-            gdl: values[0],
-            p_min: values[1],
-            p_max: values[2],
-            g_min: values[3],
-            g_max: values[4],
-            w_min: values[5],
-            g_fraction: values[6],
-            g_not_two_valued: values[7],
-            g_has_3: values[8],
-            g_has_4: values[9],
-            weighted_miss: values[10],
+            gdl: statistics[0],
+            p_min: statistics[1],
+            p_max: statistics[2],
+            g_min: statistics[3],
+            g_max: statistics[4],
+            w_min: rows.smallest_weight(),
+            g_fraction: statistics[5],
+            g_not_two_valued: statistics[6],
+            g_has_3: statistics[7],
+            g_has_4: statistics[8],
+            weighted_miss: rows.weighted_miss(),
             smooth_nr: run.config.smooth_nr,
             smooth_dr: run.config.smooth_dr,
         }
@@ -227,5 +332,47 @@ impl GdlInputStats {
                  smooth_nr ≤ smooth_dr held; this points at numerical trouble (overflow or NaN)."
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two samples × three classes, as `GdlRows::tensors` lays them out.
+    fn two_samples() -> GdlRows {
+        let parts: [[f32; 6]; 6] = [
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],       // I
+            [2.0, 4.0, 6.0, 8.0, 10.0, 12.0],     // P
+            [3.0, 3.0, 3.0, 5.0, 5.0, 5.0],       // G
+            [0.5, 1.0, -2.0, 1.0, 1.0, 1.0],      // w
+            [0.1, 0.2, 0.3, 0.5, 0.6, 0.7],       // Dice
+            [0.01, 0.02, 0.03, 0.05, 0.06, 0.07], // contribution
+        ];
+        GdlRows::from_values(&parts.concat(), 3)
+    }
+
+    #[test]
+    fn the_rows_reduce_per_class_over_the_samples() {
+        let rows = two_samples();
+        assert_eq!(rows.sum_over_rows(&rows.intersection), [5.0f32, 7.0, 9.0]);
+        let means = rows.mean_over_rows(&rows.dice);
+        for (mean, expected) in means.iter().zip([0.3f32, 0.4, 0.5]) {
+            assert!((mean - expected).abs() < 1e-6, "{means:?}");
+        }
+        assert_eq!(rows.smallest_weight(), -2.0);
+        // Sample 0: 0.5·(2+3−2) + 1·(4+3−4) − 2·(6+3−6) = 1.5 + 3 − 6 = −1.5;
+        // sample 1: (8+5−8) + (10+5−10) + (12+5−12) = 15.
+        assert_eq!(rows.weighted_miss(), -1.5);
+    }
+
+    #[test]
+    fn a_nan_in_the_rows_is_not_taken_for_a_small_value() {
+        let mut rows = two_samples();
+        rows.weight[4] = f32::NAN;
+        assert!(rows.smallest_weight().is_nan());
+        assert!(rows.weighted_miss().is_nan());
+        let pooled = GdlRows::from_values(&[1.0; 6], 1);
+        assert_eq!(pooled.mean_over_rows(&pooled.dice), [1.0f32]);
     }
 }

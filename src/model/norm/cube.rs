@@ -102,8 +102,16 @@ impl NormKernels for CubeBackend {
     fn instance_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let x = into_contiguous(x);
         let shape = x.shape();
-        let partial = empty_like(&x, pairs_per_chunk(&shape));
         let stats = empty_like(&x, pairs_per_plane(&shape));
+        // A plane of one chunk (8³ and smaller: the U-Net's deeper levels on small patches)
+        // gets its statistics from the chunk kernel itself, [planes, 1, 2] being laid out as
+        // [planes, 2]: one launch instead of two.
+        let whole_planes = chunks_per_plane(&shape) == 1;
+        let partial = if whole_planes {
+            stats.clone()
+        } else {
+            empty_like(&x, pairs_per_chunk(&shape))
+        };
         let voxels = voxels_per_plane(&shape);
         let dtype = storage_type(&x);
         let client = x.client.clone();
@@ -118,8 +126,12 @@ impl NormKernels for CubeBackend {
                 voxels,
                 CHUNK_CUBE_SIZE,
                 VOXELS_PER_THREAD,
+                whole_planes,
                 dtype,
             );
+            if whole_planes {
+                return stats;
+            }
             instance_norm_combine_stats_kernel::launch_unchecked(
                 &client,
                 plane_workgroups(&shape),
@@ -173,8 +185,14 @@ impl NormKernels for CubeBackend {
     ) -> FloatTensor<Self> {
         let [x, stats, gamma, beta, grad] = [x, stats, gamma, beta, grad].map(into_contiguous);
         let shape = x.shape();
-        let partial = empty_like(&x, pairs_per_chunk(&shape));
         let sums = empty_like(&x, pairs_per_plane(&shape));
+        // As for the statistics: a plane of one chunk has its sums once its chunk is summed.
+        let whole_planes = chunks_per_plane(&shape) == 1;
+        let partial = if whole_planes {
+            sums.clone()
+        } else {
+            empty_like(&x, pairs_per_chunk(&shape))
+        };
         let dtype = storage_type(&x);
         let client = x.client.clone();
         // SAFETY: as for the statistics.
@@ -194,6 +212,9 @@ impl NormKernels for CubeBackend {
                 VOXELS_PER_THREAD,
                 dtype,
             );
+            if whole_planes {
+                return sums;
+            }
             instance_norm_combine_sums_kernel::launch_unchecked(
                 &client,
                 plane_workgroups(&shape),

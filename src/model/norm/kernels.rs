@@ -106,7 +106,9 @@ fn chunk_voxels(
 }
 
 /// Each chunk's mean and Σ(x − mean)² (workgroup x: the chunk, y: the plane), into `partial`
-/// `[planes, chunks, 2]`, in one pass and one workgroup sum: the sums are of x − K, K the
+/// `[planes, chunks, 2]`; with `whole_plane` (a plane of one chunk) the plane's statistics
+/// themselves (mean, 1/√(var + ε)), with no combining launch after it. In one pass and one
+/// workgroup sum: the sums are of x − K, K the
 /// chunk's first voxel, which lies within a few standard deviations of the chunk's mean, so
 /// Σ(x − K)² − (Σ(x − K))²/n loses no more than a few bits (around 0 it would lose them all
 /// when the mean is large against the spread). Each thread's loads are independent (a GPU
@@ -118,6 +120,7 @@ pub(super) fn instance_norm_chunk_stats_kernel<F: Float>(
     voxels: usize,
     #[comptime] cube_size: usize,
     #[comptime] per_thread: usize,
+    #[comptime] whole_plane: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let chunk = CUBE_POS_X as usize;
@@ -142,7 +145,12 @@ pub(super) fn instance_norm_chunk_stats_kernel<F: Float>(
         let n = F::cast_from(count);
         let at = (plane * CUBE_COUNT_X as usize + chunk) * 2;
         partial[at] = shift + sum / n;
-        partial[at + 1] = F::max(squares - sum * sum / n, F::new(0.0));
+        let spread = F::max(squares - sum * sum / n, F::new(0.0));
+        if whole_plane {
+            partial[at + 1] = F::new(1.0) / F::sqrt(spread / n + F::new(EPSILON));
+        } else {
+            partial[at + 1] = spread;
+        }
     }
 }
 

@@ -4,34 +4,24 @@
 use burn::prelude::*;
 
 use crate::loss::GdlRun;
-use crate::loss::monitor::{GdlInputStats, STATISTICS, input_statistics};
+use crate::loss::monitor::{GdlInputStats, GdlRows, STATISTICS, input_statistics};
 use crate::report::GdlAnatomy;
 use crate::train::TrainError;
 
-/// The tensors [`GdlAnatomy::from_readout`] reads: the monitor's statistics, then six
-/// per-channel rows (Dice and w as means over samples, I, P and G as sums, the contribution).
+/// The tensors [`GdlAnatomy::from_readout`] reads: the monitor's statistics, then the run's
+/// per-class parts as they are ([`GdlRows`]).
 pub(super) fn gdl_readout(run: &GdlRun) -> Vec<Tensor<1>> {
-    let parts = &run.parts;
-    let mean_rows = |t: &Tensor<2>| t.clone().mean_dim(0).reshape([-1]);
-    let sum_rows = |t: &Tensor<2>| t.clone().sum_dim(0).reshape([-1]);
     let mut readout = input_statistics(run);
-    readout.extend([
-        mean_rows(&parts.dice),
-        mean_rows(&parts.weight),
-        sum_rows(&parts.sums.intersection),
-        sum_rows(&parts.sums.prediction),
-        sum_rows(&parts.sums.target),
-        mean_rows(&parts.contribution),
-    ]);
+    readout.extend(GdlRows::tensors(&run.parts));
     readout
 }
 
 impl GdlAnatomy {
     pub(super) fn from_readout(values: &[f32], run: &GdlRun, include_background: bool) -> Self {
-        let (statistics, per_channel) = values.split_at(STATISTICS);
-        let monitor = GdlInputStats::from_slice(statistics, run);
-        let channels = per_channel.len() / 6;
-        let row = |index: usize| per_channel[index * channels..(index + 1) * channels].to_vec();
+        let (statistics, parts) = values.split_at(STATISTICS);
+        let channels = run.parts.weight.dims()[1];
+        let rows = GdlRows::from_values(parts, channels);
+        let monitor = GdlInputStats::from_readout(statistics, &rows, run);
         let first_class = usize::from(!include_background);
         let names = if run.target.dims()[1] == 1 {
             vec!["foreground".to_string()]
@@ -46,12 +36,12 @@ impl GdlAnatomy {
             violations: monitor.violations(),
             monitor,
             channels: names,
-            dice: row(0),
-            weight: row(1),
-            intersection: row(2),
-            prediction: row(3),
-            target: row(4),
-            contribution: row(5),
+            dice: rows.mean_over_rows(&rows.dice),
+            weight: rows.mean_over_rows(&rows.weight),
+            intersection: rows.sum_over_rows(&rows.intersection),
+            prediction: rows.sum_over_rows(&rows.prediction),
+            target: rows.sum_over_rows(&rows.target),
+            contribution: rows.mean_over_rows(&rows.contribution),
         }
     }
 }
