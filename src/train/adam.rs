@@ -36,14 +36,29 @@ struct Moments<const D: usize> {
 }
 
 impl Adam {
-    /// `module` moved one Adam step along `grads` at learning rate `lr`. Parameters without a
-    /// gradient stay as they are, and so do their moments.
-    pub fn step<M: Module>(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
-        module.map(&mut Update {
+    /// `module` moved one Adam step along `grads` at learning rate `lr`, and the L2 norm of the
+    /// parameters it moved (`None` when `grads` holds none): a non-finite norm means the update
+    /// broke the weights. Parameters without a gradient stay as they are, and so do their
+    /// moments.
+    ///
+    /// The norm is taken here, each parameter's sum of squares right after its update, so that
+    /// burn's fusion can fold it into the update's kernel; after all the updates it was a launch
+    /// of its own per parameter, and a norm of every parameter, the U-Net's ten unused conv
+    /// biases (which never change) included.
+    pub fn step<M: Module>(
+        &mut self,
+        lr: f64,
+        module: M,
+        grads: GradientsParams,
+    ) -> (M, Option<Tensor<1>>) {
+        let mut update = Update {
             adam: self,
             grads,
             lr,
-        })
+            squares: None,
+        };
+        let module = module.map(&mut update);
+        (module, update.squares.map(Tensor::sqrt))
     }
 
     fn get<const D: usize>(&self, id: &ParamId) -> Option<&Moments<D>> {
@@ -114,6 +129,8 @@ struct Update<'a> {
     adam: &'a mut Adam,
     grads: GradientsParams,
     lr: f64,
+    /// Σ w² over the parameters updated so far.
+    squares: Option<Tensor<1>>,
 }
 
 impl ModuleMapper for Update<'_> {
@@ -123,7 +140,7 @@ impl ModuleMapper for Update<'_> {
         };
         let id = param.id;
         let previous = self.adam.get::<D>(&id).cloned();
-        let (adam, lr) = (&mut *self.adam, self.lr);
+        let (adam, lr, squares) = (&mut *self.adam, self.lr, &mut self.squares);
         param.map(|tensor| {
             let (first, second, steps) = match previous {
                 Some(m) => (
@@ -153,6 +170,11 @@ impl ModuleMapper for Update<'_> {
                 }),
             );
             let updated = tensor.clone().inner() - direction.mul_scalar(lr);
+            let square = sum_of_squares(updated.clone());
+            *squares = Some(match squares.take() {
+                Some(total) => total + square,
+                None => square,
+            });
             // Back into autodiff as it was: burn's `ParameterContext` does the same.
             let mut parameter = Tensor::from_inner(updated);
             if let Some(strategy) = tensor.gradient_checkpointing_strategy() {
@@ -163,6 +185,17 @@ impl ModuleMapper for Update<'_> {
             }
             parameter
         })
+    }
+}
+
+/// Σ x² as a `[1]` tensor. A vector is summed along its one axis, which burn's fusion folds
+/// into the kernel that computed it; anything else is flattened first, which ends that kernel
+/// (fusion does not fuse a reshape to fewer axes), so its sum is a launch of its own.
+fn sum_of_squares<const D: usize>(tensor: Tensor<D>) -> Tensor<1> {
+    if D == 1 {
+        tensor.square().sum_dim(0).reshape([1])
+    } else {
+        tensor.reshape([-1]).square().sum_dim(0)
     }
 }
 
@@ -310,8 +343,16 @@ mod tests {
         for step in 1..=5 {
             let lr = 0.01 * step as f64;
             theirs_net = burns.step(lr, theirs_net.clone(), gradients(&theirs_net, &x, &y));
-            our_net = ours.step(lr, our_net.clone(), gradients(&our_net, &x, &y));
+            let (net, moved_norm) = ours.step(lr, our_net.clone(), gradients(&our_net, &x, &y));
+            our_net = net;
             let (theirs, mine) = (values(&theirs_net), values(&our_net));
+            // The norm `step` returns is of the parameters it moved: a and b, not `unused`.
+            let moved_norm = moved_norm.expect("a and b moved").into_scalar::<f32>();
+            let expected = mine[..17].iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!(
+                (moved_norm - expected).abs() <= 1e-5 * expected,
+                "step {step}: the moved weights' norm {moved_norm}, expected {expected}"
+            );
             for (i, (t, m)) in theirs.iter().zip(&mine).enumerate() {
                 assert!(
                     (t - m).abs() <= 1e-6,

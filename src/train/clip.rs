@@ -48,24 +48,6 @@ pub fn clip_global_norm<M: Module>(
     Some(ClipNorms { before, after })
 }
 
-/// The global L2 norm of `module`'s parameters, as a `[1]` tensor on the device: a non-finite
-/// value means an update has broken the weights.
-pub fn parameter_norm<M: Module>(module: &M) -> Tensor<1> {
-    struct Squares(Option<Tensor<1>>);
-    impl ModuleVisitor for Squares {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let square = param.val().reshape([-1]).square().sum_dim(0);
-            self.0 = Some(match self.0.take() {
-                Some(total) => total + square,
-                None => square,
-            });
-        }
-    }
-    let mut squares = Squares(None);
-    module.visit(&mut squares);
-    squares.0.expect("every net has parameters").sqrt()
-}
-
 struct SumOfSquares<'a> {
     grads: &'a GradientsParams,
     total: Option<Tensor<1>>,

@@ -18,7 +18,7 @@ use crate::sample::{Batch, PatchSampler, normalise_nonzero};
 use crate::train::TrainError;
 use crate::train::adam::Adam;
 use crate::train::buffers::check_largest_buffer;
-use crate::train::clip::{clip_global_norm, parameter_norm};
+use crate::train::clip::clip_global_norm;
 use crate::train::config::TrainingConfig;
 use crate::volume::LabelledVolume;
 
@@ -276,9 +276,11 @@ impl TrainingSession {
         let max_norm = (self.config.clip > 0.0).then_some(self.config.clip);
         let norms = clip_global_norm(&self.net, &mut gradients, max_norm)
             .expect("every net has parameters");
-        self.net = self
+        let (net, updated_norm) = self
             .optimizer
             .step(self.config.lr, self.net.clone(), gradients);
+        self.net = net;
+        let updated_norm = updated_norm.expect("every net has parameters with gradients");
 
         // One readback: [total, warm-up, norms, then the GDL's statistics and anatomy].
         let mut scalars = vec![
@@ -286,7 +288,7 @@ impl TrainingSession {
             loss.warmup.clone(),
             norms.before,
             norms.after,
-            parameter_norm(&self.net),
+            updated_norm,
         ];
         scalars.extend(gdl_readout(&loss.gdl));
         let values =

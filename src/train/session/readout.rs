@@ -73,3 +73,64 @@ pub(super) async fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f
         .try_into_vec::<f32>()
         .map_err(|error| TrainError::Device(format!("{error:?}")))
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use burn::tensor::Distribution;
+
+    use super::*;
+    use crate::loss::{GdlConfig, gdl_pipeline};
+    use crate::sample::one_hot;
+
+    /// The anatomy and the monitor's two row statistics, reduced on the CPU from the read-back
+    /// parts, are what reductions on the device give: means over the samples for Dice, w and the
+    /// contributions, sums for I, P and G (two samples, so that a sum taken for a mean, or rows
+    /// and classes mixed up, shows).
+    #[test]
+    fn the_cpu_reduces_the_samples_as_the_device_would() {
+        let device = Device::flex();
+        device.seed(5);
+        let shape = [2, 3, 4, 4, 4];
+        let logits = Tensor::<5>::random(shape, Distribution::Normal(0.0, 2.0), &device);
+        let labels: Vec<u8> = (0..128).map(|i| ((i * 7 + i / 5) % 3) as u8).collect();
+        let masks: Vec<f32> = labels.chunks(64).flat_map(|s| one_hot(s, 3)).collect();
+        let target = Tensor::<5>::from_data(TensorData::new(masks, shape), &device);
+        let run = gdl_pipeline(logits, target, &GdlConfig::default(), None);
+        let values = pollster::block_on(read_back_all(gdl_readout(&run))).unwrap();
+        let anatomy = GdlAnatomy::from_readout(&values, &run, true);
+
+        let read = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+        let mean = |t: &Tensor<2>| read(t.clone().mean_dim(0).reshape([-1]));
+        let sum = |t: &Tensor<2>| read(t.clone().sum_dim(0).reshape([-1]));
+        let parts = &run.parts;
+        let sums = &parts.sums;
+        let close = |ours: f32, theirs: f32| (ours - theirs).abs() <= 1e-5 * theirs.abs().max(1.0);
+        for (name, ours, theirs) in [
+            ("Dice", &anatomy.dice, mean(&parts.dice)),
+            ("w", &anatomy.weight, mean(&parts.weight)),
+            ("I", &anatomy.intersection, sum(&sums.intersection)),
+            ("P", &anatomy.prediction, sum(&sums.prediction)),
+            ("G", &anatomy.target, sum(&sums.target)),
+            (
+                "contribution",
+                &anatomy.contribution,
+                mean(&parts.contribution),
+            ),
+        ] {
+            assert_eq!(ours.len(), 3, "{name}");
+            assert!(
+                ours.iter().zip(&theirs).all(|(&a, &b)| close(a, b)),
+                "{name}: {ours:?} on the CPU, {theirs:?} on the device"
+            );
+        }
+        let w_min = read(parts.weight.clone().min().reshape([1]))[0];
+        let miss = sums.prediction.clone() + sums.target.clone() - sums.intersection.clone() * 2.0;
+        let weighted_miss = read((parts.weight.clone() * miss).sum_dim(1).min().reshape([1]))[0];
+        let monitor = anatomy.monitor;
+        assert!(close(monitor.w_min, w_min), "{monitor:?}, w_min {w_min}");
+        assert!(
+            close(monitor.weighted_miss, weighted_miss),
+            "{monitor:?}, weighted miss {weighted_miss}"
+        );
+    }
+}
