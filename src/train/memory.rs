@@ -28,7 +28,7 @@ pub struct MemoryEstimate {
     /// The scan as loaded and its working copy: intensities (f32), classes (u8) and the
     /// sampler's index of foreground voxels.
     pub scan: u64,
-    /// One training step: the batch and its one-hot target, the activations kept for the
+    /// One training step: the batch, its labels and one-hot masks, the activations kept for the
     /// backward pass and their gradients, the loss's class planes.
     pub step: u64,
     /// The whole-volume prediction: probability sums on the working grid, the classes mapped
@@ -62,12 +62,12 @@ pub fn estimate(
     let patch_voxels = (config.patch as u64)
         .checked_pow(3)?
         .checked_mul(config.batch as u64)?;
-    // Activations and their gradients (×2), the input and one-hot target (1 + C), and about
-    // eight class planes in the loss (softmax, products, their gradients).
+    // Activations and their gradients (×2), the input, the label plane and its one-hot masks
+    // (2 + C), and about eight class planes in the loss (softmax, products, their gradients).
     let floats_per_voxel = activation_channels(config.model)
         .checked_mul(2)?
         .checked_add(classes.checked_mul(9)?)?
-        .checked_add(1)?;
+        .checked_add(2)?;
     let step = patch_voxels.checked_mul(floats_per_voxel)?.checked_mul(4)?;
     // Sums and weights on the working grid and their copy as a message (the probabilities stay
     // on the working grid), and the classes mapped back to the scan's grid.
