@@ -15,6 +15,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 
 use crate::model::weights::{f32_values, serialize_f32};
+use crate::train::clip::add_sum_of_squares;
 
 const BETA_1: f32 = 0.9;
 const BETA_2: f32 = 0.999;
@@ -170,11 +171,7 @@ impl ModuleMapper for Update<'_> {
                 }),
             );
             let updated = tensor.clone().inner() - direction.mul_scalar(lr);
-            let square = sum_of_squares(updated.clone());
-            *squares = Some(match squares.take() {
-                Some(total) => total + square,
-                None => square,
-            });
+            add_sum_of_squares(squares, updated.clone());
             // Back into autodiff as it was: burn's `ParameterContext` does the same.
             let mut parameter = Tensor::from_inner(updated);
             if let Some(strategy) = tensor.gradient_checkpointing_strategy() {
@@ -185,17 +182,6 @@ impl ModuleMapper for Update<'_> {
             }
             parameter
         })
-    }
-}
-
-/// Σ x² as a `[1]` tensor. A vector is summed along its one axis, which burn's fusion folds
-/// into the kernel that computed it; anything else is flattened first, which ends that kernel
-/// (fusion does not fuse a reshape to fewer axes), so its sum is a launch of its own.
-fn sum_of_squares<const D: usize>(tensor: Tensor<D>) -> Tensor<1> {
-    if D == 1 {
-        tensor.square().sum_dim(0).reshape([1])
-    } else {
-        tensor.reshape([-1]).square().sum_dim(0)
     }
 }
 

@@ -56,11 +56,7 @@ struct SumOfSquares<'a> {
 impl ModuleVisitor for SumOfSquares<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(grad) = self.grads.get::<D>(param.id) {
-            let square = grad.reshape([-1]).square().sum_dim(0);
-            self.total = Some(match self.total.take() {
-                Some(total) => total + square,
-                None => square,
-            });
+            add_sum_of_squares(&mut self.total, grad);
         }
     }
 }
@@ -77,4 +73,20 @@ impl ModuleVisitor for Scale<'_> {
             self.grads.register::<D>(param.id, grad * coefficient);
         }
     }
+}
+
+/// Adds Σx² of `tensor` to `total` (a `[1]` tensor on the device, `None` before the first). A
+/// vector is summed along its one axis, which burn's fusion folds into the kernel that computed
+/// it; anything else is flattened first, which ends that kernel (fusion does not fuse a reshape
+/// to fewer axes), so its sum is a launch of its own.
+pub(crate) fn add_sum_of_squares<const D: usize>(total: &mut Option<Tensor<1>>, tensor: Tensor<D>) {
+    let square = if D == 1 {
+        tensor.square().sum_dim(0).reshape([1])
+    } else {
+        tensor.reshape([-1]).square().sum_dim(0)
+    };
+    *total = Some(match total.take() {
+        Some(total) => total + square,
+        None => square,
+    });
 }
