@@ -1,6 +1,6 @@
-//! gdl-lab's own GPU kernels (the tiled convolutions, the fused InstanceNorm + LeakyReLU) and the
-//! im2col + matmul convolution on a real wgpu device against burn's operations on flex: the
-//! GPU path must give the CPU's numbers, outputs and gradients. On CI the device is Mesa's
+//! gdl-lab's own GPU kernels (the tiled convolutions, the fused InstanceNorm + LeakyReLU, the
+//! monitor's maxima) and the im2col + matmul convolution on a real wgpu device against burn's
+//! operations on flex: the GPU path must give the CPU's numbers, outputs and gradients. On CI the device is Mesa's
 //! lavapipe (a Vulkan driver on the CPU, installed by `./x test`), so this runs where no GPU is.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -8,6 +8,7 @@ use burn::module::{Module, Param};
 use burn::nn::{InstanceNormConfig, LeakyReluConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use gdl_lab::loss::maxima::volume_maxima;
 use gdl_lab::model::ModelKind;
 use gdl_lab::model::conv::{conv3d_burn, conv3d_gemm_in_slabs};
 use gdl_lab::model::kernels::conv3d_tiled;
@@ -453,4 +454,85 @@ fn the_fused_norm_on_wgpu_gives_flexs_numbers() {
         );
         common::assert_convolutions_agree(&ours, &reference, &what);
     }
+}
+
+/// The monitor's statistics (`loss::maxima`) of a prediction and a target of `count` values on
+/// `device`.
+fn maxima_on(device: &Device, p: &[f32], g: &[f32]) -> Vec<f32> {
+    let upload = |values: &[f32]| {
+        Tensor::<1>::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
+    };
+    values(volume_maxima(upload(p), upload(g)))
+}
+
+/// The kernel's one pass with eight running maxima against burn's reductions on flex: exact,
+/// since a maximum does not round. Sizes below one workgroup, between, and past the most
+/// workgroups it launches (4 194 304 values: then each thread reads more); targets with and
+/// without a 3, with fractions and negative values, and all zero; a lone maximum where a
+/// combining step could drop it.
+#[test]
+fn the_monitors_maxima_on_wgpu_are_flexs() {
+    let gpu = wgpu();
+    let cpu = Device::flex();
+    cpu.seed(17);
+    let targets: [&[f32]; 3] = [
+        &[0.0, 1.0, 2.0, 3.0, 4.0, 255.0],
+        &[0.0, 1.0, 2.0, 4.0],
+        &[0.0, 1.0, 0.25, -2.0, 7.5],
+    ];
+    for count in [7, 1000, 300_001, 4_500_000] {
+        let p = values(Tensor::<1>::random(
+            [count],
+            Distribution::Uniform(-0.5, 1.5),
+            &cpu,
+        ));
+        let picks = values(Tensor::<1>::random(
+            [count],
+            Distribution::Uniform(0.0, 1.0),
+            &cpu,
+        ));
+        for values_of_g in targets {
+            let g: Vec<f32> = picks
+                .iter()
+                .map(|pick| {
+                    let index = (pick * values_of_g.len() as f32) as usize;
+                    values_of_g[index.min(values_of_g.len() - 1)]
+                })
+                .collect();
+            let reference = maxima_on(&cpu, &p, &g);
+            let ours = maxima_on(&gpu, &p, &g);
+            assert_eq!(
+                ours, reference,
+                "the monitor's maxima of {count} values, g from {values_of_g:?}, on wgpu (left) \
+                 and flex (right)"
+            );
+        }
+    }
+    // A lone extreme at each position a combining step could drop: the last thread of a
+    // workgroup, the last workgroup's, the last value.
+    for count in [1000, 300_001, 4_500_000] {
+        let mut p = values(Tensor::<1>::random(
+            [count],
+            Distribution::Uniform(0.0, 1.0),
+            &cpu,
+        ));
+        let g = vec![1.0; count];
+        for position in [0, 255, 240 + 256 * 3, 262_143, count / 2 + 17, count - 1] {
+            let position = position.min(count - 1);
+            let kept = p[position];
+            p[position] = 9.0;
+            assert_eq!(
+                maxima_on(&gpu, &p, &g),
+                maxima_on(&cpu, &p, &g),
+                "a maximum at {position} of {count}"
+            );
+            p[position] = kept;
+        }
+    }
+    let zeros = vec![0.0; 5000];
+    assert_eq!(
+        maxima_on(&gpu, &zeros, &zeros),
+        maxima_on(&cpu, &zeros, &zeros),
+        "all zero"
+    );
 }

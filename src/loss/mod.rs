@@ -11,6 +11,8 @@ pub mod ce;
 #[cfg(engine)]
 pub mod dice;
 pub mod gdl;
+#[cfg(engine)]
+pub mod maxima;
 pub mod misuse;
 pub mod mixed;
 pub mod monitor;

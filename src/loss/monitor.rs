@@ -12,11 +12,14 @@ use serde::{Deserialize, Serialize};
 #[cfg(engine)]
 use super::gdl::GdlParts;
 #[cfg(engine)]
+use super::maxima::{MAXIMA, Maxima, volume_maxima};
+#[cfg(engine)]
 use super::misuse::GdlRun;
 use super::misuse::Misuse;
 
-/// How many scalars [`input_statistics`] returns, in the order of [`GdlInputStats::from_readout`].
-pub const STATISTICS: usize = 9;
+/// How many scalars [`input_statistics`] returns: the GDL, then the [`MAXIMA`].
+#[cfg(engine)]
+pub const STATISTICS: usize = 1 + MAXIMA;
 
 /// What the monitor looked at, read back from the device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -29,7 +32,8 @@ pub struct GdlInputStats {
     pub w_min: f32,
     /// max |g − round(g)|: 0 when every target value is an integer, as in a label map.
     pub g_fraction: f32,
-    /// max |g·(g_max − g)|: 0 when the target holds only 0 and its maximum, as a mask does.
+    /// g_max − the smallest non-zero g (at least 0): 0 when the target holds only 0 and its
+    /// maximum, as a mask does.
     pub g_not_two_valued: f32,
     /// 1 when some target value is 3, else 0 (BraTS 2021 labels skip 3).
     pub g_has_3: f32,
@@ -43,27 +47,14 @@ pub struct GdlInputStats {
 }
 
 #[cfg(engine)]
-/// `[gdl, p_min, p_max, g_min, g_max, g_fraction, g_not_two_valued, g_has_3, g_has_4]` of a GDL
-/// run, one `[1]` tensor each: the reductions over whole volumes, to be read back with
-/// everything else (in one transfer: `train/session/readout.rs`). What follows from the
-/// per-class sums is reduced on the CPU ([`GdlRows`]).
+/// `[gdl]` and the [`MAXIMA`] of the run's prediction and target (`loss::maxima`: one pass
+/// over both volumes), to be read back with everything else (in one transfer:
+/// `train/session/readout.rs`). What follows from the per-class sums is reduced on the CPU
+/// ([`GdlRows`]).
 pub fn input_statistics(run: &GdlRun) -> Vec<Tensor<1>> {
-    let g = run.target.clone();
-    let g_max = g.clone().max();
-    let has = |value: f32| g.clone().equal_elem(value).float().max().reshape([1]);
     vec![
         run.value.clone(),
-        run.probs.clone().min().reshape([1]),
-        run.probs.clone().max().reshape([1]),
-        g.clone().min().reshape([1]),
-        g_max.clone().reshape([1]),
-        (g.clone() - g.clone().round()).abs().max().reshape([1]),
-        (g.clone() * (g_max.reshape([1, 1, 1, 1, 1]) - g.clone()))
-            .abs()
-            .max()
-            .reshape([1]),
-        has(3.0),
-        has(4.0),
+        volume_maxima(run.probs.clone(), run.target.clone()),
     ]
 }
 
@@ -186,17 +177,18 @@ impl GdlInputStats {
     /// The [`STATISTICS`] read-back values of [`input_statistics`] and the run's parts on the
     /// CPU, with the run's options.
     pub fn from_readout(statistics: &[f32], rows: &GdlRows, run: &GdlRun) -> Self {
+        let maxima = Maxima::from_values(&statistics[1..]);
         Self {
             gdl: statistics[0],
-            p_min: statistics[1],
-            p_max: statistics[2],
-            g_min: statistics[3],
-            g_max: statistics[4],
+            p_min: maxima.p_min,
+            p_max: maxima.p_max,
+            g_min: maxima.g_min,
+            g_max: maxima.g_max,
             w_min: rows.smallest_weight(),
-            g_fraction: statistics[5],
-            g_not_two_valued: statistics[6],
-            g_has_3: statistics[7],
-            g_has_4: statistics[8],
+            g_fraction: maxima.g_fraction,
+            g_not_two_valued: (maxima.g_max - maxima.g_smallest_nonzero).max(0.0),
+            g_has_3: maxima.g_has_3,
+            g_has_4: maxima.g_has_4,
             weighted_miss: rows.weighted_miss(),
             smooth_nr: run.config.smooth_nr,
             smooth_dr: run.config.smooth_dr,
