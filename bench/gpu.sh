@@ -47,7 +47,7 @@ PYTHON=()
 python3 -c 'import torch' 2>/dev/null && PYTHON=(--python python3)
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-"$BIN" doctor 2>&1 | tail -n 5
+"$BIN" doctor 2>&1 | tail -n 6
 
 # CubeCL reads cubecl.toml from the working directory: kernel timings only, to stderr (the
 # environment variables would also dump every compiled shader).

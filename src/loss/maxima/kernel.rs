@@ -1,9 +1,10 @@
 //! The kernels, two launches: each workgroup of the first keeps eight running maxima per thread
 //! over the voxels `thread`, `thread + threads`, … (neighbouring threads read neighbouring
 //! voxels), combines its threads' in workgroup memory and writes one row of `partial`
-//! `[groups, 8]`; one workgroup of the second does the same over those rows. (burn's own
-//! `max_dim` over 262 144 rows gave wrong maxima on lavapipe, as did its `max` of 4 M values:
-//! `tests/gpu_kernels.rs`.)
+//! `[groups, 8]`; one workgroup of the second does the same over those rows. Every loop stays
+//! short (a thread's share of the voxels, ~16 of them up to 4 M values): lavapipe, the GPU of
+//! CI, ends any shader loop after 65 535 iterations, which is why burn's `max_dim` over the
+//! 262 144 rows of a first version lost values there (BENCHMARKS.md).
 //!
 //! Every read is below its count, every write inside its tensor, so they launch unchecked.
 
