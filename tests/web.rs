@@ -79,6 +79,30 @@ async fn webgpu_trains_simple_model_for_three_steps_at_16_cubed() {
         }
         assert!((0.0..=1.0).contains(&report.gdl), "{report:?}");
         assert_eq!(report.anatomy.dice.len(), 4);
+        // The monitor's whole-volume statistics, one WGSL kernel (`loss/maxima/`) here and
+        // burn's reductions on flex: the target's exactly, the prediction's to rounding.
+        let (ours, theirs) = (report.anatomy.monitor, reference.anatomy.monitor);
+        for (what, ours, theirs, tolerance) in [
+            ("p_min", ours.p_min, theirs.p_min, 1e-4),
+            ("p_max", ours.p_max, theirs.p_max, 1e-4),
+            ("g_min", ours.g_min, theirs.g_min, 0.0),
+            ("g_max", ours.g_max, theirs.g_max, 0.0),
+            ("g_fraction", ours.g_fraction, theirs.g_fraction, 0.0),
+            (
+                "g_not_two_valued",
+                ours.g_not_two_valued,
+                theirs.g_not_two_valued,
+                0.0,
+            ),
+            ("g_has_3", ours.g_has_3, theirs.g_has_3, 0.0),
+            ("g_has_4", ours.g_has_4, theirs.g_has_4, 0.0),
+        ] {
+            assert!(
+                (ours - theirs).abs() <= tolerance,
+                "step {}: the monitor's {what} on WebGPU is {ours}, on flex {theirs}",
+                report.step
+            );
+        }
         losses.push(report.warmup);
         lambdas.push(report.lambda);
     }
