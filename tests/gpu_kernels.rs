@@ -468,14 +468,15 @@ fn maxima_on(device: &Device, p: &[f32], g: &[f32]) -> Vec<f32> {
 /// The kernel's one pass with eight running maxima against burn's reductions on flex: exact,
 /// since a maximum does not round. Sizes below one workgroup, between, and past the most
 /// workgroups it launches (4 194 304 values: then each thread reads more); targets with and
-/// without a 3, with fractions and negative values, and all zero; a lone maximum where a
+/// without a 3, a 0/255 mask, with fractions and negative values, and all zero; a lone maximum where a
 /// combining step could drop it.
 #[test]
 fn the_monitors_maxima_on_wgpu_are_flexs() {
     let gpu = wgpu();
     let cpu = Device::flex();
     cpu.seed(17);
-    let targets: [&[f32]; 3] = [
+    let targets: [&[f32]; 4] = [
+        &[0.0, 255.0],
         &[0.0, 1.0, 2.0, 3.0, 4.0, 255.0],
         &[0.0, 1.0, 2.0, 4.0],
         &[0.0, 1.0, 0.25, -2.0, 7.5],
