@@ -468,8 +468,8 @@ fn maxima_on(device: &Device, p: &[f32], g: &[f32]) -> Vec<f32> {
 /// The kernel's one pass with eight running maxima against burn's reductions on flex: exact,
 /// since a maximum does not round. Sizes below one workgroup, between, and past the most
 /// workgroups it launches (4 194 304 values: then each thread reads more); targets with and
-/// without a 3, a 0/255 mask, with fractions and negative values, and all zero; a lone maximum where a
-/// combining step could drop it.
+/// without a 3, a 0/255 mask, with fractions and negative values, and all zero; a lone maximum
+/// where a combining step could drop it.
 #[test]
 fn the_monitors_maxima_on_wgpu_are_flexs() {
     let gpu = wgpu();
