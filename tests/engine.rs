@@ -245,6 +245,40 @@ fn auto_without_a_gpu_measures_the_cpu_and_says_why_not_the_gpu() {
     assert!(!take(&events).iter().any(|e| matches!(e, Event::Probe(_))));
 }
 
+/// The probe's GPU starts from the CPU's weights and its first step must agree with the CPU's:
+/// here the "GPU" is flex too, so it agrees, and is timed.
+#[test]
+fn auto_checks_the_gpus_first_step_against_the_cpus() {
+    let events: Events = Rc::default();
+    let sink = events.clone();
+    let mut engine = Engine::new(
+        Devices {
+            gpu: Ok(ComputeDevice::flex(None)),
+            cpu: ComputeDevice::flex(None),
+        },
+        Box::new(move |event| sink.borrow_mut().push(event)),
+    );
+    send(
+        &mut engine,
+        Command::Configure {
+            settings: small(|s| s.page.backend = BackendChoice::Auto),
+        },
+    );
+    send(&mut engine, Command::LoadDemo { size: 32 });
+    send(&mut engine, Command::Step);
+    let probe = take(&events)
+        .iter()
+        .find_map(|e| match e {
+            Event::Probe(report) => Some(report.clone()),
+            _ => None,
+        })
+        .expect("a probe before the first step");
+    assert!(
+        probe.gpu_ms.as_ref().is_ok_and(|ms| *ms > 0.0),
+        "the same numbers on both devices, so the GPU is timed: {probe:?}"
+    );
+}
+
 #[test]
 fn cancel_stops_a_prediction_and_keeps_the_last_one() {
     let events: Events = Rc::default();

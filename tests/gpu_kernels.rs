@@ -19,10 +19,16 @@ mod common;
 /// The wgpu device, initialised once for the tests of this file (burn's wgpu runtime registers
 /// once per process).
 fn wgpu() -> Device {
-    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    wgpu_compute().device
+}
+
+/// [`wgpu`] with its adapter's description.
+fn wgpu_compute() -> gdl_lab::backend::ComputeDevice {
+    static DEVICE: std::sync::OnceLock<gdl_lab::backend::ComputeDevice> =
+        std::sync::OnceLock::new();
     DEVICE
         .get_or_init(|| match pollster::block_on(gdl_lab::backend::init_wgpu()) {
-            Ok(compute) => compute.device,
+            Ok(compute) => compute,
             Err(reason) => panic!(
                 "no wgpu device ({reason}); `./x test` installs Mesa's Vulkan driver \
                      (apt install mesa-vulkan-drivers)"
@@ -535,5 +541,50 @@ fn the_monitors_maxima_on_wgpu_are_flexs() {
         maxima_on(&gpu, &zeros, &zeros),
         maxima_on(&cpu, &zeros, &zeros),
         "all zero"
+    );
+}
+
+/// The engine's auto probe with a real wgpu device beside flex: the GPU session starts from the
+/// CPU's weights and its first step agrees with the CPU's (so a correct GPU is timed, not
+/// refused), and the probe says which device won.
+#[test]
+fn the_auto_probe_finds_wgpu_agreeing_with_flex() {
+    use gdl_lab::engine::{Command, Devices, Engine, Envelope, Event};
+    use gdl_lab::view::{BackendChoice, PageState};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let _guard = exclusive();
+    let events: Rc<RefCell<Vec<Envelope<Event>>>> = Rc::default();
+    let sink = events.clone();
+    let mut engine = Engine::new(
+        Devices {
+            gpu: Ok(wgpu_compute()),
+            cpu: gdl_lab::backend::ComputeDevice::flex(None),
+        },
+        Box::new(move |event| sink.borrow_mut().push(event)),
+    );
+    let mut state = PageState::default().small();
+    state.page.backend = BackendChoice::Auto;
+    for command in [
+        Command::Configure {
+            settings: state.to_hash(),
+        },
+        Command::LoadDemo { size: 32 },
+        Command::Step,
+    ] {
+        pollster::block_on(engine.handle(Envelope::new(command)));
+    }
+    let probe = events
+        .borrow()
+        .iter()
+        .find_map(|event| match &event.message {
+            Event::Probe(report) => Some(report.clone()),
+            _ => None,
+        })
+        .expect("a probe before the first step");
+    assert!(
+        probe.gpu_ms.as_ref().is_ok_and(|ms| *ms > 0.0),
+        "wgpu's first step disagreed with flex's, or failed: {probe:?}"
     );
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use web_time::Instant;
 
 use crate::backend::{BackendKind, ComputeDevice};
+use crate::model::SegmentationNet;
 use crate::train::{TrainError, TrainingConfig, TrainingSession};
 use crate::volume::LabelledVolume;
 
@@ -53,15 +54,31 @@ pub fn scale_to_full(config: &TrainingConfig) -> f64 {
     (config.batch * config.patch.pow(3)) as f64 / (small.batch * small.patch.pow(3)) as f64
 }
 
-/// Times `TIMED_STEPS` steps (after one untimed step) of a throwaway session: the median, in
-/// milliseconds.
+/// What [`time_steps`] measured on one device.
+pub struct Timed {
+    /// The median step time, in milliseconds.
+    pub median_ms: f64,
+    /// The first (untimed) step's total, warm-up term and GDL.
+    pub first: [f32; 3],
+    /// The net as it was before that step, for the other device to start from.
+    pub initial: SegmentationNet,
+}
+
+/// Times `TIMED_STEPS` steps (after one untimed step) of a throwaway session, started from
+/// `start`'s weights when given (so that two devices' first steps can be compared).
 pub async fn time_steps(
     config: &TrainingConfig,
     volume: &Arc<LabelledVolume>,
     device: &ComputeDevice,
-) -> Result<f64, TrainError> {
+    start: Option<&SegmentationNet>,
+) -> Result<Timed, TrainError> {
     let mut session = TrainingSession::on_normalised(config.clone(), volume.clone(), device)?;
-    session.step().await?;
+    if let Some(start) = start {
+        session.adopt_weights(start).await?;
+    }
+    let initial = session.net().clone();
+    let report = session.step().await?;
+    let first = [report.total, report.warmup, report.gdl];
     let mut times = Vec::with_capacity(TIMED_STEPS);
     for _ in 0..TIMED_STEPS {
         let started = Instant::now();
@@ -69,7 +86,36 @@ pub async fn time_steps(
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    Ok(Timed {
+        median_ms: times[times.len() / 2],
+        first,
+        initial,
+    })
+}
+
+/// How far a GPU's first step may land from the CPU's, from the same weights and patch: f32
+/// sums in another order differ by ~1e-5 (`tests/web.rs`); garbage differs by far more.
+pub const AGREEMENT: f32 = 1e-3;
+
+/// Whether the GPU computed what the CPU did on the first probe step (`[total, warm-up, GDL]`
+/// each): a driver or kernel that trains on garbage (as CubeCL's autotuned kernels once did on
+/// SwiftShader) must not win the probe by being fast. The sentence says what differed.
+pub fn agreement(cpu: [f32; 3], gpu: [f32; 3]) -> Result<(), String> {
+    for (name, cpu, gpu) in [
+        ("the total loss", cpu[0], gpu[0]),
+        ("the warm-up term", cpu[1], gpu[1]),
+        ("the GDL", cpu[2], gpu[2]),
+    ] {
+        let close = (gpu - cpu).abs() <= AGREEMENT;
+        // A NaN on either side is not close.
+        if !close {
+            return Err(format!(
+                "its numbers differ from the CPU's on the same weights and patch: {name} is \
+                 {gpu:.5} on the GPU, {cpu:.5} on the CPU"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The choice from the measured times: the GPU when it was timed and is faster, else the CPU.
@@ -184,6 +230,33 @@ mod tests {
             150.0,
         );
         assert_eq!(failed.choice, BackendKind::Flex);
+    }
+
+    #[test]
+    fn a_gpu_whose_first_step_differs_from_the_cpus_is_not_used() {
+        let cpu = [0.35121, 0.70243, 0.98853];
+        assert_eq!(agreement(cpu, [0.35122, 0.70241, 0.98853]), Ok(()));
+        let garbage = agreement(cpu, [0.35121, 0.70243, 0.5]).unwrap_err();
+        assert_eq!(
+            garbage,
+            "its numbers differ from the CPU's on the same weights and patch: the GDL is 0.50000 \
+             on the GPU, 0.98853 on the CPU"
+        );
+        assert!(agreement(cpu, [f32::NAN, 0.70243, 0.98853]).is_err());
+        let report = decide(
+            "simple, 1 × 16³".into(),
+            Some(&gpu(false)),
+            Err(garbage),
+            33.0,
+        );
+        assert_eq!(report.choice, BackendKind::Flex);
+        assert!(
+            report
+                .sentence
+                .starts_with("GPU: not used (its numbers differ from the CPU's"),
+            "{}",
+            report.sentence
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::volume::files::{load_pair, read_one_scan};
 use crate::volume::{Limits, LoadedScan, demo_scan, load_case};
 
 use super::probe::{
-    PROBE_BUDGET_MS, decide, describe_settings, probe_config, scale_to_full, time_steps,
+    PROBE_BUDGET_MS, agreement, decide, describe_settings, probe_config, scale_to_full, time_steps,
 };
 use super::protocol::{
     Command, DeviceReport, Envelope, Event, Failure, LabReading, ProbeReport, evaluation_envelope,
@@ -329,19 +329,21 @@ impl Engine {
         // First the small probe on the CPU, to see whether the full settings can be timed.
         self.progress(task, 0, 3);
         let small = probe_config(&config, true);
-        let cpu_small = time_steps(&small, volume, &cpu).await?;
-        let full_is_affordable = cpu_small * scale_to_full(&config) <= PROBE_BUDGET_MS;
-        let (probed, cpu_ms) = if full_is_affordable && small != key {
+        let cpu_small = time_steps(&small, volume, &cpu, None).await?;
+        let full_is_affordable = cpu_small.median_ms * scale_to_full(&config) <= PROBE_BUDGET_MS;
+        let (probed, on_cpu) = if full_is_affordable && small != key {
             self.progress(task, 1, 3);
-            (key.clone(), time_steps(&key, volume, &cpu).await?)
+            (key.clone(), time_steps(&key, volume, &cpu, None).await?)
         } else {
             (small, cpu_small)
         };
         self.progress(task, 2, 3);
+        // From the CPU's starting weights, so that the first steps must agree.
         let gpu_ms = match &gpu {
-            Ok(gpu) => time_steps(&probed, volume, gpu)
-                .await
-                .map_err(|error| error.to_string()),
+            Ok(gpu) => match time_steps(&probed, volume, gpu, Some(&on_cpu.initial)).await {
+                Ok(on_gpu) => agreement(on_cpu.first, on_gpu.first).map(|()| on_gpu.median_ms),
+                Err(error) => Err(error.to_string()),
+            },
             Err(reason) => Err(reason.clone()),
         };
         self.progress(task, 3, 3);
@@ -349,7 +351,7 @@ impl Engine {
             describe_settings(&probed),
             gpu.as_ref().ok(),
             gpu_ms,
-            cpu_ms,
+            on_cpu.median_ms,
         );
         self.probe = Some((key, report.clone()));
         self.emit(Event::Probe(report.clone()));
