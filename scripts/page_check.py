@@ -536,15 +536,16 @@ def main():
                  lambda: webdriver.test_text("scan-name") == "case_t1.nii.gz")
             expect(not webdriver.exists("load-error"), "the good drop left an error")
             # A BraTS case folder: four modalities and the segmentation, dropped together. The
-            # label map is found by content, T1 with contrast trains by default, and picking
-            # another modality loads it (the same image bytes under four names: the layout and
-            # the label values are BraTS's, the size is reduced).
+            # label map is found by content, every modality is an input channel by default (in
+            # BraTS's order, T1 first), and picking one modality alone loads it (the same image
+            # bytes under four names: the layout and the label values are BraTS's, the size is
+            # reduced).
             with open(options.label, "rb") as label, open(options.image, "rb") as image:
                 seg, t1 = label.read(), image.read()
             case = [(f"BraTS2021_00001_{m}.nii.gz", t1) for m in ("flair", "t1", "t1ce", "t2")]
             drop_files(webdriver, case + [("BraTS2021_00001_seg.nii.gz", seg)])
             wait("the case's five files", 60,
-                 lambda: webdriver.test_text("scan-name") == "BraTS2021_00001_t1ce.nii.gz"
+                 lambda: webdriver.test_text("scan-name") == "BraTS2021_00001_t1.nii.gz"
                  or webdriver.exists("load-error"))
             expect(not webdriver.exists("load-error"),
                    f"the case did not load: {webdriver.test_text('load-error')}")
@@ -552,13 +553,37 @@ def main():
                 "return [...document.querySelectorAll('#modality option')].map(o => o.value);")
             print(f"case folder: training on {webdriver.test_text('scan-name')}, "
                   f"modalities {options_shown}")
-            expect(len(options_shown or []) == 4, f"the modality picker shows {options_shown}")
+            expect(len(options_shown or []) == 5 and options_shown[0] == "",
+                   f"the modality picker shows {options_shown} (all as channels, then each)")
+            steps_before = step_count(webdriver)
+            webdriver.click("step-once")
+            wait("a step on the four channels", 300,
+                 lambda: step_count(webdriver) > steps_before)
             set_control(webdriver, "modality", "BraTS2021_00001_flair.nii.gz")
             wait("the picked modality", 60,
                  lambda: webdriver.test_text("scan-name") == "BraTS2021_00001_flair.nii.gz")
             steps_before = step_count(webdriver)
             webdriver.click("step-once")
             wait("a step on the case", 300, lambda: step_count(webdriver) > steps_before)
+            # The demo set: three phantom cases of four modalities, the last held out and scored
+            # every 2 steps on a chart of its own, which moves as training goes on.
+            webdriver.click("demo-cases")
+            wait("the demo cases", 120,
+                 lambda: (webdriver.test_text("scan-name") or "").startswith("phantom_000"))
+            wait("the held-out case named", 60,
+                 lambda: "phantom_002" in (webdriver.test_text("validation") or ""))
+            set_control(webdriver, "val_every", "2")
+            for _ in range(4):
+                steps_before = step_count(webdriver)
+                webdriver.click("step-once")
+                wait("a step on the demo cases", 300,
+                     lambda: step_count(webdriver) > steps_before)
+            points = lambda: int(webdriver.script(
+                "const c = document.querySelector('[data-test=chart-validation]');"
+                "return c ? c.dataset.points : 0;") or 0)
+            wait("two held-out scorings on the chart", 120, lambda: points() >= 2)
+            print(f"demo cases: {step_count(webdriver)} steps, the held-out chart has "
+                  f"{points()} points")
             webdriver.script("document.getElementById('image-file').value = '';"
                              "document.getElementById('label-file').value = ''; return 0;")
             webdriver.upload("#image-file", options.image)

@@ -24,7 +24,8 @@ from safetensors.numpy import load_file
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", required=True)
-    parser.add_argument("--image", required=True)
+    parser.add_argument("--image", required=True, nargs="+",
+                        help="the image, or a case's modalities in the net's channel order")
     parser.add_argument("--logits", required=True)
     parser.add_argument("--label")
     options = parser.parse_args()
@@ -36,7 +37,7 @@ def main():
     if len(weights) != 1:
         raise SystemExit(f"expected one *-pytorch.safetensors in {options.dir}, found {weights}")
     net = g.load_net(weights[0])  # strict=True: a missing, extra or misshapen key fails here
-    image = g.load_nifti(options.image)
+    image = g.load_nifti(options.image[0]) if len(options.image) == 1 else g.load_case(options.image)
     with torch.no_grad():
         ours = net(image).numpy()
     reference = load_file(options.logits)["logits"]
@@ -44,7 +45,7 @@ def main():
         raise SystemExit(f"PyTorch's logits are {ours.shape}, gdl-lab's {reference.shape}")
     worst = float(np.abs(ours - reference).max())
     name = type(net).__name__
-    print(f"{name} on {os.path.basename(options.image)} {list(image.shape)}: logits agree "
+    print(f"{name} on {', '.join(map(os.path.basename, options.image))} {list(image.shape)}: logits agree "
           f"within {worst:.2e} (bound 1e-4; values up to {np.abs(reference).max():.3f})")
     if not worst <= 1e-4:
         raise SystemExit(f"{name}: the PyTorch copy's logits differ from gdl-lab's by {worst}")

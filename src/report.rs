@@ -135,6 +135,42 @@ pub struct Evaluation {
     pub millis: f64,
 }
 
+/// The held-out cases scored at one step: each predicted whole (sliding windows) by the net
+/// that never trained on it, and scored in its own grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidationReport {
+    pub step: usize,
+    /// Each held-out case's name and hard Dice per class, background included.
+    pub cases: Vec<(String, Vec<f32>)>,
+    /// The Dice per class, averaged over the held-out cases.
+    pub dice: Vec<f32>,
+    /// Mean of `dice` over the foreground classes: what "best" is judged by.
+    pub mean_foreground_dice: f32,
+}
+
+impl ValidationReport {
+    /// The report of `cases` (name, Dice per class) at `step`.
+    pub fn of(step: usize, cases: Vec<(String, Vec<f32>)>) -> Self {
+        let classes = cases.first().map_or(0, |(_, dice)| dice.len());
+        let dice: Vec<f32> = (0..classes)
+            .map(|class| {
+                cases.iter().map(|(_, dice)| dice[class]).sum::<f32>() / cases.len() as f32
+            })
+            .collect();
+        let mean_foreground_dice = if dice.is_empty() {
+            0.0
+        } else {
+            mean_foreground(&dice)
+        };
+        Self {
+            step,
+            cases,
+            dice,
+            mean_foreground_dice,
+        }
+    }
+}
+
 /// The mean of the foreground classes' Dice (class 0, the background, left out).
 pub fn mean_foreground(dice: &[f32]) -> f32 {
     dice[1..].iter().sum::<f32>() / (dice.len() - 1).max(1) as f32

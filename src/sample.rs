@@ -10,8 +10,8 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use crate::volume::LabelledVolume;
 use crate::volume::boxes::crop;
 
-/// One training batch on the device: intensities `[batch, 1, z, y, x]` and the one-hot target
-/// `[batch, classes, z, y, x]`.
+/// One training batch on the device: intensities `[batch, channels, z, y, x]` and the one-hot
+/// target `[batch, classes, z, y, x]`.
 #[derive(Clone, Debug)]
 pub struct Batch {
     pub image: Tensor<5>,
@@ -53,6 +53,15 @@ pub fn one_hot_on_device(labels: Tensor<5>, classes: usize) -> Tensor<5> {
         .clamp_min(0.0)
 }
 
+/// [`normalise_nonzero`] on each channel of `volume` on its own (modalities have unrelated
+/// scales), as nnU-Net does.
+pub fn normalise_channels(volume: &mut LabelledVolume) {
+    let voxels = volume.voxel_count().max(1);
+    for plane in volume.image.chunks_mut(voxels) {
+        normalise_nonzero(plane);
+    }
+}
+
 /// Z-score normalisation over the non-zero voxels (the head), as nnU-Net does for MRI; the
 /// zero background stays 0. A constant image becomes all zeros.
 pub fn normalise_nonzero(image: &mut [f32]) {
@@ -70,29 +79,54 @@ pub fn normalise_nonzero(image: &mut [f32]) {
     }
 }
 
-/// Random cubic patches, a share of them centred on foreground voxels (as nnU-Net does), so
-/// that rare classes are seen often. Deterministic from its seed, and can go back to any
-/// earlier position ([`PatchSampler::seek`]).
+/// Random cubic patches from one or several cases, a share of them centred on foreground
+/// voxels of their case (as nnU-Net does), so that rare classes are seen often; with several
+/// cases each patch first draws its case, so a batch may mix them. Deterministic from its
+/// seed, and can go back to any earlier position ([`PatchSampler::seek`]). It only ever sees
+/// the cases it was made with: validation cases are never given to it.
 pub struct PatchSampler {
     edge: usize,
     foreground_fraction: f64,
-    foreground: Vec<usize>,
-    dims: [usize; 3],
+    cases: Vec<SampledCase>,
     seed: u64,
     rng: StdRng,
     /// Patches drawn so far.
     drawn: usize,
 }
 
+/// What the sampler keeps of a case: its size and where its foreground is.
+struct SampledCase {
+    dims: [usize; 3],
+    foreground: Vec<usize>,
+}
+
 impl PatchSampler {
+    /// A sampler over one volume.
     pub fn new(volume: &LabelledVolume, edge: usize, foreground_fraction: f64, seed: u64) -> Self {
+        Self::over(&[volume], edge, foreground_fraction, seed)
+    }
+
+    /// A sampler over several cases (at least one).
+    pub fn over(
+        volumes: &[&LabelledVolume],
+        edge: usize,
+        foreground_fraction: f64,
+        seed: u64,
+    ) -> Self {
+        assert!(!volumes.is_empty(), "a sampler needs at least one case");
+        let cases = volumes
+            .iter()
+            .map(|volume| SampledCase {
+                dims: volume.dims,
+                foreground: (0..volume.labels.len())
+                    .filter(|&i| volume.labels[i] != 0)
+                    .collect(),
+            })
+            .collect();
         Self {
             edge,
             foreground_fraction,
-            foreground: (0..volume.labels.len())
-                .filter(|&i| volume.labels[i] != 0)
-                .collect(),
-            dims: volume.dims,
+            cases,
             seed,
             rng: StdRng::seed_from_u64(seed),
             drawn: 0,
@@ -113,22 +147,30 @@ impl PatchSampler {
             self.drawn = 0;
         }
         while self.drawn < drawn {
-            self.next_origin(self.dims);
+            self.next_draw();
         }
     }
 
-    /// The origin (x, y, z) of the next patch.
-    fn next_origin(&mut self, dims: [usize; 3]) -> [isize; 3] {
+    /// The case (an index into the sampler's cases) and origin (x, y, z) of the next patch.
+    /// With one case no case is drawn, so a single scan's patches are what they always were.
+    fn next_draw(&mut self) -> (usize, [isize; 3]) {
         self.drawn += 1;
+        let case = if self.cases.len() > 1 {
+            self.rng.random_range(0..self.cases.len())
+        } else {
+            0
+        };
+        let dims = self.cases[case].dims;
         let edge = self.edge as isize;
         if dims.iter().all(|&d| d as isize <= edge) {
             // The whole volume fits in one patch: nothing to sample.
-            return dims.map(|d| (d as isize - edge) / 2);
+            return (case, dims.map(|d| (d as isize - edge) / 2));
         }
+        let foreground = &self.cases[case].foreground;
         let on_foreground =
-            !self.foreground.is_empty() && self.rng.random_bool(self.foreground_fraction);
-        if on_foreground {
-            let voxel = self.foreground[self.rng.random_range(0..self.foreground.len())];
+            !foreground.is_empty() && self.rng.random_bool(self.foreground_fraction);
+        let origin = if on_foreground {
+            let voxel = foreground[self.rng.random_range(0..foreground.len())];
             let centre = [
                 voxel % dims[0],
                 (voxel / dims[0]) % dims[1],
@@ -145,26 +187,45 @@ impl PatchSampler {
                     room / 2
                 }
             })
-        }
+        };
+        (case, origin)
     }
 
-    /// `batch` patches of the volume, with their one-hot targets, on `device`.
-    pub fn sample(&mut self, volume: &LabelledVolume, batch: usize, device: &Device) -> Batch {
+    /// `batch` patches of the cases (the volumes the sampler was made with, in the same order),
+    /// every channel of each, with their one-hot targets, on `device`.
+    pub fn sample(&mut self, volumes: &[&LabelledVolume], batch: usize, device: &Device) -> Batch {
+        assert_eq!(
+            volumes.len(),
+            self.cases.len(),
+            "the sampler was made for {} cases",
+            self.cases.len()
+        );
         let edge = self.edge;
-        let mut image = Vec::with_capacity(batch * edge.pow(3));
+        let channels = volumes[0].channels;
+        let mut image = Vec::with_capacity(batch * channels * edge.pow(3));
         let mut labels = Vec::with_capacity(batch * edge.pow(3));
         for _ in 0..batch {
-            let origin = self.next_origin(volume.dims);
-            image.extend(crop(&volume.image, volume.dims, origin, [edge; 3], 0.0));
+            let (case, origin) = self.next_draw();
+            let volume = volumes[case];
+            assert_eq!(volume.channels, channels, "the cases' channels differ");
+            for plane in volume.channel_planes() {
+                image.extend(crop(plane, volume.dims, origin, [edge; 3], 0.0));
+            }
             let patch = crop(&volume.labels, volume.dims, origin, [edge; 3], 0);
             labels.extend(patch.into_iter().map(f32::from));
         }
-        let shape = [batch, 1, edge, edge, edge];
+        let classes = volumes[0].classes;
         Batch {
-            image: Tensor::from_data(TensorData::new(image, shape), device),
+            image: Tensor::from_data(
+                TensorData::new(image, [batch, channels, edge, edge, edge]),
+                device,
+            ),
             target: one_hot_on_device(
-                Tensor::from_data(TensorData::new(labels, shape), device),
-                volume.classes,
+                Tensor::from_data(
+                    TensorData::new(labels, [batch, 1, edge, edge, edge]),
+                    device,
+                ),
+                classes,
             ),
         }
     }

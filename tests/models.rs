@@ -100,6 +100,67 @@ fn widening_keeps_the_function_within_1e_5() {
 }
 
 #[test]
+fn one_channel_nets_are_the_seeds_and_each_modality_adds_only_first_layer_weights() {
+    let device = flex();
+    // The seed's parameter counts, with 1 channel by default and when asked for.
+    let one = [
+        (
+            ModelKind::Simple,
+            (8 * 27 + 8) + (16 * 8 * 27 + 16) + (4 * 16 + 4),
+            8,
+        ),
+        (
+            ModelKind::Target,
+            (16 * 27 + 16) + (32 * 16 * 27 + 32) + (64 * 32 * 27 + 64) + (4 * 64 + 4),
+            16,
+        ),
+        (
+            ModelKind::Unet,
+            ModelKind::Unet.init(4, &device).num_params(),
+            8,
+        ),
+    ];
+    for (kind, seed_count, first_filters) in one {
+        assert_eq!(kind.init(4, &device).num_params(), seed_count, "{kind:?}");
+        assert_eq!(
+            kind.init_for(1, 4, &device).num_params(),
+            seed_count,
+            "{kind:?}"
+        );
+        let four = kind.init_for(4, 4, &device);
+        assert_eq!(four.in_channels(), 4);
+        // Three more input channels: three more 3×3×3 kernels per filter of the first layer.
+        assert_eq!(
+            four.num_params(),
+            seed_count + 3 * 27 * first_filters,
+            "{kind:?}"
+        );
+        let output = four.forward(Tensor::zeros([1, 4, 8, 8, 8], &device));
+        assert_eq!(output.dims(), [1, 4, 8, 8, 8], "{kind:?}");
+    }
+}
+
+#[test]
+fn widening_a_four_channel_net_keeps_the_function_within_1e_5() {
+    let device = flex();
+    device.seed(5);
+    let simple = Simple3DModelConfig::new()
+        .with_in_channels(4)
+        .with_num_classes(4)
+        .init(&device);
+    let target = widen_simple_to_target(&simple, 0.0);
+    assert_eq!(target.conv1.weight.dims(), [16, 4, 3, 3, 3]);
+    for _ in 0..3 {
+        let input = Tensor::<5>::random([2, 4, 9, 10, 11], Distribution::Normal(0.0, 1.0), &device);
+        let difference = max_abs_difference(simple.forward(input.clone()), target.forward(input));
+        assert!(
+            difference <= 1e-5,
+            "Target(x) − Simple(x) reaches {difference} with four channels"
+        );
+    }
+}
+
+#[test]
 fn widening_with_noise_stays_close_but_breaks_the_symmetry() {
     let device = flex();
     device.seed(4);

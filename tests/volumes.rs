@@ -867,8 +867,9 @@ fn large_label_values_are_kept_and_what_nifti_1_cannot_hold_is_refused() {
     );
 }
 
-/// A BraTS case folder dropped at once: the label map found by content whatever its name, T1
-/// with contrast trained by default, another modality on request, and grids that disagree named.
+/// A BraTS case folder dropped at once: the label map found by content whatever its name, every
+/// modality an input channel in BraTS's order by default, one alone on request, and grids that
+/// disagree named.
 #[test]
 fn a_case_folder_loads_with_its_modalities() {
     use gdl_lab::volume::{load_case, load_dropped};
@@ -881,9 +882,13 @@ fn a_case_folder_loads_with_its_modalities() {
     // Named like an image: found by its content.
     files.insert(2, named("BraTS2021_00007_x.nii.gz", labels.clone()));
     let scan = load_dropped(&files, &Limits::default()).unwrap();
-    assert_eq!(scan.image_name, "BraTS2021_00007_t1ce.nii.gz");
+    assert_eq!(scan.image_name, "BraTS2021_00007_t1.nii.gz");
     assert_eq!(scan.label_name, "BraTS2021_00007_x.nii.gz");
-    assert_eq!(scan.modalities.len(), 4);
+    let order = ["t1", "t1ce", "t2", "flair"].map(|m| format!("BraTS2021_00007_{m}.nii.gz"));
+    assert_eq!(scan.modalities, order);
+    assert_eq!(scan.images, order);
+    assert_eq!(scan.volume.channels, 4);
+    assert_eq!(scan.volume.image.len(), 4 * volume.voxel_count());
     assert_eq!(scan.volume.labels, volume.labels);
     assert!(scan.warnings.iter().any(|w| w.contains("BraTS 2021")));
     let flair = load_case(
@@ -891,7 +896,9 @@ fn a_case_folder_loads_with_its_modalities() {
         &Limits::default(),
         Some("BraTS2021_00007_flair.nii.gz"),
     );
-    assert_eq!(flair.unwrap().image_name, "BraTS2021_00007_flair.nii.gz");
+    let flair = flair.unwrap();
+    assert_eq!(flair.image_name, "BraTS2021_00007_flair.nii.gz");
+    assert_eq!((flair.volume.channels, flair.images.len()), (1, 4));
     let missing = load_case(&files, &Limits::default(), Some("t3.nii.gz")).unwrap_err();
     assert!(missing.contains("t3.nii.gz is not among"), "{missing}");
 

@@ -211,6 +211,26 @@ pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
     let dice = with_kept(|h| charts::per_channel(h, "Dice", |r| &r.anatomy.dice));
     let weights = with_kept(|h| charts::per_channel(h, "w", |r| &r.anatomy.weight));
     let norms = with_kept(charts::gradient_norms);
+    let validation = trainer.validation;
+    let scan = trainer.scan;
+    let held_out = Signal::derive(move || {
+        let names = scan.with(|s| {
+            s.as_ref()
+                .map(|s| s.class_names.clone())
+                .unwrap_or_default()
+        });
+        validation.with(|reports| charts::validation(reports, &names))
+    });
+    let held_out_names = move || {
+        trainer.cases.with(|cases| {
+            cases
+                .iter()
+                .filter(|(_, out)| *out)
+                .map(|(name, _)| name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    };
     let threshold = Signal::derive(move || {
         let max = clip.get();
         (max > 0.0).then(|| (max, format!("max norm {max}")))
@@ -230,6 +250,13 @@ pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
                 <LineChart title="Gradient norm" test_id="chart-norms" series=norms threshold=threshold
                     explain="The global L2 norm of all gradients before and after clipping. Above max norm (the dashed line) clipping scales the whole gradient down to it, keeping its direction." />
             </div>
+            {move || (!held_out_names().is_empty()).then(|| view! {
+                <div class="chart-grid" data-test="validation">
+                    <LineChart title="Held-out Dice per class" test_id="chart-validation" series=held_out
+                        explain="The hard Dice of each class on the held-out cases, which never feed a training patch: each is predicted whole (sliding windows, as the training scan) every val_every steps (default: once per epoch). Training Dice can climb while this stays flat: that is overfitting." />
+                    <p class="held-out">"Held out: " {held_out_names()}</p>
+                </div>
+            })}
             <KeptRuns trainer />
         </section>
     }

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use super::trainer::Trainer;
 use crate::loss::{Schedule, WarmupLoss, WeightType};
 use crate::model::ModelKind;
-use crate::view::{BackendChoice, PageState};
+use crate::view::{BackendChoice, ExportedWeights, PageState};
 
 /// Applies `change` to a copy of the state; keeps it (and resets the run, unless only the
 /// learning rate or a page setting changed) only if it validates.
@@ -288,6 +288,13 @@ pub fn Controls(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                 <NumberField id="eval_every" label="Predict the volume every N steps (0 = on demand)" step="1" state=s error=e trainer=t
                     read=|s| s.page.eval_every.to_string()
                     write=|s, v| { s.page.eval_every = parse(v, "prediction interval")?; Ok(()) } />
+                <NumberField id="val_every" label="Score held-out cases every N steps (0 = once per epoch)" step="1" state=s error=e trainer=t
+                    read=|s| s.page.val_every.to_string()
+                    write=|s, v| { s.page.val_every = parse(v, "validation interval")?; Ok(()) } />
+                <SelectField id="weights" label="Exported weights" state=s error=e trainer=t
+                    options=vec![("last", "The last step's"), ("best", "The best held-out step's")]
+                    read=|s| match s.page.weights { ExportedWeights::Last => "last", ExportedWeights::Best => "best" }
+                    write=|s, v| { s.page.weights = if v == "best" { ExportedWeights::Best } else { ExportedWeights::Last }; Ok(()) } />
                 <NumberField id="demo_size" label="Demo scan edge (32–128)" step="16" state=s error=e trainer=t
                     read=|s| s.page.demo_size.to_string()
                     write=|s, v| { s.page.demo_size = parse(v, "demo edge")?; Ok(()) } />

@@ -117,6 +117,16 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                     </label>
                     <button data-test="load-files" on:click=load_pickers>"Load files"</button>
                     <button data-test="demo" on:click=move |_| load_demo()>"Demo scan"</button>
+                    <button
+                        data-test="demo-cases"
+                        title="Three phantom cases, each with T1, T1ce, T2 and FLAIR as input channels; the third is held out and scored while training"
+                        on:click=move |_| {
+                            let size = state.with_untracked(|s| s.page.demo_size);
+                            trainer.load_demo_cases(size, 3);
+                        }
+                    >
+                        "Demo: 3 cases, 4 modalities"
+                    </button>
                 </div>
             </div>
             <p class="status" aria-live="polite" data-test="load-status">
@@ -197,7 +207,7 @@ fn ScanSummary(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
                 <span data-test="scan-dims">{format!("{nx}×{ny}×{nz}")}</span>
                 {format!(" voxels of {sx:.2}×{sy:.2}×{sz:.2} mm, {} classes", scan.classes)}
             </p>
-            {(scan.modalities.len() > 1).then(|| view! { <ModalityPicker scan=scan.clone() trainer /> })}
+            {(scan.images.len() > 1).then(|| view! { <ModalityPicker scan=scan.clone() trainer /> })}
             <div class="balance" role="img" aria-label="class balance">{bar}</div>
             <ul class="legend">{legend}</ul>
             <ul class="warnings">{warnings}</ul>
@@ -205,30 +215,38 @@ fn ScanSummary(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
     }
 }
 
-/// A case with several images (BraTS's four modalities): which one the net trains on (the
-/// seed's nets take one input channel).
+/// A case with several images (BraTS's four modalities): all of them as input channels (the
+/// default), or one alone.
 #[component]
 fn ModalityPicker(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
+    let all = scan.channels > 1;
+    let every = format!(
+        "all {} as channels ({})",
+        scan.images.len(),
+        scan.images.join(", ")
+    );
     let options = scan
-        .modalities
+        .images
         .iter()
         .map(|name| {
-            view! { <option value=name.clone() selected=*name == scan.image_name>{name.clone()}</option> }
+            let selected = !all && *name == scan.image_name;
+            view! { <option value=name.clone() selected=selected>{format!("{name} alone")}</option> }
         })
         .collect_view();
     view! {
         <p class="modality">
             <label>
-                "Train on "
+                "Input "
                 <select
                     id="modality"
                     data-test="modality"
                     on:change=move |event| trainer.pick_modality(event_target_value(&event))
                 >
+                    <option value="" selected=all>{every}</option>
                     {options}
                 </select>
             </label>
-            " (the label map is shared; the net takes one image)"
+            " (the label map is shared; each modality is an input channel, normalised on its own)"
         </p>
     }
 }

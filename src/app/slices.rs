@@ -23,6 +23,8 @@ fn SliceView(
     window: RwSignal<Window>,
     overlay: RwSignal<Overlay>,
     class: RwSignal<usize>,
+    /// The input channel (modality) drawn under the overlays.
+    channel: RwSignal<usize>,
 ) -> impl IntoView {
     let dims = scan.dims;
     let depth = dims[plane.axis()];
@@ -44,7 +46,7 @@ fn SliceView(
         let evaluation = evaluation.get();
         let preparation = preparation.get();
         let input = SliceInput {
-            image: &drawn_scan.image,
+            image: channel_plane(&drawn_scan, channel.get()),
             dims,
             plane,
             slice: slice.get(),
@@ -101,6 +103,13 @@ fn SliceView(
     }
 }
 
+/// Channel `index` of the scan's intensities (the first when out of range).
+fn channel_plane(scan: &ScanView, index: usize) -> &[f32] {
+    let voxels: usize = scan.dims.iter().product();
+    let index = if index < scan.channels { index } else { 0 };
+    &scan.image[index * voxels..(index + 1) * voxels]
+}
+
 #[component]
 pub fn Slices(trainer: Trainer) -> impl IntoView {
     let scan = trainer.scan;
@@ -112,18 +121,25 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
     let range = RwSignal::new((0.0f32, 1.0f32));
     let overlay = RwSignal::new(Overlay::Both);
     let class = RwSignal::new(1usize);
-    // A new scan gets its own automatic window.
+    let channel = RwSignal::new(0usize);
+    // A new scan starts on its first channel.
+    Effect::new(move |_| {
+        if scan.with(Option::is_some) {
+            channel.set(0);
+            class.set(1);
+        }
+    });
+    // Each channel (and each new scan) gets its own automatic window.
     Effect::new(move |_| {
         if let Some(scan) = scan.get() {
-            window.set(Window::auto(&scan.image));
-            let (low, high) = scan
-                .image
+            let image = channel_plane(&scan, channel.get());
+            window.set(Window::auto(image));
+            let (low, high) = image
                 .iter()
                 .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
                     (l.min(v), h.max(v))
                 });
             range.set((low, high.max(low + f32::EPSILON)));
-            class.set(1);
         }
     });
     let views = move || {
@@ -131,7 +147,7 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
             Plane::ALL
                 .into_iter()
                 .map(|plane| {
-                    view! { <SliceView plane scan=scan.clone() evaluation preparation=trainer.preparation window overlay class /> }
+                    view! { <SliceView plane scan=scan.clone() evaluation preparation=trainer.preparation window overlay class channel /> }
                 })
                 .collect_view()
         })
@@ -146,6 +162,22 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
                     view! {
                         <li><span class="swatch" style=format!("background: {}", class_colour(index))></span>{name.clone()}</li>
                     }
+                })
+                .collect_view()
+        })
+    };
+    let channel_options = move || {
+        scan.get().map(|scan| {
+            let names = if scan.modalities.len() == scan.channels {
+                scan.modalities.clone()
+            } else {
+                vec![scan.image_name.clone()]
+            };
+            names
+                .into_iter()
+                .enumerate()
+                .map(|(index, name)| {
+                    view! { <option value=index selected=move || channel.get() == index>{name}</option> }
                 })
                 .collect_view()
         })
@@ -207,6 +239,12 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
                             <option value=o.key() selected=move || overlay.get() == o>{o.label()}</option>
                         }).collect_view()}
                     </select>
+                </div>
+                <div class="field">
+                    <label for="channel">"Image"</label>
+                    <select id="channel" data-test="channel" on:change=move |event| {
+                        if let Ok(c) = event_target_value(&event).parse() { channel.set(c) }
+                    }>{channel_options}</select>
                 </div>
                 <div class="field">
                     <label for="prob-class">"Probability of"</label>

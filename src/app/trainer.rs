@@ -16,7 +16,7 @@ use crate::engine::protocol::{
 };
 use crate::engine::{Command, Envelope, Event};
 use crate::loss::Misuse;
-use crate::report::{Evaluation, StepReport};
+use crate::report::{Evaluation, StepReport, ValidationReport};
 use crate::view::runs::{KeptRun, keep};
 use crate::view::{BackendChoice, PageState};
 use crate::volume::preprocess::Preparation;
@@ -25,6 +25,8 @@ use crate::volume::preprocess::Preparation;
 #[derive(Clone)]
 enum ScanSource {
     Demo(usize),
+    /// The demo set: its edge and case count.
+    DemoCases(usize, usize),
     Files(Envelope<Command>),
 }
 
@@ -70,6 +72,10 @@ pub struct Trainer {
     pub lab: RwSignal<Option<LabReading>>,
     pub download: RwSignal<Option<Download>>,
     pub export_error: RwSignal<Option<String>>,
+    /// The set's cases and whether each is held out (empty for a single scan).
+    pub cases: RwSignal<Vec<(String, bool)>>,
+    /// The held-out cases' scores this run.
+    pub validation: RwSignal<Vec<ValidationReport>>,
     /// Ended runs, newest first, for comparison on the charts (kept across visits).
     pub kept: RwSignal<Vec<KeptRun>>,
     /// The settings the current run started with (its label once it is kept).
@@ -108,6 +114,8 @@ impl Trainer {
             lab: RwSignal::new(None),
             download: RwSignal::new(None),
             export_error: RwSignal::new(None),
+            cases: RwSignal::new(Vec::new()),
+            validation: RwSignal::new(Vec::new()),
             kept: RwSignal::new(browser::load_kept_runs()),
             run_settings: StoredValue::new(String::new()),
             state,
@@ -208,6 +216,14 @@ impl Trainer {
         self.send(Command::LoadDemo { size });
     }
 
+    /// The demo set: `cases` phantoms with four modalities, the last held out.
+    pub fn load_demo_cases(&self, size: usize, cases: usize) {
+        self.load_error.set(None);
+        self.source
+            .set_value(Some(ScanSource::DemoCases(size, cases)));
+        self.send(Command::LoadDemoCases { size, cases });
+    }
+
     /// Files for the worker: a copy stays here (the scan's source, should the worker crash).
     pub fn load_files(&self, envelope: Envelope<Command>) {
         self.load_error.set(None);
@@ -226,7 +242,8 @@ impl Trainer {
         };
         let command = Command::LoadFiles {
             names,
-            modality: Some(name),
+            // "" is "every modality as a channel".
+            modality: (!name.is_empty()).then_some(name),
         };
         self.load_files(Envelope::with(command, envelope.buffers));
     }
@@ -259,6 +276,7 @@ impl Trainer {
         self.kept.update(|runs| keep(runs, run));
         self.history.set(Vec::new());
         self.evaluation.set(None);
+        self.validation.set(Vec::new());
         self.failure.set(None);
         self.lab.set(None);
         self.progress.set(None);
@@ -333,6 +351,9 @@ impl Trainer {
         self.start_worker();
         match self.source.get_value() {
             Some(ScanSource::Demo(size)) => self.send(Command::LoadDemo { size }),
+            Some(ScanSource::DemoCases(size, cases)) => {
+                self.send(Command::LoadDemoCases { size, cases })
+            }
             Some(ScanSource::Files(envelope)) => self.send_envelope(&envelope),
             None => return,
         }
@@ -394,6 +415,8 @@ impl Trainer {
                     let same = self.scan.with_untracked(|s| s.as_deref() == Some(&view));
                     if !same {
                         self.clear_run();
+                        // A set's Cases event follows its Scan event; a single scan has none.
+                        self.cases.set(Vec::new());
                         self.scan.set(Some(Arc::new(view)));
                     }
                 }
@@ -429,6 +452,12 @@ impl Trainer {
                     Err(message) => self.export_error.set(Some(message)),
                 }
             }
+            Event::Cases { names, held_out } => {
+                self.cases.set(names.into_iter().zip(held_out).collect());
+            }
+            Event::Validation { run, report } if self.current(run) => {
+                self.validation.update(|reports| reports.push(report));
+            }
             Event::Lab { run, reading } if self.current(run) => self.lab.set(Some(*reading)),
             Event::Playing { run, playing } if self.current(run) => self.running.set(playing),
             Event::Failed { run, failure } if self.current(run) => {
@@ -455,6 +484,7 @@ impl Trainer {
             Event::Session { .. }
             | Event::Step { .. }
             | Event::Evaluation { .. }
+            | Event::Validation { .. }
             | Event::Lab { .. }
             | Event::Playing { .. }
             | Event::Failed { .. }

@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// --steps steps with each in turn, and the summary's `by_tiles` lists them all
     #[arg(long)]
     tiles: Vec<Tiles>,
+    /// Input channels (modalities): the volume's image repeated, each copy scaled differently,
+    /// to time what a four-modality case costs against one
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    channels: u8,
     /// CPU threads for flex (rayon's pool), to match `pytorch_step.py --threads`; 0: one per core
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -113,13 +117,20 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
     };
     let model = args.model.kind();
     let size = args.size as usize;
-    let volume = match args.predict {
+    let mut volume = match args.predict {
         Some(Dims(dims)) => volume_of(dims, SyntheticConfig::default().classes),
         None => synthetic_volume(SyntheticConfig {
             size,
             ..SyntheticConfig::default()
         }),
     };
+    let first = volume.image.clone();
+    for channel in 1..args.channels as usize {
+        volume
+            .image
+            .extend(first.iter().map(|v| v * (1.0 + channel as f32)));
+        volume.channels += 1;
+    }
     let mut session = match TrainingSession::on(bench_config(model, size), &volume, device) {
         Ok(session) => session,
         Err(error) => {
@@ -146,6 +157,7 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
         "adapter": device.adapter.name,
         "model": model.name(),
         "size": size,
+        "channels": args.channels,
         "conv": args.conv.name(),
         // The path the net's layers take (`--conv auto` picks by device).
         "conv_path": args.conv.path(&device.device).name(),
@@ -266,6 +278,7 @@ fn volume_of(dims: [usize; 3], classes: usize) -> LabelledVolume {
     LabelledVolume {
         dims,
         image,
+        channels: 1,
         labels,
         classes,
     }

@@ -1,6 +1,7 @@
 //! The native command line: the same core as the page, driven from a terminal.
 
 mod bench;
+mod phantom;
 mod train;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -13,11 +14,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::backend::{ComputeDevice, init_wgpu};
 use crate::model::ModelKind;
 use crate::train::{TrainingConfig, TrainingSession};
-use crate::volume::nifti::{Voxels, read_path, write_nifti_gz};
-use crate::volume::phantom::phantom_of_dims;
-use crate::volume::{
-    Limits, PhantomConfig, SyntheticConfig, Volume, phantom, synthetic_volume, write_label_map,
-};
+use crate::volume::nifti::read_path;
+use crate::volume::{Limits, SyntheticConfig, synthetic_volume};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,28 +51,9 @@ enum Command {
         /// .nii, .nii.gz, or .hdr (with its .img beside it)
         file: std::path::PathBuf,
     },
-    /// Write the built-in brain-tumour phantom as NIfTI files
-    Phantom {
-        /// Edge of the cubic volume, 32–128 voxels
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(32..=128))]
-        size: u16,
-        /// Any shape instead of a cube, e.g. 240x240x155 (BraTS's), 4–1024 voxels per edge
-        #[arg(long)]
-        dims: Option<Dims>,
-        /// A BraTS-style case: an int16 image, labels 0, 1, 2, 4 (BraTS 2021: necrotic core,
-        /// oedema, enhancing tumour) and BraTS's 1 mm affine (x and y flipped)
-        #[arg(long)]
-        brats: bool,
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        /// Where to write the image (.nii.gz, float32)
-        #[arg(long)]
-        image: std::path::PathBuf,
-        /// Where to write the labels (.nii.gz, uint8: 0 background, 1 necrotic core, 2 oedema,
-        /// 3 enhancing tumour)
-        #[arg(long)]
-        label: std::path::PathBuf,
-    },
+    /// Write the built-in brain-tumour phantom as NIfTI files: one image, or (--modalities,
+    /// --cases) case folders of several MRI modalities
+    Phantom(phantom::PhantomArgs),
     /// List the nets with their parameter counts
     Models {
         /// Classes, background included
@@ -128,20 +107,7 @@ pub fn main() -> ExitCode {
             Ok(device) => bench::bench(&device, &args),
             Err(code) => code,
         },
-        Command::Phantom {
-            size,
-            dims,
-            brats,
-            seed,
-            image,
-            label,
-        } => write_phantom(
-            dims.map_or([size as usize; 3], |Dims(dims)| dims),
-            brats,
-            seed,
-            &image,
-            &label,
-        ),
+        Command::Phantom(args) => phantom::write_phantom(&args),
         Command::Demo {
             backend,
             size,
@@ -364,86 +330,6 @@ impl FromStr for Dims {
             _ => Err(format!("`{text}` is not three numbers like 240x240x155")),
         }
     }
-}
-
-/// BraTS's voxel-to-world matrix: 1 mm voxels, x and y flipped (the files are stored in LPS
-/// order), the origin at the first voxel's x and the last row's y, as nibabel reports it.
-fn brats_affine(dims: [usize; 3]) -> [[f64; 4]; 4] {
-    [
-        [-1.0, 0.0, 0.0, 0.0],
-        [0.0, -1.0, 0.0, dims[1] as f64 - 1.0],
-        [0.0, 0.0, 1.0, 0.0],
-        [0.0, 0.0, 0.0, 1.0],
-    ]
-}
-
-fn write_phantom(
-    dims: [usize; 3],
-    brats: bool,
-    seed: u64,
-    image: &std::path::Path,
-    label: &std::path::Path,
-) -> ExitCode {
-    let volume = if dims[0] == dims[1] && dims[1] == dims[2] && (32..=128).contains(&dims[0]) {
-        phantom(PhantomConfig {
-            size: dims[0],
-            seed,
-        })
-    } else {
-        phantom_of_dims(dims, seed)
-    };
-    let mut geometry = Volume::from_data(volume.dims, 1.0, Vec::new());
-    let files = if brats {
-        geometry = geometry.with_affine(brats_affine(volume.dims));
-        // Intensities as a scanner's integers; class 3 (enhancing) is label 4 in BraTS 2021.
-        let intensities: Vec<i16> = volume
-            .image
-            .iter()
-            .map(|&v| (v * 1000.0).round().clamp(0.0, i16::MAX as f32) as i16)
-            .collect();
-        let labels: Vec<u16> = volume
-            .labels
-            .iter()
-            .map(|&l| if l == 3 { 4 } else { l as u16 })
-            .collect();
-        [
-            (
-                image,
-                write_nifti_gz(Voxels::Int16(&intensities), &geometry),
-            ),
-            (label, write_label_map(&labels, &geometry)),
-        ]
-    } else {
-        [
-            (
-                image,
-                write_nifti_gz(Voxels::Float32(&volume.image), &geometry),
-            ),
-            (
-                label,
-                write_nifti_gz(Voxels::Uint8(&volume.labels), &geometry),
-            ),
-        ]
-    };
-    for (path, bytes) in files {
-        let bytes = match bytes {
-            Ok(bytes) => bytes,
-            Err(message) => {
-                eprintln!("error: cannot write {}: {message}", path.display());
-                return ExitCode::FAILURE;
-            }
-        };
-        if let Err(error) = std::fs::write(path, bytes) {
-            eprintln!("error: cannot write {}: {error}", path.display());
-            return ExitCode::FAILURE;
-        }
-    }
-    let counts = volume.class_counts();
-    println!(
-        "{}",
-        serde_json::json!({"dims": volume.dims, "class_voxels": counts})
-    );
-    ExitCode::SUCCESS
 }
 
 fn models(classes: usize) -> ExitCode {

@@ -13,10 +13,11 @@ use std::rc::Rc;
 use crate::backend::ComputeDevice;
 use crate::engine::{Command, Devices, Engine, Envelope, Event};
 use crate::train::TrainingConfig;
-use crate::view::{BackendChoice, PageSettings, PageState};
-use crate::volume::files::load_pair;
+use crate::view::{BackendChoice, ExportedWeights, PageSettings, PageState};
+use crate::volume::cases::read_cases_folder;
+use crate::volume::files::{modality_keys, stack_channels};
 use crate::volume::nifti::read_path;
-use crate::volume::{LabelledVolume, Limits};
+use crate::volume::{Dataset, LabelledVolume, Limits};
 
 /// The session settings as flags, with the names of the page's URL state (`--warmup-epochs` or
 /// `--warmup_epochs`). Each one left out keeps its default (see README, "The training settings").
@@ -136,12 +137,29 @@ impl SessionFlags {
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// The scan: .nii, .nii.gz, or .hdr with its .img
-    #[arg(long)]
-    image: PathBuf,
+    /// The scan: .nii, .nii.gz, or .hdr with its .img; given several times, a case's
+    /// modalities, each an input channel (in BraTS's order: T1, T1ce, T2, FLAIR, then by name)
+    #[arg(long, required_unless_present = "cases", conflicts_with = "cases")]
+    image: Vec<PathBuf>,
     /// Its label map, same dims (labels are renumbered to consecutive classes)
+    #[arg(long, required_unless_present = "cases", conflicts_with = "cases")]
+    label: Option<PathBuf>,
+    /// Several cases: a folder of case folders (BraTS's layout: each with its modalities and
+    /// its _seg), a folder of several cases' files, or a Decathlon task folder (dataset.json,
+    /// imagesTr/, labelsTr/). The last case by name is held out unless --val says otherwise
     #[arg(long)]
-    label: PathBuf,
+    cases: Option<PathBuf>,
+    /// Hold this case out for validation (repeatable; replaces the default, the last by name);
+    /// `--val none` trains on every case
+    #[arg(long, requires = "cases")]
+    val: Vec<String>,
+    /// Score the held-out cases every this many steps (default: once per epoch) and at the end
+    #[arg(long, alias = "val_every")]
+    val_every: Option<usize>,
+    /// Which weights --export-pytorch writes: last, or best (the step with the best mean
+    /// validation Dice)
+    #[arg(long, default_value = "last")]
+    weights: String,
     #[command(flatten)]
     session: SessionFlags,
     /// Steps to train (default: epochs × steps_per_epoch)
@@ -173,35 +191,49 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
         Ok(config) => config,
         Err(message) => return fail(message),
     };
-    let read = |path: &Path| read_path(path, &Limits::default()).map_err(|e| e.to_string());
-    let (image, labels) = match (read(&args.image), read(&args.label)) {
-        (Ok(image), Ok(labels)) => (image, labels),
-        (Err(message), _) => return fail(format!("{}: {message}", args.image.display())),
-        (_, Err(message)) => return fail(format!("{}: {message}", args.label.display())),
-    };
-    for warning in image.warnings.iter().chain(&labels.warnings) {
-        eprintln!("warning: {warning}");
-    }
-    let scan = match load_pair(
-        args.image.display().to_string(),
-        image,
-        args.label.display().to_string(),
-        labels,
-        &[],
-    ) {
-        Ok(scan) => scan,
+    let dataset = match load_dataset(args) {
+        Ok(dataset) => dataset,
         Err(message) => return fail(message),
     };
+    let weights: ExportedWeights = match serde_json::from_value(serde_json::json!(args.weights)) {
+        Ok(weights) => weights,
+        Err(_) => {
+            return fail(format!(
+                "--weights takes last or best, not {:?}",
+                args.weights
+            ));
+        }
+    };
+    let first = &dataset.cases()[0].scan;
+    let channels = if first.modalities.is_empty() {
+        vec!["image".to_string()]
+    } else {
+        modality_keys(&first.modalities)
+    };
     eprintln!(
-        "device: {}\nvolume: {:?} voxels, classes {}\nsettings: {}",
+        "device: {}\ncases: {} ({} held out), channels: {}\nclasses {}\nsettings: {}",
         device.describe(),
-        scan.volume.dims,
-        scan.mapping.describe().join(", "),
+        dataset.cases().len(),
+        dataset.validation().count(),
+        channels.join(", "),
+        first.mapping.describe().join(", "),
         match config.to_query() {
             query if query.is_empty() => "defaults".to_string(),
             query => query,
         }
     );
+    for case in dataset.cases() {
+        eprintln!(
+            "  {}{}: {:?} voxels",
+            case.name,
+            if dataset.validation().any(|v| v.name == case.name) {
+                " (held out)"
+            } else {
+                ""
+            },
+            case.scan.volume.dims
+        );
+    }
     let steps = args.steps.unwrap_or(config.total_steps());
     let steps_per_epoch = config.steps_per_epoch;
     // The page's engine, driven step by step: predictions only when asked (eval_every=0).
@@ -214,6 +246,8 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
                 BackendChoice::Cpu
             },
             eval_every: 0,
+            val_every: args.val_every.unwrap_or(0),
+            weights,
             ..PageSettings::default()
         },
     };
@@ -241,7 +275,7 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
             settings: settings.to_hash(),
         },
     );
-    engine.use_scan(scan);
+    engine.use_dataset(dataset);
     let mut working = None;
     for event in std::mem::take(&mut *events.borrow_mut()) {
         if let Event::Prepared(preparation) = event.message {
@@ -344,18 +378,40 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
         }
     }
     let mapping = &scan.mapping;
-    let dice: serde_json::Map<String, serde_json::Value> = evaluation
-        .dice
-        .iter()
-        .enumerate()
-        .skip(1)
-        .map(|(class, dice)| (mapping.values[class].to_string(), serde_json::json!(dice)))
-        .collect();
+    let by_label = |dice: &[f32]| -> serde_json::Map<String, serde_json::Value> {
+        dice.iter()
+            .enumerate()
+            .skip(1)
+            .map(|(class, dice)| (mapping.values[class].to_string(), serde_json::json!(dice)))
+            .collect()
+    };
+    let train = match pollster::block_on(engine.score_cases(false)) {
+        Ok(report) => report,
+        Err(error) => return fail(error.to_string()),
+    };
+    let last_val = engine.validation().last();
+    let best = engine.best_validation();
     println!(
         "{}",
         serde_json::json!({
-            "dice": dice,
+            "dice": by_label(&evaluation.dice),
             "mean_foreground_dice": evaluation.mean_foreground_dice,
+            "train_dice": train.as_ref().map(|r| by_label(&r.dice)),
+            "val_dice": last_val.map(|r| by_label(&r.dice)),
+            "val_mean_foreground_dice": last_val.map(|r| r.mean_foreground_dice),
+            "best_step": best.map(|r| r.step),
+            "best_val_dice": best.map(|r| by_label(&r.dice)),
+            "val_history": engine
+                .validation()
+                .iter()
+                .map(|r| serde_json::json!([r.step, r.mean_foreground_dice]))
+                .collect::<Vec<_>>(),
+            "cases": {
+                "train": engine.training_case_names(),
+                "val": last_val.map(|r| r.cases.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>()),
+            },
+            "channels": channels,
+            "class_names": scan.class_names,
             "steps": steps_done,
             "seconds": seconds,
             "working_dims": working,
@@ -365,6 +421,42 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
         })
     );
     ExitCode::SUCCESS
+}
+
+/// The cases to train on: `--cases` (held out as `--val` says), or `--image` (one or more
+/// modalities) with `--label`.
+fn load_dataset(args: &TrainArgs) -> Result<Dataset, String> {
+    let limits = Limits::default();
+    if let Some(dir) = &args.cases {
+        let mut dataset = read_cases_folder(dir, &limits)?;
+        match &args.val[..] {
+            [] => {}
+            [none] if none == "none" => dataset.hold_out(&[])?,
+            names => dataset.hold_out(names)?,
+        }
+        return Ok(dataset);
+    }
+    let read = |path: &Path| {
+        read_path(path, &limits)
+            .map(|volume| (path.display().to_string(), volume))
+            .map_err(|error| format!("{}: {error}", path.display()))
+    };
+    let label = args
+        .label
+        .as_ref()
+        .ok_or("--label is needed with --image")?;
+    let label = read(label)?;
+    let images = args
+        .image
+        .iter()
+        .map(|path| read(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (_, volume) in images.iter().chain([&label]) {
+        for warning in &volume.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
+    stack_channels(images, label, None, &[]).map(Dataset::single)
 }
 
 /// The files of an `ExportPytorch` into `dir` (made if missing), under the names the engine

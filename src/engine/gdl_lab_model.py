@@ -5,6 +5,9 @@ Continue where the page (or `gdl-lab train`) stopped:
     import gdl_lab_model as g
     net = g.load_net("gdl-lab-pytorch.safetensors")   # strict: every key and shape must match
     image = g.load_nifti("case_t1.nii.gz")             # [1, 1, z, y, x], normalised as gdl-lab does
+    image = g.load_case(["case_t1.nii.gz", "case_t1ce.nii.gz", "case_t2.nii.gz",
+                         "case_flair.nii.gz"])       # several modalities: [1, M, z, y, x], in
+                                                     # SETTINGS["channels"]' order
     logits = net(image)                                # [1, C, z, y, x]: gdl-lab's logits
     target = g.load_labels("case_seg.nii.gz")          # [1, z, y, x] classes 0..C-1
     loss, parts = g.MixedLoss()(logits, target, epoch=0.0)   # the run's settings (SETTINGS)
@@ -30,11 +33,11 @@ SETTINGS = {}
 
 
 class Simple3DModel(nn.Module):
-    """The seed's net: conv 1->8->16 (k3, ReLU), 16->C (k1)."""
+    """The seed's net: conv 1->8->16 (k3, ReLU), 16->C (k1); `in_channels` modalities in."""
 
-    def __init__(self, num_classes=4):
+    def __init__(self, num_classes=4, in_channels=1):
         super().__init__()
-        self.conv1 = nn.Conv3d(1, 8, kernel_size=3, padding=1)
+        self.conv1 = nn.Conv3d(in_channels, 8, kernel_size=3, padding=1)
         self.conv2 = nn.Conv3d(8, 16, kernel_size=3, padding=1)
         self.conv3 = nn.Conv3d(16, num_classes, kernel_size=1)
 
@@ -47,9 +50,9 @@ class Simple3DModel(nn.Module):
 class Target3DModel(nn.Module):
     """The seed's wider net: conv 1->16->32->64 (k3, ReLU), 64->C (k1)."""
 
-    def __init__(self, num_classes=4):
+    def __init__(self, num_classes=4, in_channels=1):
         super().__init__()
-        self.conv1 = nn.Conv3d(1, 16, kernel_size=3, padding=1)
+        self.conv1 = nn.Conv3d(in_channels, 16, kernel_size=3, padding=1)
         self.conv2 = nn.Conv3d(16, 32, kernel_size=3, padding=1)
         self.conv3 = nn.Conv3d(32, 64, kernel_size=3, padding=1)
         self.conv4 = nn.Conv3d(64, num_classes, kernel_size=1)
@@ -81,10 +84,10 @@ class UNet3d(nn.Module):
     bottom.*, up2.*, decode2.*, up1.*, decode1.* (each conv.weight, conv.bias, norm.weight,
     norm.bias), head.weight, head.bias."""
 
-    def __init__(self, num_classes=4, base_channels=8):
+    def __init__(self, num_classes=4, in_channels=1, base_channels=8):
         super().__init__()
         c1, c2, c3 = base_channels, 2 * base_channels, 4 * base_channels
-        self.encode1 = nn.ModuleList([ConvBlock(1, c1), ConvBlock(c1, c1)])
+        self.encode1 = nn.ModuleList([ConvBlock(in_channels, c1), ConvBlock(c1, c1)])
         self.down1 = ConvBlock(c1, c2, stride=2)
         self.encode2 = ConvBlock(c2, c2)
         self.down2 = ConvBlock(c2, c3, stride=2)
@@ -116,8 +119,11 @@ def load_net(path, device="cpu"):
 
     with safe_open(path, framework="pt") as f:
         metadata = f.metadata() or {}
+    channels = metadata.get("channels")
+    channels = channels.split(",") if channels else SETTINGS.get("channels", ["image"])
     net = NETS[metadata.get("model", SETTINGS.get("model", "unet"))](
-        num_classes=int(metadata.get("classes", SETTINGS.get("classes", 4))))
+        num_classes=int(metadata.get("classes", SETTINGS.get("classes", 4))),
+        in_channels=len(channels))
     net.load_state_dict(load_file(path, device=device), strict=True)
     return net.to(device).eval()
 
@@ -146,6 +152,27 @@ def load_nifti(path):
     """The image at `path` as gdl-lab feeds it to the net: [1, 1, z, y, x] float32, normalised."""
     zyx = np.ascontiguousarray(_volume(path).transpose(2, 1, 0))
     return torch.from_numpy(normalise_nonzero(zyx))[None, None]
+
+
+def load_case(paths):
+    """A case's modalities as gdl-lab feeds them to the net: [1, M, z, y, x] float32, each
+    channel normalised on its own, in the order given (give them in SETTINGS["channels"]'
+    order: gdl-lab's net reads channel i as that modality). A 4D file (the Decathlon's) gives
+    its volumes in file order."""
+    import nibabel
+
+    planes = []
+    for path in paths:
+        data = np.asarray(nibabel.load(path).get_fdata(dtype=np.float32))
+        volumes = [data[..., i] for i in range(data.shape[3])] if data.ndim == 4 else [data]
+        for volume in volumes:
+            volume = np.nan_to_num(volume, nan=0.0, posinf=0.0, neginf=0.0)
+            planes.append(normalise_nonzero(np.ascontiguousarray(volume.transpose(2, 1, 0))))
+    expected = len(SETTINGS.get("channels", planes))
+    if len(planes) != expected:
+        raise ValueError(f"the net reads {expected} channels ({SETTINGS.get('channels')}); "
+                         f"these files hold {len(planes)}")
+    return torch.from_numpy(np.stack(planes))[None]
 
 
 def load_labels(path):

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{AdapterSummary, BackendKind};
 use crate::loss::Misuse;
 use crate::model::ModelKind;
-use crate::report::{Evaluation, GdlAnatomy, StepReport};
+use crate::report::{Evaluation, GdlAnatomy, StepReport, ValidationReport};
 use crate::view::BackendChoice;
 use crate::volume::preprocess::Preparation;
 use crate::volume::{LabelMapping, LoadedScan};
@@ -45,8 +45,15 @@ pub enum Command {
     LoadDemo {
         size: usize,
     },
-    /// Files dropped together, one buffer per name, in order; for a case with several images,
-    /// `modality` names the one to train on (else the default: T1 with contrast, FLAIR, …).
+    /// Make the demo set: `cases` phantoms of `size`³ with four modalities each, the last held
+    /// out, and use it.
+    LoadDemoCases {
+        size: usize,
+        cases: usize,
+    },
+    /// Files dropped together, one buffer per name, in order: one case, or several (grouped by
+    /// folder or name stem; the last by name held out). For a case with several images every
+    /// one is an input channel; `modality` names one to train on alone.
     LoadFiles {
         names: Vec<String>,
         #[serde(default)]
@@ -146,6 +153,16 @@ pub enum Event {
         run: u64,
         evaluation: Evaluation,
     },
+    /// The set's cases (after a load of several): names in order, which are held out.
+    Cases {
+        names: Vec<String>,
+        held_out: Vec<bool>,
+    },
+    /// The held-out cases scored (every `val_every` steps, and at the end).
+    Validation {
+        run: u64,
+        report: ValidationReport,
+    },
     Lab {
         run: u64,
         reading: Box<LabReading>,
@@ -225,6 +242,10 @@ pub struct ScanView {
     pub demo: bool,
     /// The case's images when it brought several (`image_name` is one of them).
     pub modalities: Vec<String>,
+    /// Every image the case brought (the modalities one may choose from).
+    pub images: Vec<String>,
+    /// Input channels; the image buffer holds this many planes.
+    pub channels: usize,
     pub dims: [usize; 3],
     pub spacing: [f64; 3],
     pub classes: usize,
@@ -251,6 +272,8 @@ impl ScanView {
             label_name: scan.label_name.clone(),
             demo: scan.demo,
             modalities: scan.modalities.clone(),
+            images: scan.images.clone(),
+            channels: scan.volume.channels,
             dims: scan.volume.dims,
             spacing: scan.image.spacing,
             classes: scan.volume.classes,
@@ -270,7 +293,7 @@ impl ScanView {
         };
         self.image = f32_values(image);
         self.labels = labels.clone();
-        if self.image.len() != voxels || self.labels.len() != voxels {
+        if self.image.len() != voxels * self.channels || self.labels.len() != voxels {
             return Err("the scan's voxels do not match its size".into());
         }
         Ok(self)

@@ -16,16 +16,26 @@ const SETTINGS_LINE: &str = "SETTINGS = {}\n";
 
 /// The run's settings as the module's `SETTINGS`: every training setting under its link and
 /// flag name, the class count and the file label value of each class.
-pub fn settings_json(config: &TrainingConfig, mapping: &LabelMapping) -> serde_json::Value {
+/// `channels` names the net's input channels in order (the modalities, e.g. `t1`, `t1ce`).
+pub fn settings_json(
+    config: &TrainingConfig,
+    mapping: &LabelMapping,
+    channels: &[String],
+) -> serde_json::Value {
     let mut settings = serde_json::to_value(config).expect("flat settings serialise");
     settings["classes"] = json!(mapping.classes());
     settings["label_values"] = json!(mapping.values);
+    settings["channels"] = json!(channels);
     settings
 }
 
 /// `gdl_lab_model.py` with the run's settings written in.
-pub fn python_module(config: &TrainingConfig, mapping: &LabelMapping) -> String {
-    let settings = serde_json::to_string_pretty(&settings_json(config, mapping))
+pub fn python_module(
+    config: &TrainingConfig,
+    mapping: &LabelMapping,
+    channels: &[String],
+) -> String {
+    let settings = serde_json::to_string_pretty(&settings_json(config, mapping, channels))
         .expect("JSON values serialise");
     // JSON read by `json.loads` keeps true/false/null right, where a Python literal would not.
     let line = format!("SETTINGS = json.loads(r'''\n{settings}\n''')\n");
@@ -45,7 +55,7 @@ mod tests {
         let mapping = LabelMapping {
             values: vec![0, 1, 2, 4],
         };
-        let module = python_module(&config, &mapping);
+        let module = python_module(&config, &mapping, &["t1".into(), "flair".into()]);
         assert!(
             !module.contains(SETTINGS_LINE),
             "the settings were not written in"
@@ -53,5 +63,9 @@ mod tests {
         assert!(module.contains("\"w_type\": \"square\""), "{module}");
         assert!(module.contains("\"label_values\": [\n    0,\n    1,\n    2,\n    4\n  ]"));
         assert!(module.contains("\"include_background\": true"));
+        assert!(
+            module.contains("\"channels\": [\n    \"t1\",\n    \"flair\"\n  ]"),
+            "{module}"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Segmentation nets. Each takes `[batch, 1, z, y, x]` intensities and returns
-//! `[batch, classes, z, y, x]` logits.
+//! Segmentation nets. Each takes `[batch, channels, z, y, x]` intensities (one channel per
+//! modality; with one they are exactly the seed's nets) and returns `[batch, classes, z, y, x]`
+//! logits.
 
 #[cfg(engine)]
 pub mod conv;
@@ -85,21 +86,35 @@ impl ModelKind {
     }
 
     #[cfg(engine)]
-    /// A freshly initialised net.
+    /// A freshly initialised net for one input channel.
     pub fn init(self, num_classes: usize, device: &Device) -> SegmentationNet {
+        self.init_for(1, num_classes, device)
+    }
+
+    #[cfg(engine)]
+    /// A freshly initialised net for `in_channels` input channels (modalities).
+    pub fn init_for(
+        self,
+        in_channels: usize,
+        num_classes: usize,
+        device: &Device,
+    ) -> SegmentationNet {
         match self {
             ModelKind::Simple => SegmentationNet::Simple(
                 Simple3DModelConfig::new()
+                    .with_in_channels(in_channels)
                     .with_num_classes(num_classes)
                     .init(device),
             ),
             ModelKind::Target => SegmentationNet::Target(
                 Target3DModelConfig::new()
+                    .with_in_channels(in_channels)
                     .with_num_classes(num_classes)
                     .init(device),
             ),
             ModelKind::Unet => SegmentationNet::Unet(
                 UNet3dConfig::new()
+                    .with_in_channels(in_channels)
                     .with_num_classes(num_classes)
                     .init(device),
             ),
@@ -126,6 +141,16 @@ impl SegmentationNet {
             SegmentationNet::Target(net) => net.forward(input),
             SegmentationNet::Unet(net) => net.forward(input),
         }
+    }
+
+    /// Input channels of the net's first convolution.
+    pub fn in_channels(&self) -> usize {
+        let first = match self {
+            SegmentationNet::Simple(net) => &net.conv1,
+            SegmentationNet::Target(net) => &net.conv1,
+            SegmentationNet::Unet(net) => &net.encode1[0].conv,
+        };
+        first.weight.dims()[1]
     }
 
     pub fn kind(&self) -> ModelKind {

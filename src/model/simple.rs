@@ -9,6 +9,9 @@ use super::conv;
 
 #[derive(Config, Debug)]
 pub struct Simple3DModelConfig {
+    /// Input channels (modalities); 1 is the seed's net.
+    #[config(default = 1)]
+    pub in_channels: usize,
     /// Output classes, background included.
     #[config(default = 4)]
     pub num_classes: usize,
@@ -27,7 +30,7 @@ impl Simple3DModelConfig {
     pub fn init(&self, device: &Device) -> Simple3DModel {
         let same = PaddingConfig3d::Explicit(1, 1, 1);
         Simple3DModel {
-            conv1: Conv3dConfig::new([1, 8], [3, 3, 3])
+            conv1: Conv3dConfig::new([self.in_channels, 8], [3, 3, 3])
                 .with_padding(same.clone())
                 .init(device),
             conv2: Conv3dConfig::new([8, 16], [3, 3, 3])
@@ -40,7 +43,7 @@ impl Simple3DModelConfig {
 }
 
 impl Simple3DModel {
-    /// `[batch, 1, z, y, x]` → `[batch, classes, z, y, x]` logits.
+    /// `[batch, in_channels, z, y, x]` → `[batch, classes, z, y, x]` logits.
     pub fn forward(&self, input: Tensor<5>) -> Tensor<5> {
         let x = self.activation.forward(conv::forward(&self.conv1, input));
         let x = self.activation.forward(conv::forward(&self.conv2, x));

@@ -9,6 +9,9 @@ use super::conv;
 
 #[derive(Config, Debug)]
 pub struct Target3DModelConfig {
+    /// Input channels (modalities); 1 is the seed's net.
+    #[config(default = 1)]
+    pub in_channels: usize,
     /// Output classes, background included.
     #[config(default = 4)]
     pub num_classes: usize,
@@ -31,7 +34,7 @@ impl Target3DModelConfig {
                 .init(device)
         };
         Target3DModel {
-            conv1: k3([1, 16]),
+            conv1: k3([self.in_channels, 16]),
             conv2: k3([16, 32]),
             conv3: k3([32, 64]),
             conv4: Conv3dConfig::new([64, self.num_classes], [1, 1, 1]).init(device),
@@ -41,7 +44,7 @@ impl Target3DModelConfig {
 }
 
 impl Target3DModel {
-    /// `[batch, 1, z, y, x]` → `[batch, classes, z, y, x]` logits.
+    /// `[batch, in_channels, z, y, x]` → `[batch, classes, z, y, x]` logits.
     pub fn forward(&self, input: Tensor<5>) -> Tensor<5> {
         let x = self.activation.forward(conv::forward(&self.conv1, input));
         let x = self.activation.forward(conv::forward(&self.conv2, x));

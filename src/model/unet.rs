@@ -14,6 +14,9 @@ use super::norm;
 
 #[derive(Config, Debug)]
 pub struct UNet3dConfig {
+    /// Input channels (modalities).
+    #[config(default = 1)]
+    pub in_channels: usize,
     /// Output classes, background included.
     #[config(default = 4)]
     pub num_classes: usize,
@@ -76,7 +79,7 @@ impl UNet3dConfig {
         let [c1, c2, c3] = [1, 2, 4].map(|factor| factor * self.base_channels);
         UNet3d {
             encode1: [
-                ConvBlock::new([1, c1], 1, device),
+                ConvBlock::new([self.in_channels, c1], 1, device),
                 ConvBlock::new([c1, c1], 1, device),
             ],
             down1: ConvBlock::new([c1, c2], 2, device),
@@ -93,7 +96,7 @@ impl UNet3dConfig {
 }
 
 impl UNet3d {
-    /// `[batch, 1, z, y, x]` → `[batch, classes, z, y, x]` logits; z, y, x multiples of 4.
+    /// `[batch, in_channels, z, y, x]` → `[batch, classes, z, y, x]` logits; z, y, x multiples of 4.
     pub fn forward(&self, input: Tensor<5>) -> Tensor<5> {
         let [_, _, z, y, x] = input.dims();
         assert!(

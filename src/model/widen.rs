@@ -77,11 +77,14 @@ fn set(conv: &mut Conv3d, weight: Tensor<5>, bias: Tensor<1>) {
 pub fn widen_simple_to_target(simple: &Simple3DModel, noise: f64) -> Target3DModel {
     let device = simple.conv1.weight.val().device();
     let classes = simple.conv3.weight.dims()[0];
+    let channels = simple.conv1.weight.dims()[1];
     let mut target = Target3DModelConfig::new()
+        .with_in_channels(channels)
         .with_num_classes(classes)
         .init(&device);
 
-    let (weight, bias) = widen_conv(&simple.conv1, 1, 16, noise);
+    // The input channels are not widened: each modality is read once, as before.
+    let (weight, bias) = widen_conv(&simple.conv1, channels, 16, noise);
     set(&mut target.conv1, weight, bias);
     let (weight, bias) = widen_conv(&simple.conv2, 16, 32, noise);
     set(&mut target.conv2, weight, bias);

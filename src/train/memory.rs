@@ -82,6 +82,97 @@ pub fn estimate(
     })
 }
 
+/// One case of a set, as the memory check counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaseSize {
+    /// Voxels of the case as loaded (each channel).
+    pub scan_voxels: usize,
+    /// Voxels of its working grid.
+    pub working_voxels: usize,
+    /// Input channels (modalities).
+    pub channels: usize,
+}
+
+impl CaseSize {
+    /// The case as loaded and as prepared: f32 intensities per channel, u8 classes, the
+    /// sampler's foreground index; its copy for the page.
+    fn bytes(&self) -> Option<u64> {
+        let extra = (self.channels.max(1) as u64 - 1).checked_mul(4)?;
+        (self.scan_voxels as u64)
+            .checked_mul(10u64.checked_add(extra)?)?
+            .checked_add((self.working_voxels as u64).checked_mul(13u64.checked_add(extra)?)?)
+    }
+}
+
+/// [`check_memory`] for a set of cases: every case is held as loaded and as prepared, one
+/// step and one prediction (of the largest) at a time. The refusal says how many of the cases
+/// fit.
+pub fn check_cases_memory(
+    config: &TrainingConfig,
+    classes: usize,
+    cases: &[CaseSize],
+    limit: Option<u64>,
+) -> Result<(), String> {
+    let largest = cases
+        .iter()
+        .copied()
+        .max_by_key(|case| case.scan_voxels)
+        .unwrap_or(CaseSize {
+            scan_voxels: 0,
+            working_voxels: 0,
+            channels: 1,
+        });
+    check_memory(
+        config,
+        classes,
+        largest.scan_voxels,
+        largest.working_voxels,
+        limit,
+    )?;
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    let one = estimate(config, classes, largest.scan_voxels, largest.working_voxels)
+        .expect("counted by check_memory");
+    let base = one.step.saturating_add(one.prediction);
+    let mut total = base;
+    let mut fitting = 0;
+    for case in cases {
+        total = total.saturating_add(case.bytes().unwrap_or(u64::MAX));
+        if total <= limit {
+            fitting += 1;
+        }
+    }
+    if total <= limit {
+        return Ok(());
+    }
+    if fitting == 0 {
+        return Err(format!(
+            "This case's {} channels need about {} but {} are available here; {}.",
+            largest.channels,
+            format_bytes(total),
+            format_bytes(limit),
+            if config.crop && config.resample {
+                "leave out some of its modalities, or give a smaller scan"
+            } else {
+                "turn crop and resample on"
+            }
+        ));
+    }
+    Err(format!(
+        "These {} cases need about {} but {} are available here; {fitting} of them fit: load \
+         at most {fitting} cases{}.",
+        cases.len(),
+        format_bytes(total),
+        format_bytes(limit),
+        if config.crop && config.resample {
+            ""
+        } else {
+            ", or turn crop and resample on"
+        }
+    ))
+}
+
 /// The memory a session may use here: 3 GiB of the 4 GiB a wasm32 worker can address (the
 /// rest holds the module, the allocator's slack and the messages); natively, the machine's
 /// memory (`None` where it cannot be read: no check).
@@ -186,6 +277,34 @@ mod tests {
         let voxels = 512 * 512 * 300;
         let refusal = check_memory(&config, 4, voxels, voxels, Some(1 << 30)).unwrap_err();
         assert!(refusal.contains("turn crop and resample on"), "{refusal}");
+    }
+
+    #[test]
+    fn a_set_that_does_not_fit_says_how_many_cases_do() {
+        let config = TrainingConfig::default();
+        let brats = CaseSize {
+            scan_voxels: 240 * 240 * 155,
+            working_voxels: 1_000_000,
+            channels: 4,
+        };
+        assert_eq!(check_cases_memory(&config, 4, &[brats; 4], WASM), Ok(()));
+        let refusal = check_cases_memory(&config, 4, &[brats; 40], WASM).unwrap_err();
+        assert!(
+            refusal.starts_with("These 40 cases need about"),
+            "{refusal}"
+        );
+        let fitting: usize = refusal
+            .split(" of them fit")
+            .next()
+            .and_then(|head| head.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("a count");
+        assert!((4..40).contains(&fitting), "{refusal}");
+        assert!(check_cases_memory(&config, 4, &[brats; 1], WASM).is_ok());
+        let fewer = vec![brats; fitting];
+        assert_eq!(check_cases_memory(&config, 4, &fewer, WASM), Ok(()));
+        let more = vec![brats; fitting + 1];
+        assert!(check_cases_memory(&config, 4, &more, WASM).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Written here rather than taken from a crate: the Leptos chart crates do not yet support
 //! Leptos 0.8, and plotting crates draw to a canvas without hover or a log axis we control.
 
-use crate::report::StepReport;
+use crate::report::{StepReport, ValidationReport};
 
 /// One line: (step, value) points in step order.
 #[derive(Clone, Debug, PartialEq)]
@@ -297,6 +297,26 @@ pub mod charts {
                         })
                         .collect(),
                 }
+            })
+            .collect()
+    }
+
+    /// The held-out cases' hard Dice per foreground class (`class_names` from the scan), at
+    /// the steps they were scored.
+    pub fn validation(reports: &[ValidationReport], class_names: &[String]) -> Vec<Series> {
+        let classes = reports.first().map_or(0, |r| r.dice.len());
+        (1..classes)
+            .map(|class| Series {
+                name: class_names
+                    .get(class)
+                    .cloned()
+                    .unwrap_or_else(|| format!("class {class}")),
+                colour: class_colour(class),
+                dashed: false,
+                points: reports
+                    .iter()
+                    .map(|r| (r.step as f64, r.dice[class] as f64))
+                    .collect(),
             })
             .collect()
     }

@@ -7,4 +7,4 @@ pub mod scenarios;
 pub mod slice;
 pub mod state;
 
-pub use state::{BackendChoice, PageSettings, PageState};
+pub use state::{BackendChoice, ExportedWeights, PageSettings, PageState};

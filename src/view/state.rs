@@ -21,6 +21,17 @@ pub enum BackendChoice {
     Cpu,
 }
 
+/// Which weights the exports carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportedWeights {
+    /// The latest step's.
+    #[default]
+    Last,
+    /// Those of the step with the best mean validation Dice (the latest without held-out cases).
+    Best,
+}
+
 /// Settings that belong to the page rather than to the training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -30,6 +41,9 @@ pub struct PageSettings {
     pub eval_every: usize,
     /// Edge of the demo phantom, in voxels.
     pub demo_size: usize,
+    /// Score the held-out cases every this many steps (0: once per epoch), and at the end.
+    pub val_every: usize,
+    pub weights: ExportedWeights,
 }
 
 impl Default for PageSettings {
@@ -38,12 +52,14 @@ impl Default for PageSettings {
             backend: BackendChoice::Auto,
             eval_every: 25,
             demo_size: 64,
+            val_every: 0,
+            weights: ExportedWeights::Last,
         }
     }
 }
 
 impl PageSettings {
-    const KEYS: [&'static str; 3] = ["backend", "eval_every", "demo_size"];
+    const KEYS: [&'static str; 5] = ["backend", "eval_every", "demo_size", "val_every", "weights"];
 
     pub fn validate(&self) -> Result<(), String> {
         if !(32..=128).contains(&self.demo_size) {

@@ -3,7 +3,7 @@
 
 use super::LabelledVolume;
 use super::labels::{LabelMapping, pair_image_and_labels};
-use super::nifti::{Limits, Volume, read_nifti, read_nifti_pair};
+use super::nifti::{Limits, Volume, read_nifti_channels, read_nifti_pair};
 
 /// A file's name and contents, as the browser or the disk gives them.
 #[derive(Clone, Debug)]
@@ -24,8 +24,12 @@ pub struct LoadedScan {
     pub label_name: String,
     /// True for the built-in phantom (the page remakes it when its size changes).
     pub demo: bool,
-    /// The images of the case, by file name, when it brought several (one is `image_name`).
+    /// The case's images by file name, in channel order (`image_name` is the first): the
+    /// modalities the net reads, one input channel each.
     pub modalities: Vec<String>,
+    /// Every image the case brought, in channel order (`modalities` when none was left out):
+    /// what a person may choose from.
+    pub images: Vec<String>,
     /// A name per class for legends: the phantom's tissue names, else "label 4".
     pub class_names: Vec<String>,
     /// What the person should know, one sentence each: the label convention recognised, and
@@ -71,9 +75,19 @@ pub fn read_scans(files: &[NamedFile], limits: &Limits) -> Result<Vec<(String, V
                 scans.push((file.name.clone(), volume));
             }
             _ => {
-                let volume = read_nifti(&file.bytes, limits)
+                let volumes = read_nifti_channels(&file.bytes, limits)
                     .map_err(|error| format!("{}: {error}", file.name))?;
-                scans.push((file.name.clone(), volume));
+                if let [_, _, ..] = &volumes[..] {
+                    // A 4D image (the Decathlon's): its volumes as the modalities of the case,
+                    // named as nnU-Net names them (`case_0000`, `case_0001`, …) in file order.
+                    for (index, volume) in volumes.into_iter().enumerate() {
+                        // (The stem as given: lower-casing keeps the length of the name.)
+                        let stem = &file.name[..stem.len()];
+                        scans.push((format!("{stem}_{index:04}.nii.gz"), volume));
+                    }
+                } else {
+                    scans.extend(volumes.into_iter().map(|v| (file.name.clone(), v)));
+                }
             }
         }
         used[index] = true;
@@ -128,28 +142,73 @@ fn sounds_like_labels(name: &str) -> bool {
     .any(|hint| name.contains(hint))
 }
 
-/// The modality trained on when a case brings several and none was picked: T1 with contrast
-/// (it shows the enhancing rim and the necrotic core), then FLAIR (the oedema), then the first
-/// by name. Names as BraTS 2021 (`_t1ce`) and 2023 (`-t1c`, `-t2f`) spell them.
-fn default_modality(names: &[String]) -> usize {
-    let has = |hints: &[&str]| {
-        names.iter().position(|name| {
+/// The modality of an image file as the cases of a set name it: its stem's tokens (split at
+/// `_`, `-` and `.`) after those every image of its case shares, e.g. `t1ce` for
+/// `BraTS2021_00000_t1ce.nii.gz` beside `BraTS2021_00000_t1.nii.gz`. A case with one image:
+/// its last token when that names a known modality, else `image`.
+pub fn modality_keys(names: &[String]) -> Vec<String> {
+    let tokens: Vec<Vec<String>> = names
+        .iter()
+        .map(|name| {
             let (stem, _) = stem_and_kind(name);
-            hints.iter().any(|hint| {
-                stem.ends_with(&format!("_{hint}")) || stem.ends_with(&format!("-{hint}"))
-            })
+            let stem = stem.strip_suffix(".nii").unwrap_or(&stem).to_string();
+            stem.split(['_', '-', '.'])
+                .filter(|token| !token.is_empty())
+                .map(str::to_string)
+                .collect()
         })
-    };
-    has(&["t1ce", "t1c", "t1gd"])
-        .or_else(|| has(&["flair", "t2f"]))
-        .unwrap_or(0)
+        .collect();
+    if let [only] = &tokens[..] {
+        let last = only.last().cloned().unwrap_or_default();
+        return vec![if modality_rank(&last) < KNOWN_MODALITIES.len() {
+            last
+        } else {
+            "image".into()
+        }];
+    }
+    let shortest = tokens.iter().map(Vec::len).min().unwrap_or(0);
+    let shared = (0..shortest)
+        .take_while(|&i| tokens.iter().all(|t| t[i] == tokens[0][i]))
+        .count();
+    tokens.iter().map(|t| t[shared..].join("_")).collect()
+}
+
+/// BraTS's modalities in the order nnU-Net and MONAI stack them (2021's names and 2023's):
+/// T1, T1 with contrast, T2, FLAIR.
+const KNOWN_MODALITIES: [&[&str]; 4] = [
+    &["t1", "t1n", "t1w"],
+    &["t1ce", "t1c", "t1gd"],
+    &["t2", "t2w"],
+    &["flair", "t2f"],
+];
+
+/// The position of a modality key in [`KNOWN_MODALITIES`], or past them for any other.
+fn modality_rank(key: &str) -> usize {
+    KNOWN_MODALITIES
+        .iter()
+        .position(|names| names.contains(&key))
+        .unwrap_or(KNOWN_MODALITIES.len())
+}
+
+/// The order of a case's images as channels: BraTS's (T1, T1ce, T2, FLAIR), then by name.
+fn channel_order(names: &[String]) -> Vec<usize> {
+    let keys = modality_keys(names);
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by(|&a, &b| {
+        (modality_rank(&keys[a]), &keys[a], &names[a]).cmp(&(
+            modality_rank(&keys[b]),
+            &keys[b],
+            &names[b],
+        ))
+    });
+    order
 }
 
 /// Scans dropped together: one label map (found by content: the only scan of small
 /// non-negative integers; among several, the one whose name says so) and one image or, for a
-/// case folder (BraTS: `_t1`, `_t1ce`, `_t2`, `_flair`, `_seg`), several modalities, of which
-/// `modality` (a file name) or [`default_modality`] is trained on. Every modality must lie on
-/// the label map's grid.
+/// case folder (BraTS: `_t1`, `_t1ce`, `_t2`, `_flair`, `_seg`), several modalities, which
+/// become the input channels in BraTS's order ([`channel_order`]); `modality` (a file name)
+/// keeps that one alone. Every modality must lie on the label map's grid.
 pub fn sort_case(
     mut scans: Vec<(String, Volume)>,
     modality: Option<&str>,
@@ -200,9 +259,28 @@ pub fn sort_case(
             ));
         }
     };
-    let (label_name, labels) = scans.remove(label_index);
+    let label = scans.remove(label_index);
+    stack_channels(scans, label, modality, warnings_from)
+}
+
+/// A case's images (one or more, on the label map's grid) as the channels of one scan with its
+/// label map: in BraTS's order ([`channel_order`]), or `modality` (a file name) alone.
+pub fn stack_channels(
+    scans: Vec<(String, Volume)>,
+    (label_name, labels): (String, Volume),
+    modality: Option<&str>,
+    warnings_from: &[String],
+) -> Result<LoadedScan, String> {
     let mut names: Vec<String> = scans.iter().map(|(name, _)| name.clone()).collect();
-    for (name, image) in &scans {
+    let offered: Vec<String> = channel_order(&names)
+        .into_iter()
+        .map(|i| names[i].clone())
+        .collect();
+    if scans.is_empty() {
+        return Err(format!("{label_name} came without an image."));
+    }
+    // One image is checked against its label map by `load_pair`, with sentences of its own.
+    for (name, image) in scans.iter().filter(|_| names.len() > 1) {
         if image.dims != labels.dims || !same_grid(&image.affine, &labels.affine) {
             return Err(format!(
                 "{name} ({}) and {label_name} ({}) do not lie on the same grid; a case's files \
@@ -212,20 +290,33 @@ pub fn sort_case(
             ));
         }
     }
-    let chosen = match modality {
-        Some(wanted) => names.iter().position(|n| n == wanted).ok_or_else(|| {
+    let order: Vec<usize> = match modality {
+        Some(wanted) => vec![names.iter().position(|n| n == wanted).ok_or_else(|| {
             format!(
                 "{wanted} is not among this case's images ({}).",
                 names.join(", ")
             )
-        })?,
-        None => default_modality(&names),
+        })?],
+        None => channel_order(&names),
     };
-    let (image_name, image) = scans.swap_remove(chosen);
-    drop(scans); // the other modalities: their files stay with the page, to pick another
+    let mut images: Vec<Option<(String, Volume)>> = scans.into_iter().map(Some).collect();
+    let mut chosen: Vec<(String, Volume)> = order
+        .iter()
+        .map(|&i| images[i].take().expect("each image once"))
+        .collect();
+    drop(images); // images left out: their files stay with the page, to pick again
+    names = chosen.iter().map(|(name, _)| name.clone()).collect();
+    let (image_name, image) = chosen.remove(0);
     let mut scan = load_pair(image_name, image, label_name, labels, warnings_from)?;
-    names.sort();
+    for (name, extra) in chosen {
+        // On the label map's grid (checked above), so on the first image's too.
+        scan.warnings
+            .extend(extra.warnings.iter().map(|w| format!("{name}: {w}")));
+        scan.volume.image.extend(extra.data);
+        scan.volume.channels += 1;
+    }
     scan.modalities = names;
+    scan.images = offered;
     Ok(scan)
 }
 
@@ -286,6 +377,7 @@ pub fn load_pair(
         class_names,
         demo: false,
         modalities: vec![image_name.clone()],
+        images: vec![image_name.clone()],
         image_name,
         label_name,
         warnings,
@@ -307,6 +399,40 @@ pub fn load_case(
     sort_case(read_scans(files, limits)?, modality, &[])
 }
 
+/// The built-in demo set: `cases` phantoms of `size`³ (seeds 7, 8, …), each with the four
+/// BraTS modalities as channels (no one of them separates every class), the last held out.
+pub fn demo_cases(size: usize, cases: usize) -> Result<super::Dataset, String> {
+    use super::phantom::{PHANTOM_CLASSES, PhantomModality, phantom_with};
+    let size = size.clamp(32, 128);
+    let kinds = PhantomModality::BRATS.map(|(kind, _)| kind);
+    let cases = (0..cases.clamp(1, 8))
+        .map(|index| {
+            let name = format!("phantom_{index:03}");
+            let volume = phantom_with([size; 3], 7 + index as u64, &kinds);
+            let modalities: Vec<String> = PhantomModality::BRATS
+                .iter()
+                .map(|(_, suffix)| format!("{name}_{suffix}"))
+                .collect();
+            let scan = LoadedScan {
+                image: Volume::from_data(volume.dims, 1.0, Vec::new()),
+                mapping: LabelMapping {
+                    values: (0..volume.classes as i64).collect(),
+                },
+                volume,
+                image_name: format!("{name} (built in, 4 modalities)"),
+                label_name: format!("{name} labels"),
+                demo: true,
+                images: modalities.clone(),
+                modalities,
+                class_names: PHANTOM_CLASSES.map(String::from).to_vec(),
+                warnings: Vec::new(),
+            };
+            super::Case { name, scan }
+        })
+        .collect();
+    super::Dataset::new(cases, None)
+}
+
 /// The built-in demo: the seeded phantom with its geometry (1 mm voxels).
 pub fn demo_scan(size: usize) -> LoadedScan {
     let volume = super::phantom(super::PhantomConfig {
@@ -324,6 +450,7 @@ pub fn demo_scan(size: usize) -> LoadedScan {
         label_name: "phantom labels".into(),
         demo: true,
         modalities: Vec::new(),
+        images: Vec::new(),
         class_names: super::phantom::PHANTOM_CLASSES.map(String::from).to_vec(),
         warnings: Vec::new(),
     }

@@ -150,6 +150,7 @@ pub fn pair_image_and_labels(
     let volume = LabelledVolume {
         dims: image.dims,
         image: image.data.clone(),
+        channels: 1,
         labels: labels.data.iter().map(|&v| class_of(v)).collect(),
         classes,
     };

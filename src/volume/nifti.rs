@@ -176,6 +176,40 @@ pub fn read_nifti(bytes: &[u8], limits: &Limits) -> Result<Volume, ReadError> {
     volume_from(header, &bytes, limits)
 }
 
+/// Most 3D volumes a 4D file brings as channels (the Decathlon's have 1 to 4); a file with
+/// more (a time series) gives its first volume, as [`read_nifti`] does.
+pub const MAX_CHANNELS: usize = 16;
+
+/// Reads a single-file NIfTI whose 4th axis holds co-registered modalities (the Medical
+/// Segmentation Decathlon's images), one [`Volume`] per 3D volume in file order, each with a
+/// 3D header; a 3D file (or one with more than [`MAX_CHANNELS`] volumes) gives one volume.
+pub fn read_nifti_channels(bytes: &[u8], limits: &Limits) -> Result<Vec<Volume>, ReadError> {
+    let (header, _) = header_and_bytes(bytes, limits, false)?;
+    let count = match header.dims.get(3..) {
+        Some([count]) => *count,
+        Some([count, rest @ ..]) if rest.iter().all(|&d| d == 1) => *count,
+        _ => 1,
+    };
+    if !header.single_file || count <= 1 || count > MAX_CHANNELS {
+        return Ok(vec![read_nifti(bytes, limits)?]);
+    }
+    let each = data_bytes(&header, limits)?;
+    let needed = header.vox_offset + each * count as u64;
+    let all = if is_gzip(bytes) {
+        gunzip(bytes, needed)?
+    } else {
+        bytes.to_vec()
+    };
+    (0..count)
+        .map(|index| {
+            let mut one = header.clone();
+            one.vox_offset = header.vox_offset + each * index as u64;
+            one.dims.truncate(3);
+            volume_from(one, &all, limits)
+        })
+        .collect()
+}
+
 /// Reads a `.hdr`/`.img` pair (each may be gzipped).
 pub fn read_nifti_pair(header: &[u8], image: &[u8], limits: &Limits) -> Result<Volume, ReadError> {
     let (header, _) = header_and_bytes(header, limits, false)?;

@@ -265,18 +265,19 @@ pub fn otsu_threshold(data: &[f32]) -> f32 {
 
 /// The box (first voxel, size) of the voxels that are foreground: above 0 when the background
 /// is exactly zero (skull-stripped MRI, as BraTS), else above Otsu's threshold (a T1 with
-/// noisy air, a CT); every labelled voxel is kept too. `None` when nothing qualifies.
+/// noisy air, a CT); every labelled voxel is kept too. `None` when nothing qualifies. Judged
+/// on the first channel: a case's modalities share one head.
 pub fn foreground_box(volume: &LabelledVolume) -> Option<([usize; 3], [usize; 3])> {
-    let zeros = volume.image.iter().filter(|&&v| v == 0.0).count();
-    let threshold = if zeros * 10 >= volume.image.len() {
+    let image = volume.channel(0);
+    let zeros = image.iter().filter(|&&v| v == 0.0).count();
+    let threshold = if zeros * 10 >= image.len() {
         0.0
     } else {
-        otsu_threshold(&volume.image)
+        otsu_threshold(image)
     };
     let [nx, ny, _] = volume.dims;
     let mut bounds: Option<([usize; 3], [usize; 3])> = None;
-    let foreground = volume
-        .image
+    let foreground = image
         .iter()
         .zip(&volume.labels)
         .enumerate()
@@ -329,7 +330,11 @@ pub fn prepare(
     };
     let cropped = LabelledVolume {
         dims: size,
-        image: crop(&volume.image, dims, origin.map(|v| v as isize), size, 0.0),
+        image: volume
+            .channel_planes()
+            .flat_map(|plane| crop(plane, dims, origin.map(|v| v as isize), size, 0.0))
+            .collect(),
+        channels: volume.channels,
         labels: crop(&volume.labels, dims, origin.map(|v| v as isize), size, 0),
         classes: volume.classes,
     };
@@ -351,7 +356,11 @@ pub fn prepare(
     }
     let resampled = LabelledVolume {
         dims: working,
-        image: resample_linear(&cropped.image, size, working),
+        image: cropped
+            .channel_planes()
+            .flat_map(|plane| resample_linear(plane, size, working))
+            .collect(),
+        channels: volume.channels,
         labels: resample_nearest(&cropped.labels, size, working),
         classes: volume.classes,
     };
@@ -368,6 +377,7 @@ mod tests {
             dims,
             image: vec![0.0; dims.iter().product()],
             labels: vec![0; dims.iter().product()],
+            channels: 1,
             classes: 2,
         };
         for z in low[2]..low[2] + size[2] {
@@ -454,6 +464,7 @@ mod tests {
             dims: [9, 7, 5],
             image: vec![0.0; 315],
             labels: vec![0; 315],
+            channels: 1,
             classes: 2,
         };
         let (working, done) = prepare(&volume, [1.0; 3], &OPTIONS);

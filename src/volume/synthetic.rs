@@ -94,6 +94,7 @@ pub fn synthetic_volume(config: SyntheticConfig) -> LabelledVolume {
         dims: [n, n, n],
         image,
         labels,
+        channels: 1,
         classes: config.classes,
     }
 }

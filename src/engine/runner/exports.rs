@@ -5,6 +5,8 @@ use super::Engine;
 use crate::engine::protocol::{Envelope, Event};
 use crate::engine::pytorch::{MODULE_FILE, python_module};
 use crate::model::weights::{pytorch_key, to_safetensors, to_safetensors_named};
+use crate::view::ExportedWeights;
+use crate::volume::files::modality_keys;
 use crate::volume::write_label_map;
 
 impl Engine {
@@ -47,6 +49,15 @@ impl Engine {
         self.export(&name, "application/gzip", bytes);
     }
 
+    /// The net's input channels in order, by modality (`t1`, `t1ce`, … as the set's cases
+    /// share them; `image` for a single scan of one image).
+    pub(super) fn channel_names(&self) -> Vec<String> {
+        match &self.scan {
+            Some(scan) if !scan.modalities.is_empty() => modality_keys(&scan.modalities),
+            _ => vec!["image".to_string()],
+        }
+    }
+
     /// The weights as `.safetensors` under burn's module paths, or (`for_pytorch`) under
     /// PyTorch's names followed by `gdl_lab_model.py`, which loads them.
     pub(super) async fn export_weights(&mut self, for_pytorch: bool) {
@@ -54,18 +65,24 @@ impl Engine {
             return;
         }
         let session = self.session.as_ref().expect("just ensured");
-        let net = session.net();
+        // `weights=best`: the net of the step with the best validation Dice, when there is one.
+        let (steps, net) = match (&self.best, self.settings.page.weights) {
+            (Some((step, net)), ExportedWeights::Best) => (*step, net),
+            _ => (session.steps_done(), session.net()),
+        };
+        let channels = self.channel_names();
         let metadata = [
             ("format", "gdl-lab".to_string()),
             ("model", net.kind().name().to_string()),
             ("classes", session.volume().classes.to_string()),
-            ("steps", session.steps_done().to_string()),
+            ("channels", channels.join(",")),
+            ("steps", steps.to_string()),
             ("settings", self.settings.to_hash()),
         ];
         let name = format!(
             "gdl-lab-{}-step{}{}.safetensors",
             net.kind().name(),
-            session.steps_done(),
+            steps,
             if for_pytorch { "-pytorch" } else { "" }
         );
         let written = if for_pytorch {
@@ -74,7 +91,11 @@ impl Engine {
             to_safetensors(net, &metadata).await
         };
         let module = match (&self.scan, for_pytorch) {
-            (Some(scan), true) => Some(python_module(&self.settings.config, &scan.mapping)),
+            (Some(scan), true) => Some(python_module(
+                &self.settings.config,
+                &scan.mapping,
+                &channels,
+            )),
             _ => None,
         };
         match written {

@@ -10,11 +10,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::{BackendKind, ComputeDevice};
 use crate::loss::Misuse;
-use crate::report::{Evaluation, StepReport, history_csv};
+use crate::model::SegmentationNet;
+use crate::report::{Evaluation, StepReport, ValidationReport, history_csv};
 use crate::train::{TrainError, TrainingConfig, TrainingSession};
 use crate::view::{BackendChoice, PageState};
+use crate::volume::cases::load_dropped_cases;
+use crate::volume::files::demo_cases;
 use crate::volume::files::{load_pair, read_one_scan};
-use crate::volume::{Limits, LoadedScan, demo_scan, load_case};
+use crate::volume::{Dataset, Limits, LoadedScan, demo_scan};
 
 use super::probe::{
     PROBE_BUDGET_MS, agreement, decide, describe_settings, probe_config, scale_to_full, time_steps,
@@ -27,7 +30,7 @@ mod checkpoints;
 mod exports;
 mod scan;
 
-use scan::{Prepared, named_files};
+use scan::{OtherCase, Prepared, named_files};
 
 /// The devices an engine may train on.
 #[derive(Clone, Debug)]
@@ -60,7 +63,12 @@ pub type Sink = Box<dyn FnMut(Envelope<Event>)>;
 pub struct Engine {
     devices: Devices,
     settings: PageState,
+    /// The scan the page shows and predicts: the set's first training case.
     scan: Option<Arc<LoadedScan>>,
+    /// The scan's name as a case of the set (its file name for a single scan).
+    scan_case: String,
+    /// The set's other cases, trained on or held out.
+    others: Vec<OtherCase>,
     prepared: Option<Prepared>,
     session: Option<TrainingSession>,
     /// The device the session trains on.
@@ -73,6 +81,10 @@ pub struct Engine {
     failed: bool,
     history: Vec<StepReport>,
     evaluation: Option<Evaluation>,
+    /// The held-out cases' scores so far, this run.
+    validation: Vec<ValidationReport>,
+    /// The net at the step with the best mean validation Dice so far (`weights=best` exports it).
+    best: Option<(usize, SegmentationNet)>,
     /// `Some(cause)` while the lab is open.
     lab: Option<Option<Misuse>>,
     cancel: Arc<AtomicBool>,
@@ -90,6 +102,8 @@ impl Engine {
             devices,
             settings: PageState::default(),
             scan: None,
+            scan_case: String::new(),
+            others: Vec::new(),
             prepared: None,
             session: None,
             device: None,
@@ -99,6 +113,8 @@ impl Engine {
             failed: false,
             history: Vec::new(),
             evaluation: None,
+            validation: Vec::new(),
+            best: None,
             lab: None,
             cancel: Arc::new(AtomicBool::new(false)),
             checkpoints: false,
@@ -128,6 +144,31 @@ impl Engine {
 
     pub fn evaluation(&self) -> Option<&Evaluation> {
         self.evaluation.as_ref()
+    }
+
+    /// The held-out cases' scores so far, in step order.
+    pub fn validation(&self) -> &[ValidationReport] {
+        &self.validation
+    }
+
+    /// The report of the step with the best mean validation Dice, if cases are held out.
+    pub fn best_validation(&self) -> Option<&ValidationReport> {
+        let (step, _) = self.best.as_ref()?;
+        self.validation.iter().find(|report| report.step == *step)
+    }
+
+    /// The names of the set's cases that train, the scan first.
+    pub fn training_case_names(&self) -> Vec<String> {
+        let first = self.scan.as_ref().map(|_| self.scan_case.clone());
+        first
+            .into_iter()
+            .chain(
+                self.others
+                    .iter()
+                    .filter(|other| !other.held_out)
+                    .map(|other| other.name.clone()),
+            )
+            .collect()
     }
 
     pub fn session(&self) -> Option<&TrainingSession> {
@@ -176,10 +217,17 @@ impl Engine {
                 self.progress("making the demo phantom", 1, 1);
                 self.use_scan(scan);
             }
+            Command::LoadDemoCases { size, cases } => {
+                self.progress("making the demo cases", 0, 1);
+                crate::backend::yield_now().await;
+                let result = demo_cases(size, cases);
+                self.progress("making the demo cases", 1, 1);
+                self.loaded(result);
+            }
             Command::LoadFiles { names, modality } => {
                 let files = named_files(names, buffers);
                 self.progress("reading the files", 0, 1);
-                let result = load_case(&files, &Limits::default(), modality.as_deref());
+                let result = load_dropped_cases(files, &Limits::default(), modality.as_deref());
                 self.progress("reading the files", 1, 1);
                 self.loaded(result);
             }
@@ -190,7 +238,7 @@ impl Engine {
                 let result = (|| {
                     let image = read_one_scan(&files, "image", &Limits::default())?;
                     let label = read_one_scan(&label_files, "label map", &Limits::default())?;
-                    load_pair(image.0, image.1, label.0, label.1, &[])
+                    load_pair(image.0, image.1, label.0, label.1, &[]).map(Dataset::single)
                 })();
                 self.progress("reading the files", 1, 1);
                 self.loaded(result);
@@ -292,6 +340,8 @@ impl Engine {
         self.failed = false;
         self.history.clear();
         self.evaluation = None;
+        self.validation.clear();
+        self.best = None;
     }
 
     /// The device the settings ask for; with `auto`, the probe's choice (probing first when
@@ -365,7 +415,7 @@ impl Engine {
             return true;
         }
         // Checked before the probe too: it trains a few steps at these settings.
-        if let Err(error) = self.fitting_volume() {
+        if let Err(error) = self.fitting_cases() {
             self.fail(error);
             return false;
         }
@@ -378,14 +428,14 @@ impl Engine {
         };
         // The working grid follows the device chosen (a real GPU takes a finer one).
         self.device = Some(device.clone());
-        let volume = match self.fitting_volume() {
-            Ok(volume) => volume,
+        let cases = match self.fitting_cases() {
+            Ok(cases) => cases,
             Err(error) => {
                 self.fail(error);
                 return false;
             }
         };
-        match TrainingSession::on_normalised(self.settings.config.clone(), volume, &device) {
+        match TrainingSession::on_cases(self.settings.config.clone(), cases, &device) {
             Ok(session) => {
                 self.session = Some(session);
                 self.device = Some(device);
@@ -452,10 +502,36 @@ impl Engine {
                 self.checkpoint().await;
             }
         }
+        let val_every = match self.settings.page.val_every {
+            0 => self.settings.config.steps_per_epoch.max(1),
+            every => every,
+        };
+        if self.has_validation() && (step.is_multiple_of(val_every) || finished) && !self.failed {
+            self.validate().await;
+        }
         if self.lab.is_some() && !self.failed {
             self.probe_lab().await;
         }
         !finished && !self.failed
+    }
+
+    /// Scores the held-out cases now, and keeps the net when its mean Dice is the best yet.
+    async fn validate(&mut self) {
+        match self.score_cases(true).await {
+            Ok(Some(report)) => {
+                let best_so_far = self
+                    .best_validation()
+                    .is_none_or(|best| report.mean_foreground_dice > best.mean_foreground_dice);
+                if best_so_far && let Some(session) = &self.session {
+                    self.best = Some((report.step, session.net().clone()));
+                }
+                self.validation.push(report.clone());
+                let run = self.run;
+                self.emit(Event::Validation { run, report });
+            }
+            Ok(None) => {}
+            Err(error) => self.fail(error),
+        }
     }
 
     async fn predict(&mut self) {

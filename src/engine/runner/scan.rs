@@ -1,30 +1,42 @@
-//! The scan an engine trains on: loaded, then cropped, resampled and normalised as the settings
-//! say, checked against the memory there is, and predictions put back in its own grid.
+//! The cases an engine trains on (one scan, or a set with held-out cases): loaded, then
+//! cropped, resampled and normalised as the settings say, checked against the memory there is,
+//! predictions put back in each case's own grid, and the held-out cases scored.
 
 use std::sync::Arc;
 
 use super::Engine;
 use crate::backend::working_voxel_budget;
 use crate::engine::protocol::{Event, ScanView};
-use crate::report::{Evaluation, hard_dice, mean_foreground};
-use crate::sample::normalise_nonzero;
+use crate::report::{Evaluation, ValidationReport, hard_dice, mean_foreground};
+use crate::sample::normalise_channels;
 use crate::train::TrainError;
-use crate::train::memory::{check_memory, memory_limit};
+use crate::train::memory::{CaseSize, check_cases_memory, memory_limit};
 use crate::volume::preprocess::{Preparation, PrepareOptions, prepare};
-use crate::volume::{LabelledVolume, LoadedScan, NamedFile};
+use crate::volume::{Dataset, LabelledVolume, LoadedScan, NamedFile};
 
-/// The scan as the net sees it: cropped, resampled and normalised, for the settings in `key`.
+/// The scan as the net sees it: cropped, resampled and normalised, for the settings in `key`;
+/// and the set's other cases, prepared the same way.
 pub(super) struct Prepared {
     /// `(crop, resample, voxel budget)` it was made with.
     key: (bool, bool, usize),
     volume: Arc<LabelledVolume>,
     preparation: Preparation,
+    /// The set's other cases, in [`Engine`]'s `others` order.
+    others: Vec<(Arc<LabelledVolume>, Preparation)>,
+}
+
+/// A case of the set besides the scan (the first training case, which the page shows).
+pub(super) struct OtherCase {
+    pub(super) name: String,
+    pub(super) scan: Arc<LoadedScan>,
+    /// Scored while training, never sampled.
+    pub(super) held_out: bool,
 }
 
 impl Engine {
-    pub(super) fn loaded(&mut self, result: Result<LoadedScan, String>) {
+    pub(super) fn loaded(&mut self, result: Result<Dataset, String>) {
         match result {
-            Ok(scan) => self.use_scan(scan),
+            Ok(dataset) => self.use_dataset(dataset),
             Err(message) => self.emit(Event::LoadFailed { message }),
         }
     }
@@ -32,11 +44,50 @@ impl Engine {
     /// Trains on `scan` from now on (what the load commands end in; the CLI reads files from
     /// disk itself, `.hdr` beside `.img`, and hands the scan over here).
     pub fn use_scan(&mut self, scan: LoadedScan) {
+        self.use_dataset(Dataset::single(scan));
+    }
+
+    /// Trains on the set's training cases from now on, scoring its held-out cases as it goes.
+    /// The first training case is the scan the page shows and predicts.
+    pub fn use_dataset(&mut self, dataset: Dataset) {
         self.drop_session();
-        let envelope = ScanView::envelope(&scan);
-        self.scan = Some(Arc::new(scan));
+        let several = dataset.cases().len() > 1;
+        let (names, held_out): (Vec<String>, Vec<bool>) = dataset
+            .cases()
+            .iter()
+            .enumerate()
+            .map(|(index, case)| (case.name.clone(), dataset.is_held_out(index)))
+            .unzip();
+        let mut first = None;
+        let mut others = Vec::new();
+        for (case, held_out) in dataset.into_parts() {
+            if first.is_none() && !held_out {
+                first = Some((case.name, case.scan));
+            } else {
+                others.push(OtherCase {
+                    name: case.name,
+                    scan: Arc::new(case.scan),
+                    held_out,
+                });
+            }
+        }
+        let Some((name, first)) = first else {
+            // A Dataset always keeps a case to train on; say so rather than panic if not.
+            self.emit(Event::LoadFailed {
+                message: "Every case is held out; leave at least one to train on.".into(),
+            });
+            return;
+        };
+        let envelope = ScanView::envelope(&first);
+        self.scan = Some(Arc::new(first));
+        self.scan_case = name;
+        self.others = others;
+        self.validation.clear();
         self.prepared = None;
         (self.sink)(envelope);
+        if several {
+            self.emit(Event::Cases { names, held_out });
+        }
         self.prepare_scan();
     }
 
@@ -52,39 +103,63 @@ impl Engine {
         if self.prepared.as_ref().is_some_and(|p| p.key == key) {
             return;
         }
-        self.prepared = None; // the old copy goes before the new one is made
+        self.prepared = None; // the old copies go before the new ones are made
         let options = PrepareOptions {
             crop: config.crop,
             resample: config.resample,
             max_voxels: budget,
             margin: 8,
         };
-        let (mut volume, preparation) = prepare(&scan.volume, scan.image.spacing, &options);
-        normalise_nonzero(&mut volume.image);
+        let prepare_one = |scan: &LoadedScan| {
+            let (mut volume, preparation) = prepare(&scan.volume, scan.image.spacing, &options);
+            normalise_channels(&mut volume);
+            (Arc::new(volume), preparation)
+        };
+        let (volume, preparation) = prepare_one(&scan);
+        let others = self
+            .others
+            .iter()
+            .map(|other| prepare_one(&other.scan))
+            .collect();
         self.emit(Event::Prepared(preparation.clone()));
         self.prepared = Some(Prepared {
             key,
-            volume: Arc::new(volume),
+            volume,
             preparation,
+            others,
         });
     }
 
-    /// The prepared scan, once the memory a session on it needs is known to be there.
-    pub(super) fn fitting_volume(&mut self) -> Result<Arc<LabelledVolume>, TrainError> {
+    /// The prepared training cases (the scan first), once the memory a session on the whole
+    /// set needs is known to be there.
+    pub(super) fn fitting_cases(&mut self) -> Result<Vec<Arc<LabelledVolume>>, TrainError> {
         let volume = self.working_volume()?;
-        let scan_voxels = self
-            .scan
-            .as_ref()
-            .map_or(0, |scan| scan.volume.voxel_count());
-        check_memory(
+        let prepared = self.prepared.as_ref().expect("made by working_volume");
+        let scan = self.scan.as_ref().expect("prepared from it");
+        let mut sizes = vec![CaseSize {
+            scan_voxels: scan.volume.voxel_count(),
+            working_voxels: volume.voxel_count(),
+            channels: volume.channels,
+        }];
+        let mut training = vec![volume.clone()];
+        for (other, (working, _)) in self.others.iter().zip(&prepared.others) {
+            sizes.push(CaseSize {
+                scan_voxels: other.scan.volume.voxel_count(),
+                working_voxels: working.voxel_count(),
+                channels: working.channels,
+            });
+            if !other.held_out {
+                training.push(working.clone());
+            }
+        }
+        check_cases_memory(
             &self.settings.config,
             volume.classes,
-            scan_voxels,
-            volume.voxel_count(),
+            &sizes,
             memory_limit(),
         )
         .map_err(TrainError::Config)?;
-        Ok(volume)
+        Ok(training)
     }
 
     /// The prepared scan; a failure when there is no scan.
@@ -94,6 +169,46 @@ impl Engine {
             .as_ref()
             .map(|p| p.volume.clone())
             .ok_or_else(|| TrainError::Config("Load a scan first (or press “Demo scan”).".into()))
+    }
+
+    /// True when the set holds cases out.
+    pub(super) fn has_validation(&self) -> bool {
+        self.others.iter().any(|other| other.held_out)
+    }
+
+    /// The held-out cases (`held_out`) or the training cases, each predicted whole by the
+    /// session's net and scored in its own grid; `None` without a session or such cases.
+    pub async fn score_cases(
+        &self,
+        held_out: bool,
+    ) -> Result<Option<ValidationReport>, TrainError> {
+        let (Some(session), Some(prepared), Some(scan)) =
+            (&self.session, &self.prepared, &self.scan)
+        else {
+            return Ok(None);
+        };
+        let first = (!held_out).then_some((
+            self.scan_case.as_str(),
+            scan,
+            &prepared.volume,
+            &prepared.preparation,
+        ));
+        let others = self
+            .others
+            .iter()
+            .zip(&prepared.others)
+            .filter(|(other, _)| other.held_out == held_out)
+            .map(|(other, (working, preparation))| {
+                (other.name.as_str(), &other.scan, working, preparation)
+            });
+        let mut cases = Vec::new();
+        for (name, scan, working, preparation) in first.into_iter().chain(others) {
+            let evaluation = session.evaluate_normalised(working).await?;
+            let labels = preparation.labels_to_original(&evaluation.labels);
+            let dice = hard_dice(&labels, &scan.volume.labels, scan.volume.classes);
+            cases.push((name.to_string(), dice));
+        }
+        Ok((!cases.is_empty()).then(|| ValidationReport::of(session.steps_done(), cases)))
     }
 
     /// A prediction on the working grid, its classes put back in the scan's grid (un-resampled,

@@ -14,7 +14,7 @@ use crate::loss::gdl_pipeline;
 use crate::loss::{Misuse, MixedLossConfig, WarmupLoss};
 use crate::model::{ModelKind, SegmentationNet, widen_simple_to_target};
 use crate::report::{GdlAnatomy, StepReport};
-use crate::sample::{Batch, PatchSampler, normalise_nonzero};
+use crate::sample::{Batch, PatchSampler, normalise_channels};
 use crate::train::TrainError;
 use crate::train::adam::Adam;
 use crate::train::buffers::check_largest_buffer;
@@ -30,8 +30,10 @@ use readout::{gdl_readout, read_back_all};
 pub struct TrainingSession {
     config: TrainingConfig,
     loss: MixedLossConfig,
-    /// Normalised; shared with whoever prepared it (the engine), not copied.
-    volume: Arc<LabelledVolume>,
+    /// The training cases, normalised; shared with whoever prepared them (the engine), not
+    /// copied. The first is the one [`Self::evaluate`] predicts. Validation cases are never
+    /// here: the sampler draws from these alone.
+    cases: Vec<Arc<LabelledVolume>>,
     net: SegmentationNet,
     optimizer: Adam,
     sampler: PatchSampler,
@@ -64,15 +66,26 @@ impl TrainingSession {
         Self::on_normalised(config, normalised(volume), compute)
     }
 
-    /// [`Self::on`] for a volume already normalised ([`normalise_nonzero`]), kept shared.
+    /// [`Self::on`] for a volume already normalised ([`normalise_channels`]), kept shared.
     pub fn on_normalised(
         config: TrainingConfig,
         volume: Arc<LabelledVolume>,
         compute: &ComputeDevice,
     ) -> Result<Self, TrainError> {
-        check_largest_buffer(&config, volume.classes, compute.adapter.max_buffer_size)
+        Self::on_cases(config, vec![volume], compute)
+    }
+
+    /// [`Self::on_normalised`] for several training cases (the same channels and classes), whose
+    /// patches a batch mixes.
+    pub fn on_cases(
+        config: TrainingConfig,
+        cases: Vec<Arc<LabelledVolume>>,
+        compute: &ComputeDevice,
+    ) -> Result<Self, TrainError> {
+        let classes = cases.first().map_or(0, |case| case.classes);
+        check_largest_buffer(&config, classes, compute.adapter.max_buffer_size)
             .map_err(TrainError::Config)?;
-        Self::with_normalised(config, volume, &compute.device)
+        Self::with_cases(config, cases, &compute.device)
     }
 
     /// Normalises a copy of `volume` and builds a freshly initialised net on `device`.
@@ -81,15 +94,29 @@ impl TrainingSession {
         volume: &LabelledVolume,
         device: &Device,
     ) -> Result<Self, TrainError> {
-        Self::with_normalised(config, normalised(volume), device)
+        Self::with_cases(config, vec![normalised(volume)], device)
     }
 
-    fn with_normalised(
+    fn with_cases(
         config: TrainingConfig,
-        volume: Arc<LabelledVolume>,
+        cases: Vec<Arc<LabelledVolume>>,
         device: &Device,
     ) -> Result<Self, TrainError> {
         config.validate().map_err(TrainError::Config)?;
+        let Some(volume) = cases.first().cloned() else {
+            return Err(TrainError::Config(
+                "There is no case to train on: every case is held out for validation.".into(),
+            ));
+        };
+        if let Some(other) = cases
+            .iter()
+            .find(|case| case.classes != volume.classes || case.channels != volume.channels)
+        {
+            return Err(TrainError::Config(format!(
+                "The training cases differ: one has {} channels and {} classes, another {} and {}.",
+                volume.channels, volume.classes, other.channels, other.classes
+            )));
+        }
         if volume.classes < 2 {
             return Err(TrainError::Config(
                 "The label map needs at least two classes (background and one more).".into(),
@@ -104,10 +131,15 @@ impl TrainingSession {
         };
         Ok(Self {
             loss: config.loss(),
-            net: first_model.init(volume.classes, &train_device),
+            net: first_model.init_for(volume.channels, volume.classes, &train_device),
             optimizer: Adam::default(),
-            sampler: PatchSampler::new(&volume, config.patch, 1.0 / 3.0, config.seed),
-            volume,
+            sampler: PatchSampler::over(
+                &cases.iter().map(|case| case.as_ref()).collect::<Vec<_>>(),
+                config.patch,
+                1.0 / 3.0,
+                config.seed,
+            ),
+            cases,
             config,
             device: device.clone(),
             train_device,
@@ -142,11 +174,12 @@ impl TrainingSession {
     /// This session on another device (e.g. the CPU after the GPU failed): the same weights,
     /// Adam's moments, steps and sampler position, read back from the old device.
     pub async fn move_to(&self, compute: &ComputeDevice) -> Result<Self, TrainError> {
-        let mut moved = Self::on_normalised(self.config.clone(), self.volume.clone(), compute)?;
+        let mut moved = Self::on_cases(self.config.clone(), self.cases.clone(), compute)?;
+        let volume = self.volume();
         let net = self
             .net
             .kind()
-            .init(self.volume.classes, &moved.train_device);
+            .init_for(volume.channels, volume.classes, &moved.train_device);
         moved.net = crate::model::weights::copy_parameters(&self.net, net)
             .await
             .map_err(TrainError::Device)?;
@@ -178,7 +211,8 @@ impl TrainingSession {
         steps_done: usize,
         sampler_position: usize,
     ) -> Result<(), TrainError> {
-        let net = model.init(self.volume.classes, &self.train_device);
+        let volume = self.volume();
+        let net = model.init_for(volume.channels, volume.classes, &self.train_device);
         let net =
             crate::model::weights::from_safetensors(weights, net).map_err(TrainError::Config)?;
         self.optimizer = match moments {
@@ -263,9 +297,10 @@ impl TrainingSession {
         self.widen_when_pretraining_ends();
         let epochs_done = self.steps_done as f64 / self.config.steps_per_epoch as f64;
 
+        let cases: Vec<&LabelledVolume> = self.cases.iter().map(|case| case.as_ref()).collect();
         let batch = self
             .sampler
-            .sample(&self.volume, self.config.batch, &self.train_device);
+            .sample(&cases, self.config.batch, &self.train_device);
         self.last_batch = Some(Batch {
             image: batch.image.clone().without_autodiff(),
             target: batch.target.clone().without_autodiff(),
@@ -342,9 +377,9 @@ impl TrainingSession {
         let batch = match &self.last_batch {
             Some(batch) => batch.clone(),
             None => {
-                let batch = self
-                    .sampler
-                    .sample(&self.volume, self.config.batch, &self.device);
+                let cases: Vec<&LabelledVolume> =
+                    self.cases.iter().map(|case| case.as_ref()).collect();
+                let batch = self.sampler.sample(&cases, self.config.batch, &self.device);
                 self.last_batch = Some(batch.clone());
                 batch
             }
@@ -359,9 +394,19 @@ impl TrainingSession {
         ))
     }
 
-    /// The whole volume, as the session trains on it (intensities normalised).
+    /// The first training case, as the session trains on it (intensities normalised).
     pub fn volume(&self) -> &LabelledVolume {
-        &self.volume
+        &self.cases[0]
+    }
+
+    /// Every training case, normalised, in the sampler's order.
+    pub fn cases(&self) -> &[Arc<LabelledVolume>] {
+        &self.cases
+    }
+
+    /// The latest step's batch (without autodiff), if a step was made.
+    pub fn last_batch(&self) -> Option<&Batch> {
+        self.last_batch.as_ref()
     }
 
     /// After `pretrain_epochs` of the Simple net, replace it by the Target net that computes the
@@ -384,6 +429,6 @@ impl TrainingSession {
 /// A normalised copy of `volume`, to share.
 pub(super) fn normalised(volume: &LabelledVolume) -> Arc<LabelledVolume> {
     let mut volume = volume.clone();
-    normalise_nonzero(&mut volume.image);
+    normalise_channels(&mut volume);
     Arc::new(volume)
 }

@@ -7,7 +7,7 @@ use web_time::Instant;
 use super::readout::read_back;
 use super::{TrainingSession, normalised};
 use crate::report::{Evaluation, hard_dice, mean_foreground};
-use crate::sample::{blending_weights, normalise_nonzero, window_starts};
+use crate::sample::{blending_weights, normalise_channels, window_starts};
 use crate::train::TrainError;
 use crate::volume::LabelledVolume;
 use crate::volume::boxes::{crop, overlap};
@@ -16,7 +16,8 @@ impl TrainingSession {
     /// Predicts the whole volume with sliding windows (overlapping by the `overlap` setting, Gaussian
     /// blending) and scores it with the hard Dice per class.
     pub async fn evaluate(&self) -> Result<Evaluation, TrainError> {
-        self.predict_and_score(&self.volume, &mut |_, _| true).await
+        self.predict_and_score(self.volume(), &mut |_, _| true)
+            .await
     }
 
     /// [`Self::evaluate`], telling `progress(windows done, windows in all)` after each window;
@@ -25,7 +26,7 @@ impl TrainingSession {
         &self,
         progress: &mut dyn FnMut(usize, usize) -> bool,
     ) -> Result<Evaluation, TrainError> {
-        self.predict_and_score(&self.volume, progress).await
+        self.predict_and_score(self.volume(), progress).await
     }
 
     /// The net's logits for the whole of `volume` in one forward pass, its intensities
@@ -43,25 +44,49 @@ impl TrainingSession {
                 volume.dims
             )));
         }
-        let mut image = volume.image.clone();
-        normalise_nonzero(&mut image);
+        self.check_fits(volume)?;
+        let mut normalised = volume.clone();
+        normalise_channels(&mut normalised);
         let [nx, ny, nz] = volume.dims;
-        let input =
-            Tensor::<5>::from_data(TensorData::new(image, [1, 1, nz, ny, nx]), &self.device);
+        let shape = [1, volume.channels, nz, ny, nx];
+        let input = Tensor::<5>::from_data(TensorData::new(normalised.image, shape), &self.device);
         read_back(self.net.valid().forward(input)).await
     }
 
     /// [`Self::evaluate`] on another scan with the same classes (e.g. a held-out volume),
     /// normalised as the training volume was.
     pub async fn evaluate_on(&self, volume: &LabelledVolume) -> Result<Evaluation, TrainError> {
-        if volume.classes != self.volume.classes {
-            return Err(TrainError::Config(format!(
-                "The scan to evaluate has {} classes; the net was trained on {}.",
-                volume.classes, self.volume.classes
-            )));
-        }
+        self.check_fits(volume)?;
         self.predict_and_score(&normalised(volume), &mut |_, _| true)
             .await
+    }
+
+    /// [`Self::evaluate_on`] for a case already prepared and normalised as the training cases
+    /// were (a validation case the engine keeps).
+    pub async fn evaluate_normalised(
+        &self,
+        volume: &LabelledVolume,
+    ) -> Result<Evaluation, TrainError> {
+        self.check_fits(volume)?;
+        self.predict_and_score(volume, &mut |_, _| true).await
+    }
+
+    /// A sentence when `volume` has other classes or channels than the net was trained on.
+    fn check_fits(&self, volume: &LabelledVolume) -> Result<(), TrainError> {
+        let trained = self.volume();
+        if volume.classes != trained.classes {
+            return Err(TrainError::Config(format!(
+                "The scan to evaluate has {} classes; the net was trained on {}.",
+                volume.classes, trained.classes
+            )));
+        }
+        if volume.channels != trained.channels {
+            return Err(TrainError::Config(format!(
+                "The scan to evaluate has {} channels; the net was trained on {}.",
+                volume.channels, trained.channels
+            )));
+        }
+        Ok(())
     }
 
     async fn predict_and_score(
@@ -95,12 +120,14 @@ impl TrainingSession {
         let per_pass = self.config.batch.max(1);
         let mut windows = 0;
         for group in origins.chunks(per_pass) {
-            let mut patches = Vec::with_capacity(group.len() * window);
+            let mut patches = Vec::with_capacity(group.len() * volume.channels * window);
             for &origin in group {
-                patches.extend(crop(&volume.image, volume.dims, origin, [edge; 3], 0.0));
+                for plane in volume.channel_planes() {
+                    patches.extend(crop(plane, volume.dims, origin, [edge; 3], 0.0));
+                }
             }
             let input = Tensor::<5>::from_data(
-                TensorData::new(patches, [group.len(), 1, edge, edge, edge]),
+                TensorData::new(patches, [group.len(), volume.channels, edge, edge, edge]),
                 &self.device,
             );
             let probs =
