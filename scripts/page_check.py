@@ -537,9 +537,9 @@ def main():
             expect(not webdriver.exists("load-error"), "the good drop left an error")
             # A BraTS case folder: four modalities and the segmentation, dropped together. The
             # label map is found by content, every modality is an input channel by default (in
-            # BraTS's order, T1 first), and picking one modality alone loads it (the same image
-            # bytes under four names: the layout and the label values are BraTS's, the size is
-            # reduced).
+            # BraTS's order, T1 first), and leaving three out trains on the fourth alone (the same
+            # image bytes under four names: the layout and the label values are BraTS's, the size
+            # is reduced).
             with open(options.label, "rb") as label, open(options.image, "rb") as image:
                 seg, t1 = label.read(), image.read()
             case = [(f"BraTS2021_00001_{m}.nii.gz", t1) for m in ("flair", "t1", "t1ce", "t2")]
@@ -549,18 +549,21 @@ def main():
                  or webdriver.exists("load-error"))
             expect(not webdriver.exists("load-error"),
                    f"the case did not load: {webdriver.test_text('load-error')}")
-            options_shown = webdriver.script(
-                "return [...document.querySelectorAll('#modality option')].map(o => o.value);")
-            print(f"case folder: training on {webdriver.test_text('scan-name')}, "
-                  f"modalities {options_shown}")
-            expect(len(options_shown or []) == 5 and options_shown[0] == "",
-                   f"the modality picker shows {options_shown} (all as channels, then each)")
+            channels = lambda: webdriver.script(
+                "return [...document.querySelectorAll(\"[data-test='channels'] input\")]"
+                ".map(e => e.checked);")
+            print(f"case folder: {webdriver.test_text('scan-name')} first, channels {channels()}")
+            expect(channels() == [True] * 4, f"the channel list shows {channels()}")
             steps_before = step_count(webdriver)
             webdriver.click("step-once")
             wait("a step on the four channels", 300,
                  lambda: step_count(webdriver) > steps_before)
-            set_control(webdriver, "modality", "BraTS2021_00001_flair.nii.gz")
-            wait("the picked modality", 60,
+            # Leaving out T1, T1ce and T2 one by one leaves FLAIR alone.
+            for index in range(3):
+                webdriver.click(f"channel-{index}")
+                wait(f"{3 - index} channels", 60,
+                     lambda: webdriver.test_text("channel-count") == str(3 - index))
+            wait("FLAIR alone", 60,
                  lambda: webdriver.test_text("scan-name") == "BraTS2021_00001_flair.nii.gz")
             steps_before = step_count(webdriver)
             webdriver.click("step-once")

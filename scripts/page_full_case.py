@@ -7,6 +7,12 @@ Chromium's processes (the sum of their proportional set sizes, sampled every 0.2
     ./x cli phantom --dims 240x240x155 --brats --image /tmp/t1.nii.gz --label /tmp/seg.nii.gz
     scripts/page_full_case.py --dist dist --image /tmp/t1.nii.gz --label /tmp/seg.nii.gz
 
+Several cases at once (every file of DIR's case folders dropped together; the last case is held
+out, and the prediction checked is the first training case's):
+
+    ./x cli phantom --dims 240x240x155 --brats --modalities 4 --cases 4 --out /tmp/cases
+    scripts/page_full_case.py --dist dist --cases /tmp/cases
+
 Prints one line per stage and a Markdown table row.
 """
 import argparse
@@ -54,11 +60,22 @@ def main():
     parser.add_argument("--dist", default="dist")
     parser.add_argument("--chrome", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
-    parser.add_argument("--image", required=True)
-    parser.add_argument("--label", required=True)
+    parser.add_argument("--image")
+    parser.add_argument("--label")
+    parser.add_argument("--cases", help="a folder of case folders, dropped at once")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--settings", default="backend=cpu&eval_every=0")
     options = parser.parse_args()
+    if options.cases:
+        folders = sorted(os.path.join(options.cases, d) for d in os.listdir(options.cases))
+        paths = [os.path.join(f, n) for f in folders if os.path.isdir(f) for n in sorted(os.listdir(f))]
+        # The first case's first channel in BraTS's order names the scan.
+        first = sorted(p for p in paths if p.startswith(folders[0] + os.sep))
+        options.image = next(p for p in first if p.endswith("_t1.nii.gz"))
+    elif not (options.image and options.label):
+        raise SystemExit("give --image and --label, or --cases")
+    else:
+        paths = [options.image, options.label]
 
     server = serve(options.dist)
     origin = f"http://127.0.0.1:{server.server_address[1]}"
@@ -91,9 +108,12 @@ def main():
             "url": f"{origin}/#{options.settings}&epochs=2&steps_per_epoch={options.steps}"})
         wait("the page", 120, lambda: webdriver.exists("dropzone"))
         started = time.time()
-        with open(options.image, "rb") as image, open(options.label, "rb") as label:
-            drop_files(webdriver, [(os.path.basename(options.image), image.read()),
-                                   (os.path.basename(options.label), label.read())])
+        files = []
+        for path in paths:
+            with open(path, "rb") as file:
+                files.append((os.path.basename(path), file.read()))
+        drop_files(webdriver, files)
+        del files
         name = os.path.basename(options.image)
         wait("the scan", 600, lambda: webdriver.test_text("scan-name") == name
              or webdriver.exists("load-error"))

@@ -107,7 +107,7 @@ fn a_bad_file_keeps_the_scan_already_loaded() {
     pollster::block_on(engine.handle(Envelope::with(
         Command::LoadFiles {
             names: vec!["a.nii".into(), "b.nii".into()],
-            modality: None,
+            channels: None,
         },
         vec![vec![0; 10], vec![1; 400]],
     )));
@@ -506,7 +506,7 @@ fn a_cropped_scan_is_predicted_and_exported_in_its_own_grid() {
     pollster::block_on(engine.handle(Envelope::with(
         Command::LoadFiles {
             names,
-            modality: None,
+            channels: None,
         },
         buffers,
     )));
@@ -600,7 +600,7 @@ fn a_file_name_whose_lower_case_changes_length_does_not_panic() {
     pollster::block_on(engine.handle(Envelope::with(
         Command::LoadFiles {
             names,
-            modality: None,
+            channels: None,
         },
         buffers,
     )));

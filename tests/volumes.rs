@@ -894,12 +894,19 @@ fn a_case_folder_loads_with_its_modalities() {
     let flair = load_case(
         &files,
         &Limits::default(),
-        Some("BraTS2021_00007_flair.nii.gz"),
+        Some(&["BraTS2021_00007_flair.nii.gz".to_string()]),
     );
     let flair = flair.unwrap();
     assert_eq!(flair.image_name, "BraTS2021_00007_flair.nii.gz");
     assert_eq!((flair.volume.channels, flair.images.len()), (1, 4));
-    let missing = load_case(&files, &Limits::default(), Some("t3.nii.gz")).unwrap_err();
+    // Two of them, asked for in any order: BraTS's order all the same.
+    let names = ["flair", "t2"].map(|m| format!("BraTS2021_00007_{m}.nii.gz"));
+    let two = load_case(&files, &Limits::default(), Some(&names)).unwrap();
+    assert_eq!(two.modalities, [names[1].clone(), names[0].clone()]);
+    assert_eq!(two.volume.channels, 2);
+    let none = load_case(&files, &Limits::default(), Some(&[])).unwrap_err();
+    assert!(none.contains("at least one"), "{none}");
+    let missing = load_case(&files, &Limits::default(), Some(&["t3.nii.gz".into()])).unwrap_err();
     assert!(missing.contains("t3.nii.gz is not among"), "{missing}");
 
     // One modality on another grid: both files are named.

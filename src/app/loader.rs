@@ -39,7 +39,7 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                     trainer.load_files(Envelope::with(
                         Command::LoadFiles {
                             names,
-                            modality: None,
+                            channels: None,
                         },
                         buffers,
                     ));
@@ -207,7 +207,7 @@ fn ScanSummary(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
                 <span data-test="scan-dims">{format!("{nx}×{ny}×{nz}")}</span>
                 {format!(" voxels of {sx:.2}×{sy:.2}×{sz:.2} mm, {} classes", scan.classes)}
             </p>
-            {(scan.images.len() > 1).then(|| view! { <ModalityPicker scan=scan.clone() trainer /> })}
+            {(scan.images.len() > 1).then(|| view! { <ChannelPicker scan=scan.clone() trainer /> })}
             <div class="balance" role="img" aria-label="class balance">{bar}</div>
             <ul class="legend">{legend}</ul>
             <ul class="warnings">{warnings}</ul>
@@ -215,38 +215,57 @@ fn ScanSummary(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
     }
 }
 
-/// A case with several images (BraTS's four modalities): all of them as input channels (the
-/// default), or one alone.
+/// A case with several images (BraTS's four modalities): each an input channel, in order, with
+/// a checkbox to leave it out.
 #[component]
-fn ModalityPicker(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
-    let all = scan.channels > 1;
-    let every = format!(
-        "all {} as channels ({})",
-        scan.images.len(),
-        scan.images.join(", ")
-    );
-    let options = scan
+fn ChannelPicker(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
+    let checked: Vec<RwSignal<bool>> = scan
         .images
         .iter()
-        .map(|name| {
-            let selected = !all && *name == scan.image_name;
-            view! { <option value=name.clone() selected=selected>{format!("{name} alone")}</option> }
+        .map(|name| RwSignal::new(scan.modalities.contains(name)))
+        .collect();
+    let images = scan.images.clone();
+    let boxes = scan
+        .images
+        .iter()
+        .zip(checked.clone())
+        .enumerate()
+        .map(|(index, (name, on))| {
+            let images = images.clone();
+            let checked = checked.clone();
+            view! {
+                <li>
+                    <label>
+                        <input
+                            type="checkbox"
+                            data-test=format!("channel-{index}")
+                            prop:checked=move || on.get()
+                            on:change=move |event| {
+                                on.set(event_target_checked(&event));
+                                let kept: Vec<String> = images
+                                    .iter()
+                                    .zip(&checked)
+                                    .filter(|(_, on)| on.get_untracked())
+                                    .map(|(name, _)| name.clone())
+                                    .collect();
+                                trainer.pick_channels(kept);
+                            }
+                        />
+                        {format!(" {index}: {name}")}
+                    </label>
+                </li>
+            }
         })
         .collect_view();
     view! {
-        <p class="modality">
-            <label>
-                "Input "
-                <select
-                    id="modality"
-                    data-test="modality"
-                    on:change=move |event| trainer.pick_modality(event_target_value(&event))
-                >
-                    <option value="" selected=all>{every}</option>
-                    {options}
-                </select>
-            </label>
-            " (the label map is shared; each modality is an input channel, normalised on its own)"
-        </p>
+        <div class="channels" data-test="channels">
+            <p>
+                "Input channels: "
+                <span data-test="channel-count">{scan.channels}</span>
+                {format!(" of {}", scan.images.len())}
+                " (each modality normalised on its own; the label map is shared)"
+            </p>
+            <ol>{boxes}</ol>
+        </div>
     }
 }

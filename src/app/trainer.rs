@@ -231,19 +231,18 @@ impl Trainer {
         self.pending_files.set_value(Some(envelope));
     }
 
-    /// Trains on another image of the case loaded last (its files are kept here): the same
-    /// files sent again, naming the modality.
-    pub fn pick_modality(&self, name: String) {
+    /// Trains on other images of the case loaded last (its files are kept here): the same
+    /// files sent again, naming the images to use as channels.
+    pub fn pick_channels(&self, names: Vec<String>) {
         let Some(ScanSource::Files(envelope)) = self.source.get_value() else {
             return;
         };
-        let Command::LoadFiles { names, .. } = envelope.message else {
+        let Command::LoadFiles { names: files, .. } = envelope.message else {
             return;
         };
         let command = Command::LoadFiles {
-            names,
-            // "" is "every modality as a channel".
-            modality: (!name.is_empty()).then_some(name),
+            names: files,
+            channels: Some(names),
         };
         self.load_files(Envelope::with(command, envelope.buffers));
     }

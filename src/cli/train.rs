@@ -319,6 +319,23 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
                     }
                 });
             }
+            if let Event::Validation { report, .. } = &event.message {
+                let per_label: Vec<String> = report
+                    .dice
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .map(|(class, dice)| format!("{} {dice:.3}", scan.mapping.values[class]))
+                    .collect();
+                bar.suspend(|| {
+                    eprintln!(
+                        "held out  step {:5}  Dice {}  (mean {:.3})",
+                        report.step,
+                        per_label.join(" · "),
+                        report.mean_foreground_dice
+                    )
+                });
+            }
         }
     }
     bar.finish_and_clear();

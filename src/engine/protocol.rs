@@ -53,11 +53,11 @@ pub enum Command {
     },
     /// Files dropped together, one buffer per name, in order: one case, or several (grouped by
     /// folder or name stem; the last by name held out). For a case with several images every
-    /// one is an input channel; `modality` names one to train on alone.
+    /// one is an input channel, or (`channels`) those named, by file name.
     LoadFiles {
         names: Vec<String>,
         #[serde(default)]
-        modality: Option<String>,
+        channels: Option<Vec<String>>,
     },
     /// The two pickers: the image's files, then the label map's (buffers in that order).
     LoadPair {

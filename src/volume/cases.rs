@@ -80,17 +80,18 @@ pub fn load_cases(
 
 /// Files dropped together: several cases when they fall into two or more groups
 /// ([`group_by_case`]) of at least two files each (every case needs an image and its label
-/// map), else one case of all of them, `modality` (a file name) alone if named.
+/// map), else one case of all of them, with only the images named in `channels` (file names)
+/// if given.
 pub fn load_dropped_cases(
     files: Vec<NamedFile>,
     limits: &Limits,
-    modality: Option<&str>,
+    channels: Option<&[String]>,
 ) -> Result<Dataset, String> {
     let groups = group_by_case(files.clone());
     if groups.len() >= 2 && groups.iter().all(|(_, files)| files.len() >= 2) {
         return Dataset::new(load_cases(groups, limits)?, None);
     }
-    load_case(&files, limits, modality).map(Dataset::single)
+    load_case(&files, limits, channels).map(Dataset::single)
 }
 
 /// The Decathlon's `dataset.json`, the parts gdl-lab reads.

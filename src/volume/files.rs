@@ -207,11 +207,11 @@ fn channel_order(names: &[String]) -> Vec<usize> {
 /// Scans dropped together: one label map (found by content: the only scan of small
 /// non-negative integers; among several, the one whose name says so) and one image or, for a
 /// case folder (BraTS: `_t1`, `_t1ce`, `_t2`, `_flair`, `_seg`), several modalities, which
-/// become the input channels in BraTS's order ([`channel_order`]); `modality` (a file name)
-/// keeps that one alone. Every modality must lie on the label map's grid.
+/// become the input channels in BraTS's order ([`channel_order`]); `channels` (file names)
+/// keeps those alone. Every modality must lie on the label map's grid.
 pub fn sort_case(
     mut scans: Vec<(String, Volume)>,
-    modality: Option<&str>,
+    channels: Option<&[String]>,
     warnings_from: &[String],
 ) -> Result<LoadedScan, String> {
     match scans.len() {
@@ -260,15 +260,16 @@ pub fn sort_case(
         }
     };
     let label = scans.remove(label_index);
-    stack_channels(scans, label, modality, warnings_from)
+    stack_channels(scans, label, channels, warnings_from)
 }
 
 /// A case's images (one or more, on the label map's grid) as the channels of one scan with its
-/// label map: in BraTS's order ([`channel_order`]), or `modality` (a file name) alone.
+/// label map: in BraTS's order ([`channel_order`]); only those named in `channels` (file
+/// names), if given.
 pub fn stack_channels(
     scans: Vec<(String, Volume)>,
     (label_name, labels): (String, Volume),
-    modality: Option<&str>,
+    channels: Option<&[String]>,
     warnings_from: &[String],
 ) -> Result<LoadedScan, String> {
     let mut names: Vec<String> = scans.iter().map(|(name, _)| name.clone()).collect();
@@ -290,15 +291,19 @@ pub fn stack_channels(
             ));
         }
     }
-    let order: Vec<usize> = match modality {
-        Some(wanted) => vec![names.iter().position(|n| n == wanted).ok_or_else(|| {
-            format!(
-                "{wanted} is not among this case's images ({}).",
+    let mut order = channel_order(&names);
+    if let Some(wanted) = channels {
+        if let Some(missing) = wanted.iter().find(|w| !names.contains(w)) {
+            return Err(format!(
+                "{missing} is not among this case's images ({}).",
                 names.join(", ")
-            )
-        })?],
-        None => channel_order(&names),
-    };
+            ));
+        }
+        order.retain(|&i| wanted.contains(&names[i]));
+        if order.is_empty() {
+            return Err("Keep at least one of the case's images as an input channel.".into());
+        }
+    }
     let mut images: Vec<Option<(String, Volume)>> = scans.into_iter().map(Some).collect();
     let mut chosen: Vec<(String, Volume)> = order
         .iter()
@@ -390,13 +395,13 @@ pub fn load_dropped(files: &[NamedFile], limits: &Limits) -> Result<LoadedScan, 
     load_case(files, limits, None)
 }
 
-/// [`load_dropped`], training on the modality named `modality` (a file name).
+/// [`load_dropped`], with only the images named in `channels` (file names) as input channels.
 pub fn load_case(
     files: &[NamedFile],
     limits: &Limits,
-    modality: Option<&str>,
+    channels: Option<&[String]>,
 ) -> Result<LoadedScan, String> {
-    sort_case(read_scans(files, limits)?, modality, &[])
+    sort_case(read_scans(files, limits)?, channels, &[])
 }
 
 /// The built-in demo set: `cases` phantoms of `size`³ (seeds 7, 8, …), each with the four

@@ -224,10 +224,10 @@ impl Engine {
                 self.progress("making the demo cases", 1, 1);
                 self.loaded(result);
             }
-            Command::LoadFiles { names, modality } => {
+            Command::LoadFiles { names, channels } => {
                 let files = named_files(names, buffers);
                 self.progress("reading the files", 0, 1);
-                let result = load_dropped_cases(files, &Limits::default(), modality.as_deref());
+                let result = load_dropped_cases(files, &Limits::default(), channels.as_deref());
                 self.progress("reading the files", 1, 1);
                 self.loaded(result);
             }
