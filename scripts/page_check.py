@@ -151,6 +151,7 @@ def main():
                         help="steps to train on the CPU backend before the lab")
     parser.add_argument("--image", help="a NIfTI image to load through the picker")
     parser.add_argument("--label", help="its label map")
+    parser.add_argument("--cases-dir", help="a folder of case folders for the folder picker")
     parser.add_argument("--bad", help="a malformed file that must give a sentence")
     parser.add_argument("--no-webgpu", action="store_true",
                         help="start Chromium without WebGPU: the fallback banner and the CPU")
@@ -587,6 +588,24 @@ def main():
             wait("two held-out scorings on the chart", 120, lambda: points() >= 2)
             print(f"demo cases: {step_count(webdriver)} steps, the held-out chart has "
                   f"{points()} points")
+            if options.cases_dir:
+                # A folder of case folders through the folder picker: three cases of four
+                # modalities, the last held out; a step trains on the other two.
+                webdriver.upload("#folder-file", os.path.abspath(options.cases_dir))
+                wait("the folder's cases", 120,
+                     lambda: webdriver.test_text("scan-name") == "case_000_t1.nii.gz"
+                     or webdriver.exists("load-error"))
+                expect(not webdriver.exists("load-error"),
+                       f"the folder did not load: {webdriver.test_text('load-error')}")
+                wait("the folder's held-out case", 60,
+                     lambda: "case_002" in (webdriver.test_text("validation") or ""))
+                expect(webdriver.test_text("channel-count") == "4",
+                       f"channels: {webdriver.test_text('channel-count')}")
+                steps_before = step_count(webdriver)
+                webdriver.click("step-once")
+                wait("a step on the folder's cases", 300,
+                     lambda: step_count(webdriver) > steps_before)
+                print("folder of cases: case_000 … case_002 loaded, case_002 held out, a step made")
             webdriver.script("document.getElementById('image-file').value = '';"
                              "document.getElementById('label-file').value = ''; return 0;")
             webdriver.upload("#image-file", options.image)

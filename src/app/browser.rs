@@ -28,14 +28,83 @@ pub async fn read_files(list: web_sys::FileList) -> Result<Vec<NamedFile>, Strin
         let Some(file) = list.item(index) else {
             continue;
         };
-        let buffer = JsFuture::from(file.array_buffer())
-            .await
-            .map_err(|error| format!("{} could not be read: {}", file.name(), describe(error)))?;
-        files.push(NamedFile {
-            name: file.name(),
-            bytes: js_sys::Uint8Array::new(&buffer).to_vec(),
-        });
+        // A folder picker's files carry their path in the folder (web-sys has no getter for
+        // `webkitRelativePath`); it groups a folder of case folders into its cases.
+        let path = js_sys::Reflect::get(&file, &"webkitRelativePath".into())
+            .ok()
+            .and_then(|path| path.as_string())
+            .filter(|path| !path.is_empty());
+        let name = path.unwrap_or_else(|| file.name());
+        files.push(read_file(&file, name).await?);
     }
+    Ok(files)
+}
+
+async fn read_file(file: &web_sys::File, name: String) -> Result<NamedFile, String> {
+    let buffer = JsFuture::from(file.array_buffer())
+        .await
+        .map_err(|error| format!("{name} could not be read: {}", describe(error)))?;
+    Ok(NamedFile {
+        name,
+        bytes: js_sys::Uint8Array::new(&buffer).to_vec(),
+    })
+}
+
+/// The entries of a drop, taken while its event lasts (the browser empties them afterwards);
+/// `None` for a drop without entries (one a script made), whose `files` are read instead.
+pub fn dropped_entries(transfer: &web_sys::DataTransfer) -> Option<Vec<web_sys::FileSystemEntry>> {
+    let items = transfer.items();
+    let entries: Vec<web_sys::FileSystemEntry> = (0..items.length())
+        .filter_map(|index| items.get(index))
+        .filter_map(|item| item.webkit_get_as_entry().ok().flatten())
+        .collect();
+    (!entries.is_empty()).then_some(entries)
+}
+
+/// Every file under `entries`, folders walked, each named with its path in the drop
+/// (`cases/case_000/case_000_t1.nii.gz`), in path order. A dropped folder reaches a page only as
+/// an entry whose contents come through callbacks, made into promises here.
+pub async fn read_entries(
+    entries: Vec<web_sys::FileSystemEntry>,
+) -> Result<Vec<NamedFile>, String> {
+    let mut files = Vec::new();
+    let mut todo = entries;
+    while let Some(entry) = todo.pop() {
+        let path = entry.full_path().trim_start_matches('/').to_string();
+        if entry.is_directory() {
+            let reader = entry
+                .unchecked_into::<web_sys::FileSystemDirectoryEntry>()
+                .create_reader();
+            // readEntries gives at most 100 entries a call, then an empty batch.
+            loop {
+                let batch = JsFuture::from(js_sys::Promise::new(&mut |resolve, reject| {
+                    if let Err(error) =
+                        reader.read_entries_with_callback_and_callback(&resolve, &reject)
+                    {
+                        let _ = reject.call1(&JsValue::NULL, &error);
+                    }
+                }))
+                .await
+                .map_err(|error| {
+                    format!("The folder {path} could not be read: {}", describe(error))
+                })?;
+                let batch: js_sys::Array = batch.unchecked_into();
+                if batch.length() == 0 {
+                    break;
+                }
+                todo.extend(batch.iter().map(|entry| entry.unchecked_into()));
+            }
+        } else if entry.is_file() {
+            let file_entry = entry.unchecked_into::<web_sys::FileSystemFileEntry>();
+            let file = JsFuture::from(js_sys::Promise::new(&mut |resolve, reject| {
+                file_entry.file_with_callback_and_callback(&resolve, &reject)
+            }))
+            .await
+            .map_err(|error| format!("{path} could not be read: {}", describe(error)))?;
+            files.push(read_file(&file.unchecked_into(), path).await?);
+        }
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(files)
 }
 

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 
-use super::browser::read_files;
+use super::browser::{dropped_entries, read_entries, read_files};
 use super::trainer::Trainer;
 use crate::engine::protocol::ScanView;
 use crate::engine::{Command, Envelope};
@@ -31,22 +31,24 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
     let dragging = RwSignal::new(false);
 
     let load_demo = move || trainer.load_demo(state.with_untracked(|s| s.page.demo_size));
+    let send_files = move |read: Result<Vec<NamedFile>, String>| match read {
+        Ok(files) => {
+            let (names, buffers) = names_and_bytes(files);
+            trainer.load_files(Envelope::with(
+                Command::LoadFiles {
+                    names,
+                    channels: None,
+                },
+                buffers,
+            ));
+        }
+        Err(message) => error.set(Some(message)),
+    };
     let load_list = move |list: web_sys::FileList| {
-        spawn_local(async move {
-            match read_files(list).await {
-                Ok(files) => {
-                    let (names, buffers) = names_and_bytes(files);
-                    trainer.load_files(Envelope::with(
-                        Command::LoadFiles {
-                            names,
-                            channels: None,
-                        },
-                        buffers,
-                    ));
-                }
-                Err(message) => error.set(Some(message)),
-            }
-        });
+        spawn_local(async move { send_files(read_files(list).await) });
+    };
+    let load_entries = move |entries: Vec<web_sys::FileSystemEntry>| {
+        spawn_local(async move { send_files(read_entries(entries).await) });
     };
     let load_pickers = move |_| {
         let (Some(image), Some(label)) = (input_files("image-file"), input_files("label-file"))
@@ -96,15 +98,24 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                 on:drop=move |event: web_sys::DragEvent| {
                     event.prevent_default();
                     dragging.set(false);
-                    if let Some(list) = event.data_transfer().and_then(|d| d.files()) {
-                        load_list(list);
+                    let Some(transfer) = event.data_transfer() else {
+                        return;
+                    };
+                    // Entries, when the drop has them: a dropped folder comes only that way.
+                    match dropped_entries(&transfer) {
+                        Some(entries) => load_entries(entries),
+                        None => {
+                            if let Some(list) = transfer.files() {
+                                load_list(list);
+                            }
+                        }
                     }
                 }
             >
                 <p>
                     "Drop the image and its label map here together ("
                     <code>".nii"</code>", "<code>".nii.gz"</code>", or "<code>".hdr"</code>
-                    " + "<code>".img"</code>"). They are read in this page and never uploaded."
+                    " + "<code>".img"</code>"), a case's modalities with its label map, or a folder of case folders. They are read in this page and never uploaded."
                 </p>
                 <div class="pickers">
                     <label>
@@ -116,6 +127,20 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                         <input id="label-file" type="file" multiple accept=".nii,.gz,.hdr,.img" />
                     </label>
                     <button data-test="load-files" on:click=load_pickers>"Load files"</button>
+                    <label title="A folder of case folders (BraTS's layout): each case's modalities become input channels, and the last case is held out">
+                        "Folder of cases "
+                        <input
+                            id="folder-file"
+                            type="file"
+                            webkitdirectory=""
+                            multiple
+                            on:change=move |_| {
+                                if let Some(list) = input_files("folder-file") {
+                                    load_list(list);
+                                }
+                            }
+                        />
+                    </label>
                     <button data-test="demo" on:click=move |_| load_demo()>"Demo scan"</button>
                     <button
                         data-test="demo-cases"

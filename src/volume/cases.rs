@@ -34,17 +34,33 @@ pub fn case_stem(name: &str) -> String {
 pub fn group_by_case(files: Vec<NamedFile>) -> Vec<(String, Vec<NamedFile>)> {
     let mut groups: std::collections::BTreeMap<String, Vec<NamedFile>> = Default::default();
     for file in files {
-        let key = match file.name.rsplit_once(['/', '\\']) {
-            Some((folder, _)) => folder
-                .rsplit(['/', '\\'])
-                .next()
-                .unwrap_or(folder)
-                .to_string(),
+        let folder = file
+            .name
+            .rsplit_once(['/', '\\'])
+            .and_then(|(folder, _)| folder.rsplit(['/', '\\']).find(|part| !part.is_empty()));
+        let key = match folder {
+            Some(folder) => folder.to_string(),
             None => case_stem(&file.name),
         };
         groups.entry(key).or_default().push(file);
     }
     groups.into_iter().collect()
+}
+
+/// The files named without the folders they came in.
+fn without_folders(files: Vec<NamedFile>) -> Vec<NamedFile> {
+    files
+        .into_iter()
+        .map(|file| NamedFile {
+            name: file
+                .name
+                .rsplit(['/', '\\'])
+                .next()
+                .unwrap_or(&file.name)
+                .to_string(),
+            bytes: file.bytes,
+        })
+        .collect()
 }
 
 /// Each group of files as one case ([`load_case`]: every modality a channel); a failure names
@@ -56,19 +72,7 @@ pub fn load_cases(
     groups
         .into_iter()
         .map(|(name, files)| {
-            let files: Vec<NamedFile> = files
-                .into_iter()
-                .map(|file| NamedFile {
-                    name: file
-                        .name
-                        .rsplit(['/', '\\'])
-                        .next()
-                        .unwrap_or(&file.name)
-                        .to_string(),
-                    bytes: file.bytes,
-                })
-                .collect();
-            load_case(&files, limits, None)
+            load_case(&without_folders(files), limits, None)
                 .map(|scan| Case {
                     name: name.clone(),
                     scan,
@@ -91,7 +95,7 @@ pub fn load_dropped_cases(
     if groups.len() >= 2 && groups.iter().all(|(_, files)| files.len() >= 2) {
         return Dataset::new(load_cases(groups, limits)?, None);
     }
-    load_case(&files, limits, channels).map(Dataset::single)
+    load_case(&without_folders(files), limits, channels).map(Dataset::single)
 }
 
 /// The Decathlon's `dataset.json`, the parts gdl-lab reads.
@@ -271,8 +275,17 @@ mod tests {
             file("a_t1.nii.gz"),
             file("b_seg.nii.gz"),
             file("c/flair.nii"),
+            file("/d/e_seg.nii.gz"),
         ]);
         let names: Vec<(&str, usize)> = groups.iter().map(|(n, f)| (n.as_str(), f.len())).collect();
-        assert_eq!(names, [("a", 2), ("b", 2), ("c", 1)]);
+        assert_eq!(names, [("a", 2), ("b", 2), ("c", 1), ("d", 1)]);
+        // Files dropped side by side (a leading `/`, no folder) group by their stems.
+        let flat = group_by_case(vec![
+            file("/x_t1.nii"),
+            file("/x_seg.nii"),
+            file("/y_t1.nii"),
+        ]);
+        let names: Vec<(&str, usize)> = flat.iter().map(|(n, f)| (n.as_str(), f.len())).collect();
+        assert_eq!(names, [("x", 2), ("y", 1)]);
     }
 }
