@@ -132,7 +132,7 @@ pub fn Loader(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                         <input
                             id="folder-file"
                             type="file"
-                            webkitdirectory=""
+                            prop:webkitdirectory=true
                             multiple
                             on:change=move |_| {
                                 if let Some(list) = input_files("folder-file") {
