@@ -606,6 +606,16 @@ def main():
                 wait("a step on the folder's cases", 300,
                      lambda: step_count(webdriver) > steps_before)
                 print("folder of cases: case_000 … case_002 loaded, case_002 held out, a step made")
+                # Holding out case_000 too: case_001 becomes the scan trained on and shown.
+                webdriver.click("held-out-0")
+                wait("case_000 held out as well", 120,
+                     lambda: webdriver.test_text("scan-name") == "case_001_t1.nii.gz"
+                     and "case_000" in (webdriver.test_text("validation") or ""))
+                steps_before = step_count(webdriver)
+                webdriver.click("step-once")
+                wait("a step on case_001 alone", 300,
+                     lambda: step_count(webdriver) > steps_before)
+                print("folder of cases: case_000 and case_002 held out by their checkboxes")
             webdriver.script("document.getElementById('image-file').value = '';"
                              "document.getElementById('label-file').value = ''; return 0;")
             webdriver.upload("#image-file", options.image)

@@ -383,6 +383,68 @@ fn a_held_out_case_never_feeds_a_training_patch_and_is_scored_while_training() {
 }
 
 #[test]
+fn the_held_out_cases_can_be_chosen_again_and_one_always_trains() {
+    let dataset = set(vec![
+        blob_case("a", false),
+        blob_case("b", false),
+        blob_case("c", false),
+    ])
+    .unwrap();
+    let (mut engine, events) = engine_on(dataset, &settings());
+    assert_eq!(engine.training_case_names(), ["a", "b"]);
+    let hold_out = |engine: &mut Engine, names: &[&str]| {
+        let names = names.iter().map(|n| n.to_string()).collect();
+        pollster::block_on(engine.handle(Envelope::new(Command::HoldOut { names })));
+    };
+    // The scan shown was "a": holding it out makes "b" the scan.
+    hold_out(&mut engine, &["a"]);
+    assert_eq!(engine.training_case_names(), ["b", "c"]);
+    let split = events
+        .borrow()
+        .iter()
+        .rev()
+        .find_map(|event| match &event.message {
+            Event::Cases { names, held_out } => Some((names.clone(), held_out.clone())),
+            _ => None,
+        });
+    assert_eq!(
+        split,
+        Some((
+            vec!["a".into(), "b".into(), "c".into()],
+            vec![true, false, false]
+        ))
+    );
+    for _ in 0..4 {
+        pollster::block_on(engine.handle(Envelope::new(Command::Step)));
+    }
+    assert_eq!(
+        engine.validation().last().map(|r| r.cases[0].0.clone()),
+        Some("a".into())
+    );
+    // Every case held out, or an unknown one: a sentence, and the split stays.
+    for names in [&["a", "b", "c"][..], &["z"]] {
+        hold_out(&mut engine, names);
+        assert_eq!(engine.training_case_names(), ["b", "c"], "{names:?}");
+    }
+    let said: Vec<String> = events
+        .borrow()
+        .iter()
+        .filter_map(|event| match &event.message {
+            Event::Failed { failure, .. } => Some(failure.message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        said.iter().any(|m| m.contains("leave at least one")),
+        "{said:?}"
+    );
+    assert!(said.iter().any(|m| m.contains("no case z")), "{said:?}");
+    // None held out: all three train.
+    hold_out(&mut engine, &[]);
+    assert_eq!(engine.training_case_names(), ["a", "b", "c"]);
+}
+
+#[test]
 fn the_cli_trains_on_case_folders_and_reports_train_and_validation_dice() {
     let dir = std::env::temp_dir().join(format!("gdl-lab-cases-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

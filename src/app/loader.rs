@@ -233,6 +233,7 @@ fn ScanSummary(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
                 {format!(" voxels of {sx:.2}×{sy:.2}×{sz:.2} mm, {} classes", scan.classes)}
             </p>
             {(scan.images.len() > 1).then(|| view! { <ChannelPicker scan=scan.clone() trainer /> })}
+            <CasePicker trainer />
             <div class="balance" role="img" aria-label="class balance">{bar}</div>
             <ul class="legend">{legend}</ul>
             <ul class="warnings">{warnings}</ul>
@@ -292,5 +293,57 @@ fn ChannelPicker(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
             </p>
             <ol>{boxes}</ol>
         </div>
+    }
+}
+
+/// A set's cases, each with a checkbox to hold it out: held-out cases never feed a training
+/// patch and are scored every `val_every` steps on their own chart.
+#[component]
+fn CasePicker(trainer: Trainer) -> impl IntoView {
+    let cases = trainer.cases;
+    move || {
+        let list = cases.get();
+        (list.len() > 1).then(|| {
+            let names: Vec<String> = list.iter().map(|(name, _)| name.clone()).collect();
+            let checked: Vec<RwSignal<bool>> =
+                list.iter().map(|(_, out)| RwSignal::new(*out)).collect();
+            let boxes = list
+                .iter()
+                .zip(checked.clone())
+                .enumerate()
+                .map(|(index, ((name, _), on))| {
+                    let names = names.clone();
+                    let checked = checked.clone();
+                    view! {
+                        <li>
+                            <label>
+                                <input
+                                    type="checkbox"
+                                    data-test=format!("held-out-{index}")
+                                    prop:checked=move || on.get()
+                                    on:change=move |event| {
+                                        on.set(event_target_checked(&event));
+                                        let held: Vec<String> = names
+                                            .iter()
+                                            .zip(&checked)
+                                            .filter(|(_, on)| on.get_untracked())
+                                            .map(|(name, _)| name.clone())
+                                            .collect();
+                                        trainer.hold_out(held);
+                                    }
+                                />
+                                {format!(" {name}")}
+                            </label>
+                        </li>
+                    }
+                })
+                .collect_view();
+            view! {
+                <div class="cases" data-test="cases">
+                    <p>{format!("{} cases; checked ones are held out (scored, never trained on):", list.len())}</p>
+                    <ul>{boxes}</ul>
+                </div>
+            }
+        })
     }
 }

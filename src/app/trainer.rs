@@ -86,6 +86,8 @@ pub struct Trainer {
     /// Files sent to the worker and not yet answered: they become the source once they load.
     pending_files: StoredValue<Option<Envelope<Command>>, LocalStorage>,
     checkpoint: StoredValue<Option<KeptCheckpoint>, LocalStorage>,
+    /// The held-out cases the person chose, if they changed the default.
+    held_out: StoredValue<Option<Vec<String>>>,
     /// The run the page shows; events of older runs are dropped.
     run: StoredValue<u64>,
 }
@@ -123,6 +125,7 @@ impl Trainer {
             source: StoredValue::new_local(None),
             pending_files: StoredValue::new_local(None),
             checkpoint: StoredValue::new_local(None),
+            held_out: StoredValue::new(None),
             run: StoredValue::new(0),
         };
         trainer.start_worker();
@@ -212,6 +215,7 @@ impl Trainer {
 
     pub fn load_demo(&self, size: usize) {
         self.load_error.set(None);
+        self.held_out.set_value(None);
         self.source.set_value(Some(ScanSource::Demo(size)));
         self.send(Command::LoadDemo { size });
     }
@@ -219,6 +223,7 @@ impl Trainer {
     /// The demo set: `cases` phantoms with four modalities, the last held out.
     pub fn load_demo_cases(&self, size: usize, cases: usize) {
         self.load_error.set(None);
+        self.held_out.set_value(None);
         self.source
             .set_value(Some(ScanSource::DemoCases(size, cases)));
         self.send(Command::LoadDemoCases { size, cases });
@@ -227,8 +232,16 @@ impl Trainer {
     /// Files for the worker: a copy stays here (the scan's source, should the worker crash).
     pub fn load_files(&self, envelope: Envelope<Command>) {
         self.load_error.set(None);
+        self.held_out.set_value(None);
         self.send_envelope(&envelope);
         self.pending_files.set_value(Some(envelope));
+    }
+
+    /// Holds out exactly the cases named (the set's others train), from a fresh run; kept to
+    /// give a new worker after a crash.
+    pub fn hold_out(&self, names: Vec<String>) {
+        self.held_out.set_value(Some(names.clone()));
+        self.send(Command::HoldOut { names });
     }
 
     /// Trains on other images of the case loaded last (its files are kept here): the same
@@ -355,6 +368,9 @@ impl Trainer {
             }
             Some(ScanSource::Files(envelope)) => self.send_envelope(&envelope),
             None => return,
+        }
+        if let Some(names) = self.held_out.get_value() {
+            self.send(Command::HoldOut { names });
         }
         let run = self.run.get_value();
         match self.checkpoint.get_value() {

@@ -64,6 +64,10 @@ pub enum Command {
         image: Vec<String>,
         label: Vec<String>,
     },
+    /// Hold out exactly these cases of the set (by name; the others train), from a fresh run.
+    HoldOut {
+        names: Vec<String>,
+    },
     /// Drop the session and what it produced; events from now on carry `run`.
     Reset {
         run: u64,

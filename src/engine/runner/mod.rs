@@ -243,6 +243,7 @@ impl Engine {
                 self.progress("reading the files", 1, 1);
                 self.loaded(result);
             }
+            Command::HoldOut { names } => self.hold_out(&names),
             Command::Reset { run } => {
                 self.run = run;
                 self.drop_session();

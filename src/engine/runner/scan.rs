@@ -50,23 +50,67 @@ impl Engine {
     /// Trains on the set's training cases from now on, scoring its held-out cases as it goes.
     /// The first training case is the scan the page shows and predicts.
     pub fn use_dataset(&mut self, dataset: Dataset) {
+        let cases = dataset
+            .into_parts()
+            .into_iter()
+            .map(|(case, held_out)| (case.name, Arc::new(case.scan), held_out))
+            .collect();
+        self.install_cases(cases);
+    }
+
+    /// Holds out exactly the set's cases named (the page's checkboxes; the rest train), from a
+    /// fresh run. A name that is no case, or holding out every case, gets a sentence and changes
+    /// nothing.
+    pub fn hold_out(&mut self, names: &[String]) {
+        let Some(scan) = self.scan.clone() else {
+            return;
+        };
+        let known: Vec<&str> = std::iter::once(self.scan_case.as_str())
+            .chain(self.others.iter().map(|other| other.name.as_str()))
+            .collect();
+        let refusal = if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+            Some(format!("There is no case {unknown} to hold out."))
+        } else if known.iter().all(|name| names.iter().any(|n| n == name)) {
+            Some("Every case would be held out; leave at least one to train on.".to_string())
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
+            self.fail(TrainError::Config(message));
+            return;
+        }
+        let mut cases: Vec<(String, Arc<LoadedScan>, bool)> =
+            vec![(self.scan_case.clone(), scan, false)];
+        cases.extend(
+            std::mem::take(&mut self.others)
+                .into_iter()
+                .map(|other| (other.name, other.scan, false)),
+        );
+        for (name, _, held_out) in &mut cases {
+            *held_out = names.contains(name);
+        }
+        cases.sort_by(|a, b| a.0.cmp(&b.0));
+        self.install_cases(cases);
+    }
+
+    /// The set's cases, in name order, from now on: the first training case is the scan the
+    /// page shows and predicts; the others train or are held out.
+    fn install_cases(&mut self, cases: Vec<(String, Arc<LoadedScan>, bool)>) {
         self.drop_session();
-        let several = dataset.cases().len() > 1;
-        let (names, held_out): (Vec<String>, Vec<bool>) = dataset
-            .cases()
+        let several = cases.len() > 1;
+        let (names, held_out): (Vec<String>, Vec<bool>) = cases
             .iter()
-            .enumerate()
-            .map(|(index, case)| (case.name.clone(), dataset.is_held_out(index)))
+            .map(|(name, _, held_out)| (name.clone(), *held_out))
             .unzip();
         let mut first = None;
         let mut others = Vec::new();
-        for (case, held_out) in dataset.into_parts() {
+        for (name, scan, held_out) in cases {
             if first.is_none() && !held_out {
-                first = Some((case.name, case.scan));
+                first = Some((name, scan));
             } else {
                 others.push(OtherCase {
-                    name: case.name,
-                    scan: Arc::new(case.scan),
+                    name,
+                    scan,
                     held_out,
                 });
             }
@@ -79,7 +123,7 @@ impl Engine {
             return;
         };
         let envelope = ScanView::envelope(&first);
-        self.scan = Some(Arc::new(first));
+        self.scan = Some(first);
         self.scan_case = name;
         self.others = others;
         self.validation.clear();
