@@ -241,6 +241,8 @@ impl Trainer {
     /// give a new worker after a crash.
     pub fn hold_out(&self, names: Vec<String>) {
         self.held_out.set_value(Some(names.clone()));
+        // Another split is another run: the charts start again (the current run is kept).
+        self.reset();
         self.send(Command::HoldOut { names });
     }
 
