@@ -241,48 +241,65 @@ fn ScanSummary(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
     }
 }
 
-/// A case with several images (BraTS's four modalities): each an input channel, in order, with
-/// a checkbox to leave it out.
-#[component]
-fn ChannelPicker(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
-    let checked: Vec<RwSignal<bool>> = scan
-        .images
+/// Checkboxes over `names` (`checked` at first), each tested as `{test_prefix}-{index}`; every
+/// change hands the names checked now to `changed`.
+fn check_list(
+    names: Vec<String>,
+    checked: Vec<bool>,
+    test_prefix: &'static str,
+    label: impl Fn(usize, &str) -> String,
+    changed: impl Fn(Vec<String>) + Clone + 'static,
+) -> impl IntoView {
+    let on: Vec<RwSignal<bool>> = checked.into_iter().map(RwSignal::new).collect();
+    names
         .iter()
-        .map(|name| RwSignal::new(scan.modalities.contains(name)))
-        .collect();
-    let images = scan.images.clone();
-    let boxes = scan
-        .images
-        .iter()
-        .zip(checked.clone())
+        .zip(on.clone())
         .enumerate()
-        .map(|(index, (name, on))| {
-            let images = images.clone();
-            let checked = checked.clone();
+        .map(|(index, (name, this))| {
+            let (names, on, changed) = (names.clone(), on.clone(), changed.clone());
             view! {
                 <li>
                     <label>
                         <input
                             type="checkbox"
-                            data-test=format!("channel-{index}")
-                            prop:checked=move || on.get()
+                            data-test=format!("{test_prefix}-{index}")
+                            prop:checked=move || this.get()
                             on:change=move |event| {
-                                on.set(event_target_checked(&event));
-                                let kept: Vec<String> = images
-                                    .iter()
-                                    .zip(&checked)
-                                    .filter(|(_, on)| on.get_untracked())
-                                    .map(|(name, _)| name.clone())
-                                    .collect();
-                                trainer.pick_channels(kept);
+                                this.set(event_target_checked(&event));
+                                changed(
+                                    names
+                                        .iter()
+                                        .zip(&on)
+                                        .filter(|(_, on)| on.get_untracked())
+                                        .map(|(name, _)| name.clone())
+                                        .collect(),
+                                );
                             }
                         />
-                        {format!(" {index}: {name}")}
+                        {label(index, name)}
                     </label>
                 </li>
             }
         })
-        .collect_view();
+        .collect_view()
+}
+
+/// A case with several images (BraTS's four modalities): each an input channel, in order, with
+/// a checkbox to leave it out.
+#[component]
+fn ChannelPicker(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
+    let used = scan
+        .images
+        .iter()
+        .map(|name| scan.modalities.contains(name))
+        .collect();
+    let boxes = check_list(
+        scan.images.clone(),
+        used,
+        "channel",
+        |index, name| format!(" {index}: {name}"),
+        move |kept| trainer.pick_channels(kept),
+    );
     view! {
         <div class="channels" data-test="channels">
             <p>
@@ -302,45 +319,19 @@ fn ChannelPicker(scan: Arc<ScanView>, trainer: Trainer) -> impl IntoView {
 fn CasePicker(trainer: Trainer) -> impl IntoView {
     let cases = trainer.cases;
     move || {
-        let list = cases.get();
-        (list.len() > 1).then(|| {
-            let names: Vec<String> = list.iter().map(|(name, _)| name.clone()).collect();
-            let checked: Vec<RwSignal<bool>> =
-                list.iter().map(|(_, out)| RwSignal::new(*out)).collect();
-            let boxes = list
-                .iter()
-                .zip(checked.clone())
-                .enumerate()
-                .map(|(index, ((name, _), on))| {
-                    let names = names.clone();
-                    let checked = checked.clone();
-                    view! {
-                        <li>
-                            <label>
-                                <input
-                                    type="checkbox"
-                                    data-test=format!("held-out-{index}")
-                                    prop:checked=move || on.get()
-                                    on:change=move |event| {
-                                        on.set(event_target_checked(&event));
-                                        let held: Vec<String> = names
-                                            .iter()
-                                            .zip(&checked)
-                                            .filter(|(_, on)| on.get_untracked())
-                                            .map(|(name, _)| name.clone())
-                                            .collect();
-                                        trainer.hold_out(held);
-                                    }
-                                />
-                                {format!(" {name}")}
-                            </label>
-                        </li>
-                    }
-                })
-                .collect_view();
+        let (names, held_out): (Vec<String>, Vec<bool>) = cases.get().into_iter().unzip();
+        (names.len() > 1).then(|| {
+            let count = names.len();
+            let boxes = check_list(
+                names,
+                held_out,
+                "held-out",
+                |_, name| format!(" {name}"),
+                move |held| trainer.hold_out(held),
+            );
             view! {
                 <div class="cases" data-test="cases">
-                    <p>{format!("{} cases; checked ones are held out (scored, never trained on):", list.len())}</p>
+                    <p>{format!("{count} cases; checked ones are held out (scored, never trained on):")}</p>
                     <ul>{boxes}</ul>
                 </div>
             }
