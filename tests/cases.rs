@@ -101,6 +101,9 @@ fn a_decathlon_4d_image_splits_into_its_channels_in_file_order() {
     let label = labels_file(DIMS, &labels(&[0, 1, 2, 3]));
     let dataset = decathlon_task(index, &mut reader(&file, &label), &Limits::default()).unwrap();
     assert_eq!(dataset.names(), ["BRATS_001", "BRATS_002"]);
+    // The built-in demo set keeps the phantom's tissue names.
+    let demo = gdl_lab::volume::files::demo_cases(32, 2).unwrap();
+    assert_eq!(demo.cases()[1].scan.class_names[1], "necrotic core");
     let scan = &dataset.cases()[0].scan;
     assert_eq!(scan.volume.channels, 4);
     assert_eq!(

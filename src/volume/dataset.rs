@@ -225,7 +225,13 @@ pub fn unify_labels(
         }
     }
     let mapping = LabelMapping { values };
-    let class_names = names.unwrap_or_else(|| mapping.class_names(convention.map(|(c, _)| c)));
+    // Names the cases already agree on (the phantom's tissues) stay; else the convention's.
+    let shared = cases.iter().all(|case| {
+        case.scan.mapping == mapping && case.scan.class_names == cases[0].scan.class_names
+    });
+    let class_names = names
+        .or_else(|| shared.then(|| cases[0].scan.class_names.clone()))
+        .unwrap_or_else(|| mapping.class_names(convention.map(|(c, _)| c)));
     for case in cases.iter_mut() {
         let scan = &mut case.scan;
         let renumber: Vec<u8> = scan
