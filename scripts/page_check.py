@@ -425,6 +425,31 @@ def main():
                f"after Resume and Step: {step_count(webdriver)} steps (was {steps_before}), "
                f"{webdriver.test_text('train-error')}")
 
+        # "Start from weights": the weights downloaded above start a new run from them (the
+        # page says Adam starts afresh); a file that is not weights gets a sentence and the
+        # loaded ones stay; "Start from a fresh net" lets them go.
+        if weights and history:
+            webdriver.upload("#load-weights", weights)
+            wait("the loaded weights", 120, lambda: webdriver.exists("weights-loaded")
+                 or webdriver.exists("weights-error"))
+            loaded = webdriver.test_text("weights-loaded") or ""
+            print(f"load weights: {loaded[:150]}")
+            expect("Adam starts afresh" in loaded,
+                   f"the weights were not loaded: {webdriver.test_text('weights-error')}")
+            expect(step_count(webdriver) == 0, "a run from loaded weights kept the old history")
+            webdriver.click("step-once")
+            wait("a step from the loaded weights", 300, lambda: step_count(webdriver) == 1
+                 or webdriver.exists("train-error"))
+            expect(not webdriver.exists("train-error"),
+                   f"a step from loaded weights: {webdriver.test_text('train-error')}")
+            webdriver.script("document.getElementById('load-weights').value = ''; return 0;")
+            webdriver.upload("#load-weights", history)
+            wait("the refusal", 60, lambda: webdriver.exists("weights-error"))
+            print(f"not weights: {(webdriver.test_text('weights-error') or '')[:120]}")
+            expect(webdriver.exists("weights-loaded"), "a refused file let the loaded weights go")
+            webdriver.click("forget-weights")
+            wait("a fresh net again", 60, lambda: not webdriver.exists("weights-loaded"))
+
         if not options.no_webgpu:
             # An explicit backend=gpu is kept: the worker trains on WebGPU.
             webdriver.script("const s = document.getElementById('backend'); s.value = 'gpu';"
@@ -601,6 +626,11 @@ def main():
                      lambda: "case_002" in (webdriver.test_text("validation") or ""))
                 expect(webdriver.test_text("channel-count") == "4",
                        f"channels: {webdriver.test_text('channel-count')}")
+                # Another channel under the overlays: the worker sends it when it is shown.
+                first_channel = canvas_pixels(webdriver, "axial")
+                set_control(webdriver, "channel", "3")
+                wait("FLAIR in the slice views", 60,
+                     lambda: canvas_pixels(webdriver, "axial") != first_channel)
                 steps_before = step_count(webdriver)
                 webdriver.click("step-once")
                 wait("a step on the folder's cases", 300,

@@ -28,8 +28,9 @@ from page_check import (  # noqa: E402
     WebDriver, _ready, check_prediction, drop_files, serve, step_count, wait)
 
 
-def chromium_pss_bytes(root_pid):
-    """Sum of the proportional set sizes of `root_pid`'s descendants (Chromium's processes)."""
+def chromium_pss(root_pid):
+    """The proportional set size of each of `root_pid`'s descendants (Chromium's processes), by
+    its kind (`--type=renderer`, …; the browser process has none)."""
     children = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -40,19 +41,22 @@ def chromium_pss_bytes(root_pid):
             children.setdefault(parent, []).append(int(entry))
         except (OSError, ValueError, IndexError):
             pass
-    total, todo = 0, list(children.get(root_pid, []))
+    sizes, todo = {}, list(children.get(root_pid, []))
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
         try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                args = cmdline.read().split(b"\0")
+            kind = next((a[7:].decode() for a in args if a.startswith(b"--type=")), "browser")
             with open(f"/proc/{pid}/smaps_rollup") as rollup:
                 for line in rollup:
                     if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
+                        sizes[f"{kind} {pid}"] = int(line.split()[1]) * 1024
                         break
         except OSError:
             pass
-    return total
+    return sizes
 
 
 def main():
@@ -85,14 +89,27 @@ def main():
     webdriver = WebDriver(f"http://127.0.0.1:{port}")
     downloads = tempfile.mkdtemp()
     peak = [0]
+    # The processes' sizes when the sum peaked, and the peak within each stage.
+    at_peak = [{}]
+    stage_peak = [0]
     sampling = [True]
 
     def sample():
         while sampling[0]:
-            peak[0] = max(peak[0], chromium_pss_bytes(driver.pid))
+            sizes = chromium_pss(driver.pid)
+            total = sum(sizes.values())
+            stage_peak[0] = max(stage_peak[0], total)
+            if total > peak[0]:
+                peak[0], at_peak[0] = total, sizes
             time.sleep(0.2)
     sampler = threading.Thread(target=sample, daemon=True)
     stages = {}
+    stage_peaks = {}
+
+    def stage_done(name, seconds):
+        stages[name] = seconds
+        stage_peaks[name] = stage_peak[0]
+        stage_peak[0] = 0
     try:
         wait("chromedriver", 30, lambda: _ready(webdriver))
         webdriver.start(options.chrome, [
@@ -123,7 +140,7 @@ def main():
         wait("the crop/resample sentence", 600, lambda: "240×240×155" in (
             webdriver.test_text("preparation") or "") or not options.cases and
             webdriver.exists("preparation"))
-        stages["load + crop/resample"] = time.time() - started
+        stage_done("load + crop/resample", time.time() - started)
         print(f"{webdriver.test_text('preparation')}", flush=True)
         dims = [int(d) for d in webdriver.test_text("scan-dims").split("×")]
 
@@ -133,7 +150,7 @@ def main():
              or webdriver.exists("train-error"))
         if webdriver.exists("train-error"):
             raise SystemExit(f"training failed: {webdriver.test_text('train-error')}")
-        stages[f"{options.steps} steps"] = time.time() - started
+        stage_done(f"{options.steps} steps", time.time() - started)
         webdriver.click("pause")
         wait("the pause", 300, lambda: webdriver.script(
             "return !document.querySelector(\"[data-test='play']\").disabled;"))
@@ -143,7 +160,7 @@ def main():
         started = time.time()
         webdriver.click("predict")
         wait("the prediction", 1800, lambda: count() != before)
-        stages["whole-volume prediction"] = time.time() - started
+        stage_done("whole-volume prediction", time.time() - started)
         print(webdriver.test_text("prediction-status"), flush=True)
 
         started = time.time()
@@ -152,7 +169,7 @@ def main():
         wait("the download", 300, lambda: found.extend(
             n for n in os.listdir(downloads) if n.endswith(".nii.gz")) or found)
         time.sleep(0.5)
-        stages["export"] = time.time() - started
+        stage_done("export", time.time() - started)
         problems = check_prediction(os.path.join(downloads, found[0]), dims,
                                     reference=options.image)
         for problem in problems:
@@ -164,7 +181,10 @@ def main():
         driver.terminate()
         server.shutdown()
     for stage, seconds in stages.items():
-        print(f"{stage}: {seconds:.1f} s")
+        print(f"{stage}: {seconds:.1f} s, peak {stage_peaks[stage] / 2**30:.2f} GiB")
+    print("at the peak: " + ", ".join(
+        f"{kind} {size / 2**20:.0f} MiB" for kind, size in sorted(at_peak[0].items(),
+                                                                  key=lambda kv: -kv[1])))
     print(f"peak memory of Chromium's processes (PSS): {peak[0] / 2**30:.2f} GiB")
     print("| " + " | ".join(f"{s:.1f}" for s in stages.values()) + f" | {peak[0] / 2**30:.2f} |")
     if problems:

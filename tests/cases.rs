@@ -115,8 +115,21 @@ fn a_decathlon_4d_image_splits_into_its_channels_in_file_order() {
             "BRATS_001_0003_T2w.nii.gz"
         ]
     );
-    for (c, expected) in channels.iter().enumerate() {
-        assert_eq!(scan.volume.channel(c), &expected[..], "channel {c}");
+    // Each case let go of its intensities once read (a set of full-size cases would otherwise
+    // hold every channel of every case); its 4D file gives them again, in order, all at once
+    // or one channel at a time.
+    for case in dataset.cases() {
+        assert!(
+            !case.scan.has_image(),
+            "{} still holds its intensities",
+            case.name
+        );
+        let again = case.scan.full_volume().unwrap();
+        for (c, expected) in channels.iter().enumerate() {
+            assert_eq!(again.channel(c), &expected[..], "channel {c}, read again");
+            let alone = case.scan.channel_intensities(c).unwrap();
+            assert_eq!(&alone[..], &expected[..], "channel {c} alone");
+        }
     }
     assert_eq!(
         scan.class_names,
@@ -179,8 +192,12 @@ fn a_cases_modalities_become_channels_in_bratss_order() {
         ),
     ])
     .unwrap();
+    // No case keeps its intensities once read; each reads them again from its files (in the
+    // channel order of their names, not of their files).
+    let kept: Vec<bool> = dataset.cases().iter().map(|c| c.scan.has_image()).collect();
+    assert_eq!(kept, [false, false]);
     for case in dataset.cases() {
-        let volume = &case.scan.volume;
+        let volume = case.scan.full_volume().unwrap();
         assert_eq!(volume.channels, 4);
         for c in 0..4 {
             // T1, T1ce, T2, FLAIR: channel c is the file made from channel(c).
@@ -192,6 +209,61 @@ fn a_cases_modalities_become_channels_in_bratss_order() {
             );
         }
     }
+}
+
+#[test]
+fn the_page_gets_the_first_channel_with_the_scan_and_any_other_when_it_asks() {
+    let dataset = set(vec![
+        case(
+            "a",
+            &[("flair", 3), ("t2", 2), ("t1", 0), ("t1ce", 1)],
+            &[0, 1, 2, 4],
+        ),
+        case(
+            "b",
+            &[("flair", 3), ("t2", 2), ("t1", 0), ("t1ce", 1)],
+            &[0, 1, 2, 4],
+        ),
+    ])
+    .unwrap();
+    let (mut engine, events) = engine_on(dataset, &PageState::default());
+    let planes = |events: &Events| -> Vec<(Option<usize>, Vec<f32>)> {
+        events
+            .borrow()
+            .iter()
+            .filter_map(|event| {
+                let index = match &event.message {
+                    Event::Scan(_) => None,
+                    Event::ScanChannel { index } => Some(*index),
+                    _ => return None,
+                };
+                let bytes = &event.buffers[0];
+                let plane = bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                Some((index, plane))
+            })
+            .collect()
+    };
+    // With the scan: its first channel (T1) alone, not all four.
+    let sent = planes(&events);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0], (None, channel(0)));
+    events.borrow_mut().clear();
+    // FLAIR when the page shows it, read again from its file.
+    pollster::block_on(engine.handle(Envelope::new(Command::ScanChannel { index: 3 })));
+    assert_eq!(planes(&events), [(Some(3), channel(3))]);
+    // A channel that is not there: a sentence.
+    pollster::block_on(engine.handle(Envelope::new(Command::ScanChannel { index: 4 })));
+    let said = events
+        .borrow()
+        .iter()
+        .find_map(|event| match &event.message {
+            Event::LoadFailed { message } => Some(message.clone()),
+            _ => None,
+        });
+    assert!(said.is_some_and(|m| m.contains("no channel 5")));
 }
 
 #[test]
@@ -332,6 +404,9 @@ fn a_held_out_case_never_feeds_a_training_patch_and_is_scored_while_training() {
     .unwrap();
     assert!(dataset.is_held_out(2));
     let (mut engine, events) = engine_on(dataset, &settings());
+    // Once prepared, even the case shown lets go of its full-size intensities (the page keeps
+    // its own copy; a new preparation reads them again from the files).
+    assert!(!engine.scan().unwrap().has_image());
     let mut largest = 0.0f32;
     for _ in 0..12 {
         pollster::block_on(engine.handle(Envelope::new(Command::Step)));
@@ -399,9 +474,21 @@ fn the_held_out_cases_can_be_chosen_again_and_one_always_trains() {
         let names = names.iter().map(|n| n.to_string()).collect();
         pollster::block_on(engine.handle(Envelope::new(Command::HoldOut { names })));
     };
-    // The scan shown was "a": holding it out makes "b" the scan.
+    // The scan shown was "a": holding it out makes "b" the scan, its intensities read again
+    // from its files for the page.
     hold_out(&mut engine, &["a"]);
     assert_eq!(engine.training_case_names(), ["b", "c"]);
+    let shown = events
+        .borrow()
+        .iter()
+        .rev()
+        .find_map(|event| match &event.message {
+            Event::Scan(view) => Some(view.clone().with_buffers(event.buffers.clone())),
+            _ => None,
+        });
+    let shown = shown.expect("a scan event").expect("voxels that fit");
+    let first = engine.scan().unwrap().channel_intensities(0).unwrap();
+    assert_eq!(shown.image, &first[..]);
     let split = events
         .borrow()
         .iter()

@@ -94,7 +94,7 @@ fn commands_without_a_scan_say_so_and_a_scan_arrives_with_its_voxels() {
     let Event::Scan(view) = envelope.message else {
         unreachable!()
     };
-    let view: ScanView = view.with_buffers(&envelope.buffers).expect("voxels fit");
+    let view: ScanView = view.with_buffers(envelope.buffers).expect("voxels fit");
     assert_eq!(view.dims, [32, 32, 32]);
     assert_eq!(view.image, engine.scan().unwrap().volume.image);
     assert_eq!(view.labels, engine.scan().unwrap().volume.labels);

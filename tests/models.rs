@@ -342,3 +342,67 @@ fn the_pytorch_export_uses_the_seeds_names_and_pytorchs_shapes() {
             .all(|(n, _)| !n.contains("gamma") && !n.contains("beta") && !n.starts_with("Unet"))
     );
 }
+
+#[test]
+fn weights_load_back_under_either_naming_and_a_file_for_another_net_is_refused_by_name() {
+    use gdl_lab::model::weights::{from_safetensors, pytorch_key, to_safetensors_named};
+    use gdl_lab::model::weights_info::describe_weights;
+    let device = flex();
+    let input = Tensor::<5>::random([1, 4, 8, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+    for kind in ModelKind::ALL {
+        let net = kind.init_for(4, 3, &device);
+        let expected = net.forward(input.clone());
+        let metadata = [
+            ("format", "gdl-lab".to_string()),
+            ("model", kind.name().to_string()),
+            ("channels", "t1,t1ce,t2,flair".to_string()),
+            ("label_values", "0,1,4".to_string()),
+        ];
+        // gdl-lab's own file (burn's module paths, its metadata) and a PyTorch state_dict's
+        // (PyTorch's names, no metadata: what `safetensors.torch.save_file` writes).
+        let own = pollster::block_on(to_safetensors_named(&net, &metadata, str::to_string));
+        let torch = pollster::block_on(to_safetensors_named(&net, &[], pytorch_key));
+        for (file, named) in [(own.unwrap(), true), (torch.unwrap(), false)] {
+            let info = describe_weights(&file, &device).unwrap();
+            assert_eq!(
+                (
+                    info.kind,
+                    info.in_channels,
+                    info.classes,
+                    info.pytorch_names
+                ),
+                (kind, 4, 3, !named)
+            );
+            if named {
+                assert_eq!(info.channels, ["t1", "t1ce", "t2", "flair"]);
+                assert_eq!(info.label_values, Some(vec![0, 1, 4]));
+            } else {
+                assert!(info.channels.is_empty());
+                assert_eq!(info.label_values, None);
+            }
+            let loaded = from_safetensors(&file, kind.init_for(4, 3, &device)).unwrap();
+            let difference = max_abs_difference(loaded.forward(input.clone()), expected.clone());
+            assert!(difference == 0.0, "{kind:?}: {difference}");
+            // Another class count: a sentence naming the tensor and both shapes.
+            let refused = from_safetensors(&file, kind.init_for(4, 5, &device)).unwrap_err();
+            assert!(
+                refused.contains("[3, ") && refused.contains("[5, "),
+                "{kind:?}: {refused}"
+            );
+            // Another channel count.
+            let refused = from_safetensors(&file, kind.init_for(1, 3, &device)).unwrap_err();
+            assert!(refused.contains("weight"), "{kind:?}: {refused}");
+        }
+    }
+    // A Simple net's file onto a Target net: the first tensor that differs, named.
+    let simple = ModelKind::Simple.init_for(1, 4, &device);
+    let file = pollster::block_on(to_safetensors_named(&simple, &[], pytorch_key)).unwrap();
+    let refused = from_safetensors(&file, ModelKind::Target.init_for(1, 4, &device)).unwrap_err();
+    assert!(
+        refused.contains("conv1.weight") && refused.contains("[8, 1, 3, 3, 3]"),
+        "{refused}"
+    );
+    // Not a weights file at all.
+    let refused = describe_weights(b"not a safetensors file", &device).unwrap_err();
+    assert!(refused.contains("not a .safetensors"), "{refused}");
+}

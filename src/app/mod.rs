@@ -12,6 +12,7 @@ mod loader;
 mod run_panel;
 mod scenarios;
 mod slices;
+mod start_weights;
 mod trainer;
 mod worker_link;
 

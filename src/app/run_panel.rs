@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use super::browser;
+use super::start_weights::StartWeights;
 use super::trainer::Trainer;
 use crate::engine::Command;
 use crate::view::{BackendChoice, PageState};
@@ -171,6 +172,7 @@ pub fn RunPanel(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                 <button data-test="export-pytorch" title="The weights under PyTorch's names and gdl_lab_model.py: the same nets, this run's mixed loss and a NIfTI loader" on:click=move |_| trainer.export(Command::ExportPytorch)>"Export for PyTorch"</button>
                 <button data-test="copy-link" on:click=copy_link>"Copy link"</button>
             </div>
+            <StartWeights trainer />
             {move || export_error.get().map(|message| view! {
                 <p class="banner error" role="alert" data-test="export-error">{message}</p>
             })}

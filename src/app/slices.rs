@@ -25,6 +25,8 @@ fn SliceView(
     class: RwSignal<usize>,
     /// The input channel (modality) drawn under the overlays.
     channel: RwSignal<usize>,
+    /// A channel other than the first, once the worker sent it.
+    channel_plane: RwSignal<Option<(usize, Arc<Vec<f32>>)>>,
 ) -> impl IntoView {
     let dims = scan.dims;
     let depth = dims[plane.axis()];
@@ -45,8 +47,9 @@ fn SliceView(
         };
         let evaluation = evaluation.get();
         let preparation = preparation.get();
+        let shown = channel_plane.get();
         let input = SliceInput {
-            image: channel_plane(&drawn_scan, channel.get()),
+            image: shown_intensities(&drawn_scan, channel.get(), shown.as_ref()),
             dims,
             plane,
             slice: slice.get(),
@@ -103,11 +106,17 @@ fn SliceView(
     }
 }
 
-/// Channel `index` of the scan's intensities (the first when out of range).
-fn channel_plane(scan: &ScanView, index: usize) -> &[f32] {
-    let voxels: usize = scan.dims.iter().product();
-    let index = if index < scan.channels { index } else { 0 };
-    &scan.image[index * voxels..(index + 1) * voxels]
+/// The intensities of channel `index`: the first channel's come with the scan, another's once
+/// the worker sent it (until then the first is drawn).
+fn shown_intensities<'a>(
+    scan: &'a ScanView,
+    index: usize,
+    plane: Option<&'a (usize, Arc<Vec<f32>>)>,
+) -> &'a [f32] {
+    match plane {
+        Some((shown, plane)) if *shown == index => plane,
+        _ => &scan.image,
+    }
 }
 
 #[component]
@@ -132,7 +141,8 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
     // Each channel (and each new scan) gets its own automatic window.
     Effect::new(move |_| {
         if let Some(scan) = scan.get() {
-            let image = channel_plane(&scan, channel.get());
+            let shown = trainer.channel_plane.get();
+            let image = shown_intensities(&scan, channel.get(), shown.as_ref());
             window.set(Window::auto(image));
             let (low, high) = image
                 .iter()
@@ -147,7 +157,7 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
             Plane::ALL
                 .into_iter()
                 .map(|plane| {
-                    view! { <SliceView plane scan=scan.clone() evaluation preparation=trainer.preparation window overlay class channel /> }
+                    view! { <SliceView plane scan=scan.clone() evaluation preparation=trainer.preparation window overlay class channel channel_plane=trainer.channel_plane /> }
                 })
                 .collect_view()
         })
@@ -243,7 +253,10 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
                 <div class="field">
                     <label for="channel">"Image"</label>
                     <select id="channel" data-test="channel" on:change=move |event| {
-                        if let Ok(c) = event_target_value(&event).parse() { channel.set(c) }
+                        if let Ok(c) = event_target_value(&event).parse() {
+                            channel.set(c);
+                            trainer.show_channel(c);
+                        }
                     }>{channel_options}</select>
                 </div>
                 <div class="field">

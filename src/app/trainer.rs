@@ -13,6 +13,7 @@ use super::browser;
 use super::worker_link::WorkerLink;
 use crate::engine::protocol::{
     Checkpoint, DeviceReport, Failure, LabReading, ProbeReport, ScanView, evaluation_with_buffers,
+    f32_values,
 };
 use crate::engine::{Command, Envelope, Event};
 use crate::loss::Misuse;
@@ -78,6 +79,13 @@ pub struct Trainer {
     pub validation: RwSignal<Vec<ValidationReport>>,
     /// Ended runs, newest first, for comparison on the charts (kept across visits).
     pub kept: RwSignal<Vec<KeptRun>>,
+    /// A channel of the scan other than the first, as the worker sent it for the slice views
+    /// (the first arrives with the scan; one other is held at a time).
+    pub channel_plane: RwSignal<Option<(usize, Arc<Vec<f32>>)>>,
+    /// The weights runs start from, in a sentence (`None`: freshly initialised nets).
+    pub weights: RwSignal<Option<String>>,
+    /// Why the weights file given last was refused (the ones before stay).
+    pub weights_refused: RwSignal<Option<String>>,
     /// The settings the current run started with (its label once it is kept).
     run_settings: StoredValue<String>,
     state: RwSignal<PageState>,
@@ -86,6 +94,10 @@ pub struct Trainer {
     /// Files sent to the worker and not yet answered: they become the source once they load.
     pending_files: StoredValue<Option<Envelope<Command>>, LocalStorage>,
     checkpoint: StoredValue<Option<KeptCheckpoint>, LocalStorage>,
+    /// The weights file runs start from, to give a new worker after a crash; and one sent to
+    /// the worker and not yet answered.
+    loaded_weights: StoredValue<Option<Envelope<Command>>, LocalStorage>,
+    pending_weights: StoredValue<Option<Envelope<Command>>, LocalStorage>,
     /// The held-out cases the person chose, if they changed the default.
     held_out: StoredValue<Option<Vec<String>>>,
     /// The run the page shows; events of older runs are dropped.
@@ -119,12 +131,17 @@ impl Trainer {
             cases: RwSignal::new(Vec::new()),
             validation: RwSignal::new(Vec::new()),
             kept: RwSignal::new(browser::load_kept_runs()),
+            channel_plane: RwSignal::new(None),
+            weights: RwSignal::new(None),
+            weights_refused: RwSignal::new(None),
             run_settings: StoredValue::new(String::new()),
             state,
             link: StoredValue::new_local(None),
             source: StoredValue::new_local(None),
             pending_files: StoredValue::new_local(None),
             checkpoint: StoredValue::new_local(None),
+            loaded_weights: StoredValue::new_local(None),
+            pending_weights: StoredValue::new_local(None),
             held_out: StoredValue::new(None),
             run: StoredValue::new(0),
         };
@@ -262,6 +279,31 @@ impl Trainer {
         self.load_files(Envelope::with(command, envelope.buffers));
     }
 
+    /// Asks the worker for the scan's channel `index` for the slice views, unless it is here.
+    pub fn show_channel(&self, index: usize) {
+        let held = self
+            .channel_plane
+            .with_untracked(|plane| plane.as_ref().is_some_and(|(i, _)| *i == index));
+        if index > 0 && !held {
+            self.send(Command::ScanChannel { index });
+        }
+    }
+
+    /// Runs start from these weights (`.safetensors`, gdl-lab's or saved from PyTorch) once the
+    /// worker finds they fit; kept to give a new worker after a crash.
+    pub fn load_weights(&self, name: String, bytes: Vec<u8>) {
+        self.weights_refused.set(None);
+        let envelope = Envelope::with(Command::LoadWeights { name: Some(name) }, vec![bytes]);
+        self.send_envelope(&envelope);
+        self.pending_weights.set_value(Some(envelope));
+    }
+
+    /// Runs start from freshly initialised nets again.
+    pub fn forget_weights(&self) {
+        self.loaded_weights.set_value(None);
+        self.send(Command::LoadWeights { name: None });
+    }
+
     /// Drops the run and everything it produced, here at once and in the worker in turn.
     pub fn reset(&self) {
         self.run.update_value(|run| *run += 1);
@@ -374,6 +416,9 @@ impl Trainer {
         if let Some(names) = self.held_out.get_value() {
             self.send(Command::HoldOut { names });
         }
+        if let Some(envelope) = self.loaded_weights.get_value() {
+            self.send_envelope(&envelope);
+        }
         let run = self.run.get_value();
         match self.checkpoint.get_value() {
             Some((checkpoint, buffers)) => {
@@ -421,7 +466,7 @@ impl Trainer {
         match message {
             Event::Devices(report) => self.devices.set(Some(report)),
             Event::Probe(report) => self.probe.set(Some(report)),
-            Event::Scan(view) => match view.with_buffers(&buffers) {
+            Event::Scan(view) => match view.with_buffers(buffers) {
                 Ok(view) => {
                     self.pending_files.update_value(|pending| {
                         if let Some(files) = pending.take() {
@@ -434,11 +479,43 @@ impl Trainer {
                         self.clear_run();
                         // A set's Cases event follows its Scan event; a single scan has none.
                         self.cases.set(Vec::new());
+                        self.channel_plane.set(None);
                         self.scan.set(Some(Arc::new(view)));
                     }
                 }
                 Err(message) => self.load_error.set(Some(message)),
             },
+            Event::ScanChannel { index } => {
+                let voxels = self
+                    .scan
+                    .with_untracked(|s| s.as_ref().map(|s| s.image.len()));
+                match buffers.first().map(|bytes| f32_values(bytes)) {
+                    Some(plane) if Some(plane.len()) == voxels => {
+                        self.channel_plane.set(Some((index, Arc::new(plane))));
+                    }
+                    _ => self.load_error.set(Some(
+                        "A channel of the scan arrived without its voxels.".into(),
+                    )),
+                }
+            }
+            Event::Weights { loaded, refused } => {
+                self.weights_refused.set(refused.clone());
+                if refused.is_some() {
+                    // Nothing changed in the worker.
+                    self.pending_weights.set_value(None);
+                    return;
+                }
+                if let Some(envelope) = self.pending_weights.get_value() {
+                    self.pending_weights.set_value(None);
+                    self.loaded_weights.set_value(Some(envelope));
+                }
+                // Another start is another run, and the charts start again; the same file
+                // given again to a new worker (after a crash) keeps the run.
+                if self.weights.with_untracked(|w| w != &loaded) {
+                    self.reset();
+                    self.weights.set(loaded);
+                }
+            }
             Event::Prepared(preparation) => self.preparation.set(Some(preparation)),
             Event::LoadFailed { message } => {
                 self.pending_files.set_value(None);

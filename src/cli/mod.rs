@@ -2,6 +2,7 @@
 
 mod bench;
 mod phantom;
+mod predict;
 mod train;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -43,6 +44,16 @@ enum Command {
         #[command(flatten)]
         args: train::TrainArgs,
         /// Backend to train on
+        #[arg(long, value_enum, default_value_t = BackendChoice::Flex)]
+        backend: BackendChoice,
+    },
+    /// Apply a trained net (gdl-lab's weights or a net saved from PyTorch) to a scan: crop,
+    /// resample and sliding window as in training, the prediction written in the scan's grid;
+    /// the last stdout line is a JSON summary (hard Dice per label with --label)
+    Predict {
+        #[command(flatten)]
+        args: predict::PredictArgs,
+        /// Backend to predict on
         #[arg(long, value_enum, default_value_t = BackendChoice::Flex)]
         backend: BackendChoice,
     },
@@ -101,6 +112,10 @@ pub fn main() -> ExitCode {
         Command::Inspect { file } => inspect(&file),
         Command::Train { args, backend } => match device_for(backend) {
             Ok(device) => train::train(&device, &args),
+            Err(code) => code,
+        },
+        Command::Predict { args, backend } => match device_for(backend) {
+            Ok(device) => predict::predict(&device, &args),
             Err(code) => code,
         },
         Command::Bench(args) => match device_for(args.backend) {

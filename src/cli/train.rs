@@ -171,6 +171,15 @@ pub struct TrainArgs {
     /// Write the whole-volume prediction here (.nii.gz, in the image's geometry)
     #[arg(long)]
     predict: Option<PathBuf>,
+    /// Start from these weights rather than a fresh net: a .safetensors that gdl-lab wrote, or
+    /// a net saved from PyTorch; it must be for --model with the scan's channels and classes
+    /// (Adam starts afresh)
+    #[arg(long)]
+    init_weights: Option<PathBuf>,
+    /// Write the trained net here (.safetensors under burn's module paths, its metadata naming
+    /// the net, classes, channels and label values: what `gdl-lab predict --weights` takes)
+    #[arg(long)]
+    export_weights: Option<PathBuf>,
     /// Write the trained net for PyTorch into this folder: its weights under PyTorch's names
     /// (.safetensors) and gdl_lab_model.py (the nets, the run's mixed loss, a NIfTI loader)
     #[arg(long)]
@@ -283,6 +292,28 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
             working = Some(preparation.working_dims);
         }
     }
+    if let Some(path) = &args.init_weights {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) => return fail(format!("Cannot read {}: {error}.", path.display())),
+        };
+        let name = path.display().to_string();
+        let command = Command::LoadWeights { name: Some(name) };
+        pollster::block_on(engine.handle(Envelope::with(command, vec![bytes])));
+        for event in std::mem::take(&mut *events.borrow_mut()) {
+            match event.message {
+                Event::Weights {
+                    refused: Some(message),
+                    ..
+                } => return fail(message),
+                Event::Weights {
+                    loaded: Some(loaded),
+                    ..
+                } => eprintln!("{loaded}"),
+                _ => {}
+            }
+        }
+    }
     let scan = engine.scan().expect("just loaded").clone();
     let started = Instant::now();
     // Drawn only when stderr is a terminal; the per-epoch lines are printed either way.
@@ -368,6 +399,7 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
     for (path, command) in [
         (&args.report, Command::ExportHistory),
         (&args.predict, Command::ExportPrediction),
+        (&args.export_weights, Command::ExportWeights),
     ] {
         let Some(path) = path else {
             continue;
@@ -387,9 +419,11 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
     }
     if let Some(path) = &args.write_logits {
         let session = engine.session().expect("trained");
-        let logits = pollster::block_on(session.whole_volume_logits(&scan.volume))
-            .map_err(|error| error.to_string())
-            .and_then(|logits| write_logits(path, &logits, &scan.volume));
+        let logits = scan.full_volume().and_then(|volume| {
+            pollster::block_on(session.whole_volume_logits(&volume))
+                .map_err(|error| error.to_string())
+                .and_then(|logits| write_logits(path, &logits, &volume))
+        });
         if let Err(message) = logits {
             return fail(message);
         }
@@ -499,7 +533,11 @@ fn export_pytorch(events: &[Envelope<Event>], dir: &Path) -> Result<(), String> 
 }
 
 /// `logits` (`[1, classes, z, y, x]` of `volume`) as a `.safetensors` file with one tensor.
-fn write_logits(path: &Path, logits: &[f32], volume: &LabelledVolume) -> Result<(), String> {
+pub(super) fn write_logits(
+    path: &Path,
+    logits: &[f32],
+    volume: &LabelledVolume,
+) -> Result<(), String> {
     let [nx, ny, nz] = volume.dims;
     let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
     let shape = vec![1, logits.len() / (nx * ny * nz), nz, ny, nx];

@@ -64,6 +64,16 @@ pub enum Command {
         image: Vec<String>,
         label: Vec<String>,
     },
+    /// Start the next run from these weights (buffer: a `.safetensors` that gdl-lab wrote, or a
+    /// net saved from PyTorch), named `name`; checked against the settings' net and the scan's
+    /// channels and classes first. `None` goes back to a fresh initialisation.
+    LoadWeights {
+        name: Option<String>,
+    },
+    /// The scan's channel `index` (a modality), for the slice views.
+    ScanChannel {
+        index: usize,
+    },
     /// Hold out exactly these cases of the set (by name; the others train), from a fresh run.
     HoldOut {
         names: Vec<String>,
@@ -126,8 +136,14 @@ pub enum Event {
     Devices(DeviceReport),
     /// The auto probe's measurements and choice.
     Probe(ProbeReport),
-    /// A scan was loaded; buffers: the intensities (f32, little-endian) and the classes (u8).
+    /// A scan was loaded; buffers: the first channel's intensities (f32, little-endian) and
+    /// the classes (u8).
     Scan(ScanView),
+    /// One channel of the scan's intensities, as [`Command::ScanChannel`] asked; buffers: the
+    /// intensities (f32, little-endian).
+    ScanChannel {
+        index: usize,
+    },
     /// How the scan was cropped and resampled for the net (after each load, and when the
     /// crop or resample setting changes).
     Prepared(Preparation),
@@ -196,6 +212,12 @@ pub enum Event {
     ExportFailed {
         message: String,
     },
+    /// Weights to start from were loaded (`Some`: a sentence saying what they are and what
+    /// happens next) or let go (`None`); or refused (`refused`: why, and nothing changed).
+    Weights {
+        loaded: Option<String>,
+        refused: Option<String>,
+    },
 }
 
 /// The lab's reading on the current batch: the correct GDL and, if a cause is selected, the
@@ -256,6 +278,7 @@ pub struct ScanView {
     pub class_names: Vec<String>,
     pub mapping: LabelMapping,
     pub warnings: Vec<String>,
+    /// The first channel's intensities (from the buffers; the others on request).
     #[serde(skip)]
     pub image: Vec<f32>,
     #[serde(skip)]
@@ -263,9 +286,12 @@ pub struct ScanView {
 }
 
 impl ScanView {
-    /// The scan's description with its voxels in the buffers, copied once (as bytes).
-    pub fn envelope(scan: &LoadedScan) -> Envelope<Event> {
-        let buffers = vec![f32_bytes(&scan.volume.image), scan.volume.labels.clone()];
+    /// The scan's description with its voxels in the buffers: the first channel's intensities
+    /// and the classes. The other channels come when the page shows them
+    /// ([`Command::ScanChannel`]): four full-size modalities are 143 MB as f32, and the page
+    /// draws one at a time.
+    pub fn envelope(scan: &LoadedScan, first_channel: &[f32]) -> Envelope<Event> {
+        let buffers = vec![f32_bytes(first_channel), scan.volume.labels.clone()];
         Envelope::with(Event::Scan(Self::describe(scan)), buffers)
     }
 
@@ -290,14 +316,15 @@ impl ScanView {
     }
 
     /// Puts the buffers back; a sentence when they do not fit the description.
-    pub fn with_buffers(mut self, buffers: &[Vec<u8>]) -> Result<Self, String> {
+    pub fn with_buffers(mut self, buffers: Vec<Vec<u8>>) -> Result<Self, String> {
         let voxels: usize = self.dims.iter().product();
-        let [image, labels] = buffers else {
+        let Ok([image, labels]) = <[Vec<u8>; 2]>::try_from(buffers) else {
             return Err("the scan arrived without its voxels".into());
         };
-        self.image = f32_values(image);
-        self.labels = labels.clone();
-        if self.image.len() != voxels * self.channels || self.labels.len() != voxels {
+        self.image = f32_values(&image);
+        drop(image);
+        self.labels = labels;
+        if self.image.len() != voxels || self.labels.len() != voxels {
             return Err("the scan's voxels do not match its size".into());
         }
         Ok(self)

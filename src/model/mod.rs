@@ -17,6 +17,8 @@ pub mod unet;
 #[cfg(engine)]
 pub mod weights;
 #[cfg(engine)]
+pub mod weights_info;
+#[cfg(engine)]
 pub mod widen;
 
 #[cfg(engine)]

@@ -154,7 +154,10 @@ pub async fn copy_parameters(
 }
 
 /// `onto` with every float parameter replaced by the tensor of the same module path in a
-/// `.safetensors` file that [`to_safetensors`] wrote (a checkpoint the page kept).
+/// `.safetensors` file that [`to_safetensors`] wrote (a checkpoint the page kept), or of its
+/// PyTorch name ([`pytorch_key`]: the export for PyTorch, or a net saved from PyTorch). A
+/// sentence naming the first tensor that is missing or differs (with both shapes), and nothing
+/// loaded, when the file is for another net.
 pub fn from_safetensors(bytes: &[u8], onto: SegmentationNet) -> Result<SegmentationNet, String> {
     let file = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|error| format!("The saved weights could not be read: {error}"))?;
@@ -162,14 +165,21 @@ pub fn from_safetensors(bytes: &[u8], onto: SegmentationNet) -> Result<Segmentat
     onto.visit(&mut wanted);
     let mut values = Vec::with_capacity(wanted.tensors.len());
     for (name, shape, _) in wanted.tensors {
-        let view = file
-            .tensor(&name)
-            .map_err(|_| format!("The saved weights have no {name}."))?;
+        let torch = pytorch_key(&name);
+        let (key, view) = match (file.tensor(&name), file.tensor(&torch)) {
+            (Ok(view), _) => (&name, view),
+            (_, Ok(view)) => (&torch, view),
+            _ => {
+                return Err(format!(
+                    "The weights have no {torch} ({name}), which this net needs."
+                ));
+            }
+        };
         let floats = f32_values(&view)
             .filter(|_| view.shape() == shape.as_slice())
             .ok_or_else(|| {
                 format!(
-                    "The saved {name} is {:?} {:?}; the net needs f32 {shape:?}.",
+                    "The weights' {key} is {:?} {:?}; this net needs F32 {shape:?}.",
                     view.dtype(),
                     view.shape()
                 )

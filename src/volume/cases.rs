@@ -5,6 +5,7 @@
 use super::dataset::{Case, Dataset};
 use super::files::{NamedFile, load_case, read_scans, stack_channels};
 use super::nifti::Limits;
+use super::source::ImageSource;
 
 /// A file's name without its folder and its extensions (`.nii.gz`, `.hdr`, …).
 pub fn base_name(name: &str) -> &str {
@@ -34,17 +35,20 @@ pub fn case_stem(name: &str) -> String {
 pub fn group_by_case(files: Vec<NamedFile>) -> Vec<(String, Vec<NamedFile>)> {
     let mut groups: std::collections::BTreeMap<String, Vec<NamedFile>> = Default::default();
     for file in files {
-        let folder = file
-            .name
-            .rsplit_once(['/', '\\'])
-            .and_then(|(folder, _)| folder.rsplit(['/', '\\']).find(|part| !part.is_empty()));
-        let key = match folder {
-            Some(folder) => folder.to_string(),
-            None => case_stem(&file.name),
-        };
-        groups.entry(key).or_default().push(file);
+        groups.entry(case_key(&file.name)).or_default().push(file);
     }
     groups.into_iter().collect()
+}
+
+/// The case a file's path puts it in: its folder, else its [`case_stem`].
+fn case_key(path: &str) -> String {
+    let folder = path
+        .rsplit_once(['/', '\\'])
+        .and_then(|(folder, _)| folder.rsplit(['/', '\\']).find(|part| !part.is_empty()));
+    match folder {
+        Some(folder) => folder.to_string(),
+        None => case_stem(path),
+    }
 }
 
 /// The files named without the folders they came in.
@@ -64,22 +68,21 @@ fn without_folders(files: Vec<NamedFile>) -> Vec<NamedFile> {
 }
 
 /// Each group of files as one case ([`load_case`]: every modality a channel); a failure names
-/// the case.
+/// the case. Every case lets go of its intensities as soon as it is read (they are read again
+/// from its files when shown and prepared, [`super::LoadedScan::full_volume`]), so that reading
+/// a set of full-size cases holds one case's channels at a time rather than all of them.
 pub fn load_cases(
     groups: Vec<(String, Vec<NamedFile>)>,
     limits: &Limits,
 ) -> Result<Vec<Case>, String> {
-    groups
-        .into_iter()
-        .map(|(name, files)| {
-            load_case(&without_folders(files), limits, None)
-                .map(|scan| Case {
-                    name: name.clone(),
-                    scan,
-                })
-                .map_err(|error| format!("Case {name}: {error}"))
-        })
-        .collect()
+    let mut cases = Vec::with_capacity(groups.len());
+    for (name, files) in groups {
+        let mut scan = load_case(&without_folders(files), limits, None)
+            .map_err(|error| format!("Case {name}: {error}"))?;
+        scan.release_image();
+        cases.push(Case { name, scan });
+    }
+    Ok(cases)
 }
 
 /// Files dropped together: several cases when they fall into two or more groups
@@ -91,9 +94,13 @@ pub fn load_dropped_cases(
     limits: &Limits,
     channels: Option<&[String]>,
 ) -> Result<Dataset, String> {
-    let groups = group_by_case(files.clone());
-    if groups.len() >= 2 && groups.iter().all(|(_, files)| files.len() >= 2) {
-        return Dataset::new(load_cases(groups, limits)?, None);
+    // Grouped by name first: the files' bytes are not copied to find out.
+    let mut sizes: std::collections::BTreeMap<String, usize> = Default::default();
+    for file in &files {
+        *sizes.entry(case_key(&file.name)).or_default() += 1;
+    }
+    if sizes.len() >= 2 && sizes.values().all(|&count| count >= 2) {
+        return Dataset::new(load_cases(group_by_case(files), limits)?, None);
     }
     load_case(&without_folders(files), limits, channels).map(Dataset::single)
 }
@@ -159,7 +166,8 @@ pub fn decathlon_task(
             name: pair.label.clone(),
             bytes: read(&pair.label)?,
         };
-        let mut channels = read_scans(&[image], limits).map_err(|e| format!("Case {name}: {e}"))?;
+        let image = [image];
+        let mut channels = read_scans(&image, limits).map_err(|e| format!("Case {name}: {e}"))?;
         if channels.len() != modalities.len() {
             return Err(format!(
                 "Case {name}: {} holds {} volumes, but dataset.json names {} modalities ({}).",
@@ -178,8 +186,16 @@ pub fn decathlon_task(
         }
         let mut labels = read_scans(&[label], limits).map_err(|e| format!("Case {name}: {e}"))?;
         let label = labels.remove(0);
-        let scan = stack_channels(channels, label, None, &[])
+        let in_file: Vec<String> = channels.iter().map(|(name, _)| name.clone()).collect();
+        let mut scan = stack_channels(channels, label, None, &[])
             .map_err(|error| format!("Case {name}: {error}"))?;
+        // Read again from the 4D file when prepared: each channel is the volume of its name.
+        let volumes = scan.modalities.iter().map(|modality| {
+            let at = in_file.iter().position(|n| n == modality);
+            (vec![0], at.expect("a channel of this file"))
+        });
+        scan.source = Some(ImageSource::new(&image, volumes, *limits));
+        scan.release_image();
         cases.push(Case { name, scan });
     }
     Dataset::new(cases, Some(&label_names))

@@ -2,8 +2,9 @@
 //! `.hdr` + `.img` pairs, sometimes misnamed. This sorts them into an image and a label map.
 
 use super::LabelledVolume;
-use super::labels::{LabelMapping, pair_image_and_labels};
+use super::labels::{LabelMapping, pair_image_and_labels_moving};
 use super::nifti::{Limits, Volume, read_nifti_channels, read_nifti_pair};
+use super::source::{ImageSource, Origin};
 
 /// A file's name and contents, as the browser or the disk gives them.
 #[derive(Clone, Debug)]
@@ -35,6 +36,80 @@ pub struct LoadedScan {
     /// What the person should know, one sentence each: the label convention recognised, and
     /// warnings from reading either file.
     pub warnings: Vec<String>,
+    /// The files its intensities can be read from again ([`LoadedScan::release_image`]); `None`
+    /// for the phantoms and scans made in memory, which always keep them.
+    pub source: Option<ImageSource>,
+}
+
+impl LoadedScan {
+    /// True while `volume.image` holds every channel's intensities.
+    pub fn has_image(&self) -> bool {
+        self.volume.image.len() == self.volume.voxel_count() * self.volume.channels
+    }
+
+    /// Lets go of the intensities when its files can give them again: a set of full-size cases
+    /// would otherwise keep every modality of every case as f32 (four BraTS cases: 571 MB, in a
+    /// browser worker whose memory never shrinks back). The labels stay (each case is scored in
+    /// its own grid). True when they were let go.
+    pub fn release_image(&mut self) -> bool {
+        if self.source.is_none() {
+            return false;
+        }
+        self.volume.image = Vec::new();
+        true
+    }
+
+    /// Channel `index`'s intensities: as they are, or read again from its file when
+    /// [`LoadedScan::release_image`] let them go.
+    pub fn channel_intensities(&self, index: usize) -> Result<std::borrow::Cow<'_, [f32]>, String> {
+        if index >= self.volume.channels {
+            return Err(format!(
+                "{} has {} channels; there is no channel {}.",
+                self.image_name,
+                self.volume.channels,
+                index + 1
+            ));
+        }
+        if self.has_image() {
+            return Ok(std::borrow::Cow::Borrowed(self.volume.channel(index)));
+        }
+        let Some(source) = &self.source else {
+            return Err(format!("{}: its intensities are gone.", self.image_name));
+        };
+        let plane = source.read_channel(index)?;
+        if plane.len() != self.volume.voxel_count() {
+            return Err(format!(
+                "{}: its files no longer give the image they gave (another size).",
+                self.image_name
+            ));
+        }
+        Ok(std::borrow::Cow::Owned(plane))
+    }
+
+    /// The scan's voxels with every channel's intensities: as they are, or read again from the
+    /// files when [`LoadedScan::release_image`] let them go.
+    pub fn full_volume(&self) -> Result<std::borrow::Cow<'_, LabelledVolume>, String> {
+        if self.has_image() {
+            return Ok(std::borrow::Cow::Borrowed(&self.volume));
+        }
+        let Some(source) = &self.source else {
+            return Err(format!("{}: its intensities are gone.", self.image_name));
+        };
+        let image = source.read()?;
+        if image.len() != self.volume.voxel_count() * self.volume.channels {
+            return Err(format!(
+                "{}: its files no longer give the image they gave (another size).",
+                self.image_name
+            ));
+        }
+        Ok(std::borrow::Cow::Owned(LabelledVolume {
+            dims: self.volume.dims,
+            image,
+            channels: self.volume.channels,
+            labels: self.volume.labels.clone(),
+            classes: self.volume.classes,
+        }))
+    }
 }
 
 fn lower(name: &str) -> String {
@@ -53,6 +128,18 @@ fn stem_and_kind(name: &str) -> (String, String) {
 
 /// Reads every scan in `files`: single files alone, `.hdr` with the `.img` of the same name.
 pub fn read_scans(files: &[NamedFile], limits: &Limits) -> Result<Vec<(String, Volume)>, String> {
+    Ok(read_scans_traced(files, limits)?
+        .into_iter()
+        .map(|(name, volume, _)| (name, volume))
+        .collect())
+}
+
+/// [`read_scans`], each scan with where it came from: the indices in `files` of the file (or
+/// `.hdr` and `.img`) it was read from, and its volume in that file (a 4D file holds several).
+pub(super) fn read_scans_traced(
+    files: &[NamedFile],
+    limits: &Limits,
+) -> Result<Vec<(String, Volume, Origin)>, String> {
     let mut scans = Vec::new();
     let mut used = vec![false; files.len()];
     for (index, file) in files.iter().enumerate() {
@@ -72,7 +159,7 @@ pub fn read_scans(files: &[NamedFile], limits: &Limits) -> Result<Vec<(String, V
                 used[partner] = true;
                 let volume = read_nifti_pair(&file.bytes, &files[partner].bytes, limits)
                     .map_err(|error| format!("{}: {error}", file.name))?;
-                scans.push((file.name.clone(), volume));
+                scans.push((file.name.clone(), volume, (vec![index, partner], 0)));
             }
             _ => {
                 let volumes = read_nifti_channels(&file.bytes, limits)
@@ -80,13 +167,17 @@ pub fn read_scans(files: &[NamedFile], limits: &Limits) -> Result<Vec<(String, V
                 if let [_, _, ..] = &volumes[..] {
                     // A 4D image (the Decathlon's): its volumes as the modalities of the case,
                     // named as nnU-Net names them (`case_0000`, `case_0001`, …) in file order.
-                    for (index, volume) in volumes.into_iter().enumerate() {
+                    for (at, volume) in volumes.into_iter().enumerate() {
                         // (The stem as given: lower-casing keeps the length of the name.)
                         let stem = &file.name[..stem.len()];
-                        scans.push((format!("{stem}_{index:04}.nii.gz"), volume));
+                        scans.push((format!("{stem}_{at:04}.nii.gz"), volume, (vec![index], at)));
                     }
                 } else {
-                    scans.extend(volumes.into_iter().map(|v| (file.name.clone(), v)));
+                    scans.extend(
+                        volumes
+                            .into_iter()
+                            .map(|v| (file.name.clone(), v, (vec![index], 0))),
+                    );
                 }
             }
         }
@@ -181,6 +272,49 @@ const KNOWN_MODALITIES: [&[&str]; 4] = [
     &["t2", "t2w"],
     &["flair", "t2f"],
 ];
+
+/// The images named `names` in the order of a net's input channels `wanted` (modality keys as
+/// its weights name them, e.g. `t1`, `t1ce`, `t2`, `flair`): for each wanted channel, the index
+/// of its image in `names`; or a sentence naming the first channel no image brings. When the
+/// weights do not name their channels (`wanted` empty, or the one generic `image`), the images
+/// go in BraTS's order, as training stacks them, and only their count must agree.
+pub fn match_channels(
+    names: &[String],
+    wanted: &[String],
+    in_channels: usize,
+) -> Result<Vec<usize>, String> {
+    let generic = wanted.is_empty() || wanted.iter().all(|w| w == "image");
+    if generic {
+        if names.len() != in_channels {
+            return Err(format!(
+                "The net reads {in_channels} input channel{}; {} image{} given.",
+                if in_channels == 1 { "" } else { "s" },
+                names.len(),
+                if names.len() == 1 { " was" } else { "s were" }
+            ));
+        }
+        return Ok(channel_order(names));
+    }
+    let keys = modality_keys(names);
+    let same = |a: &str, b: &str| {
+        let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+        a == b
+            || (modality_rank(&a) == modality_rank(&b)
+                && modality_rank(&a) < KNOWN_MODALITIES.len())
+    };
+    let mut order = Vec::with_capacity(wanted.len());
+    for channel in wanted {
+        let Some(index) = keys.iter().position(|key| same(key, channel)) else {
+            return Err(format!(
+                "The net reads {} (in this order); no image given is its {channel} (given: {}).",
+                wanted.join(", "),
+                keys.join(", ")
+            ));
+        };
+        order.push(index);
+    }
+    Ok(order)
+}
 
 /// The position of a modality key in [`KNOWN_MODALITIES`], or past them for any other.
 fn modality_rank(key: &str) -> usize {
@@ -356,7 +490,8 @@ pub fn load_pair(
     labels: Volume,
     warnings_from: &[String],
 ) -> Result<LoadedScan, String> {
-    let (volume, mapping) = pair_image_and_labels(&image, &labels)
+    // The intensities move into `volume.image` (they live once).
+    let (volume, mapping) = pair_image_and_labels_moving(&mut image, &labels)
         .map_err(|error| format!("{label_name} as the label map of {image_name}: {error}"))?;
     if !same_grid(&image.affine, &labels.affine) {
         return Err(format!(
@@ -370,7 +505,6 @@ pub fn load_pair(
     for (name, scan) in [(&image_name, &image), (&label_name, &labels)] {
         warnings.extend(scan.warnings.iter().map(|w| format!("{name}: {w}")));
     }
-    image.data = Vec::new(); // paired: the intensities live once, in `volume.image`
     let convention = mapping.brats_convention(&[&image_name, &label_name]);
     let class_names = mapping.class_names(convention);
     let mut notes: Vec<String> = convention
@@ -390,6 +524,7 @@ pub fn load_pair(
         image_name,
         label_name,
         warnings,
+        source: None,
     })
 }
 
@@ -405,7 +540,21 @@ pub fn load_case(
     limits: &Limits,
     channels: Option<&[String]>,
 ) -> Result<LoadedScan, String> {
-    sort_case(read_scans(files, limits)?, channels, &[])
+    let scans = read_scans_traced(files, limits)?;
+    let origins: std::collections::HashMap<String, Origin> = scans
+        .iter()
+        .map(|(name, _, origin)| (name.clone(), origin.clone()))
+        .collect();
+    // Two images of one name could not be told apart when read again: such a case keeps its
+    // intensities.
+    let unique = origins.len() == scans.len();
+    let scans = scans.into_iter().map(|(name, volume, _)| (name, volume));
+    let mut scan = sort_case(scans.collect(), channels, &[])?;
+    if unique {
+        let channels = scan.modalities.iter().map(|name| origins[name].clone());
+        scan.source = Some(ImageSource::new(files, channels, *limits));
+    }
+    Ok(scan)
 }
 
 /// The built-in demo set: `cases` phantoms of `size`³ (seeds 7, 8, …), each with the four
@@ -435,6 +584,7 @@ pub fn demo_cases(size: usize, cases: usize) -> Result<super::Dataset, String> {
                 modalities,
                 class_names: PHANTOM_CLASSES.map(String::from).to_vec(),
                 warnings: Vec::new(),
+                source: None,
             };
             super::Case { name, scan }
         })
@@ -462,5 +612,6 @@ pub fn demo_scan(size: usize) -> LoadedScan {
         images: Vec::new(),
         class_names: super::phantom::PHANTOM_CLASSES.map(String::from).to_vec(),
         warnings: Vec::new(),
+        source: None,
     }
 }

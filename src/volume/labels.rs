@@ -104,6 +104,38 @@ pub fn pair_image_and_labels(
     image: &Volume,
     labels: &Volume,
 ) -> Result<(LabelledVolume, LabelMapping), String> {
+    let (classes, mapping) = label_classes(image, labels)?;
+    let volume = LabelledVolume {
+        dims: image.dims,
+        image: image.data.clone(),
+        channels: 1,
+        labels: classes,
+        classes: mapping.values.len(),
+    };
+    Ok((volume, mapping))
+}
+
+/// [`pair_image_and_labels`] that takes the image's intensities rather than copying them (a
+/// full-size modality is 36 MB as f32); `image.data` is left empty, also on failure.
+pub fn pair_image_and_labels_moving(
+    image: &mut Volume,
+    labels: &Volume,
+) -> Result<(LabelledVolume, LabelMapping), String> {
+    let data = std::mem::take(&mut image.data);
+    let (classes, mapping) = label_classes(image, labels)?;
+    let volume = LabelledVolume {
+        dims: image.dims,
+        image: data,
+        channels: 1,
+        labels: classes,
+        classes: mapping.values.len(),
+    };
+    Ok((volume, mapping))
+}
+
+/// The label map's voxels as consecutive classes, and the mapping back to its values; a
+/// sentence when it does not fit `image` or holds no labels.
+fn label_classes(image: &Volume, labels: &Volume) -> Result<(Vec<u8>, LabelMapping), String> {
     if image.dims != labels.dims {
         return Err(format!(
             "The label map is {}×{}×{} voxels but the image is {}×{}×{}; they must match.",
@@ -146,13 +178,6 @@ pub fn pair_image_and_labels(
         return Err("The label map holds only background (0); there is nothing to segment.".into());
     }
     let class_of = |value: f32| values.binary_search(&(value as i64)).expect("seen") as u8;
-    let classes = values.len();
-    let volume = LabelledVolume {
-        dims: image.dims,
-        image: image.data.clone(),
-        channels: 1,
-        labels: labels.data.iter().map(|&v| class_of(v)).collect(),
-        classes,
-    };
-    Ok((volume, LabelMapping { values }))
+    let classes = labels.data.iter().map(|&v| class_of(v)).collect();
+    Ok((classes, LabelMapping { values }))
 }

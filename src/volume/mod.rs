@@ -10,6 +10,7 @@ pub mod labels;
 pub mod nifti;
 pub mod phantom;
 pub mod preprocess;
+pub mod source;
 pub mod synthetic;
 
 pub use dataset::{Case, Dataset};
@@ -17,6 +18,7 @@ pub use files::{LoadedScan, NamedFile, demo_scan, load_case, load_dropped};
 pub use labels::{BratsConvention, LabelMapping, pair_image_and_labels};
 pub use nifti::{Limits, ReadError, Volume, read_nifti, read_nifti_pair, write_label_map};
 pub use phantom::{PhantomConfig, phantom};
+pub use source::ImageSource;
 pub use synthetic::{SyntheticConfig, synthetic_volume};
 
 /// A 3D scan (one or more co-registered channels, e.g. MRI modalities) with its label map, on

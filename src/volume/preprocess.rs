@@ -330,10 +330,9 @@ pub fn prepare(
     };
     let cropped = LabelledVolume {
         dims: size,
-        image: volume
-            .channel_planes()
-            .flat_map(|plane| crop(plane, dims, origin.map(|v| v as isize), size, 0.0))
-            .collect(),
+        image: planes_of(volume, size, |plane| {
+            crop(plane, dims, origin.map(|v| v as isize), size, 0.0)
+        }),
         channels: volume.channels,
         labels: crop(&volume.labels, dims, origin.map(|v| v as isize), size, 0),
         classes: volume.classes,
@@ -356,15 +355,29 @@ pub fn prepare(
     }
     let resampled = LabelledVolume {
         dims: working,
-        image: cropped
-            .channel_planes()
-            .flat_map(|plane| resample_linear(plane, size, working))
-            .collect(),
+        image: planes_of(&cropped, working, |plane| {
+            resample_linear(plane, size, working)
+        }),
         channels: volume.channels,
         labels: resample_nearest(&cropped.labels, size, working),
         classes: volume.classes,
     };
     (resampled, preparation)
+}
+
+/// Each of `volume`'s channel planes made into a plane of `dims` by `each`, one after the
+/// other, in a buffer of exactly their size (collecting a flat map would grow it by doubling:
+/// up to twice the memory, and copies of it, for a full-size scan's four modalities).
+fn planes_of(
+    volume: &LabelledVolume,
+    dims: [usize; 3],
+    each: impl Fn(&[f32]) -> Vec<f32>,
+) -> Vec<f32> {
+    let mut planes = Vec::with_capacity(dims.iter().product::<usize>() * volume.channels);
+    for plane in volume.channel_planes() {
+        planes.extend_from_slice(&each(plane));
+    }
+    planes
 }
 
 #[cfg(test)]

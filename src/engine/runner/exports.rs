@@ -71,11 +71,18 @@ impl Engine {
             _ => (session.steps_done(), session.net()),
         };
         let channels = self.channel_names();
+        // The file's label value of each class, so that a prediction made later from these
+        // weights alone (`gdl-lab predict`) is written with the values trained on.
+        let label_values = self.scan.as_ref().map_or_else(String::new, |scan| {
+            let values: Vec<String> = scan.mapping.values.iter().map(i64::to_string).collect();
+            values.join(",")
+        });
         let metadata = [
             ("format", "gdl-lab".to_string()),
             ("model", net.kind().name().to_string()),
             ("classes", session.volume().classes.to_string()),
             ("channels", channels.join(",")),
+            ("label_values", label_values),
             ("steps", steps.to_string()),
             ("settings", self.settings.to_hash()),
         ];

@@ -28,6 +28,7 @@ use super::protocol::{
 
 mod checkpoints;
 mod exports;
+mod loaded_weights;
 mod scan;
 
 use scan::{OtherCase, Prepared, named_files};
@@ -85,6 +86,9 @@ pub struct Engine {
     validation: Vec<ValidationReport>,
     /// The net at the step with the best mean validation Dice so far (`weights=best` exports it).
     best: Option<(usize, SegmentationNet)>,
+    /// Weights every new session starts from (the page's "Load weights", `--init-weights`):
+    /// the file's name and bytes.
+    init_weights: Option<(String, Vec<u8>)>,
     /// `Some(cause)` while the lab is open.
     lab: Option<Option<Misuse>>,
     cancel: Arc<AtomicBool>,
@@ -115,6 +119,7 @@ impl Engine {
             evaluation: None,
             validation: Vec::new(),
             best: None,
+            init_weights: None,
             lab: None,
             cancel: Arc::new(AtomicBool::new(false)),
             checkpoints: false,
@@ -243,6 +248,14 @@ impl Engine {
                 self.progress("reading the files", 1, 1);
                 self.loaded(result);
             }
+            Command::LoadWeights { name } => {
+                let bytes = buffers.into_iter().next();
+                match (name, bytes) {
+                    (Some(name), Some(bytes)) => self.load_weights(name, bytes),
+                    _ => self.forget_weights(),
+                }
+            }
+            Command::ScanChannel { index } => self.send_channel(index),
             Command::HoldOut { names } => self.hold_out(&names),
             Command::Reset { run } => {
                 self.run = run;
@@ -323,7 +336,9 @@ impl Engine {
         let before = std::mem::replace(&mut self.settings, next);
         if !before.same_run(&self.settings) {
             self.drop_session();
-            self.prepare_scan();
+            if let Err(message) = self.prepare_scan() {
+                self.fail(TrainError::Config(message));
+            }
         } else if let Some(session) = &mut self.session {
             let config = &self.settings.config;
             let taken = session
@@ -436,7 +451,12 @@ impl Engine {
                 return false;
             }
         };
-        match TrainingSession::on_cases(self.settings.config.clone(), cases, &device) {
+        let made = TrainingSession::on_cases(self.settings.config.clone(), cases, &device)
+            .and_then(|mut session| {
+                self.start_from_loaded_weights(&mut session)?;
+                Ok(session)
+            });
+        match made {
             Ok(session) => {
                 self.session = Some(session);
                 self.device = Some(device);

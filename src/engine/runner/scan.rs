@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::Engine;
 use crate::backend::working_voxel_budget;
-use crate::engine::protocol::{Event, ScanView};
+use crate::engine::protocol::{Envelope, Event, ScanView, f32_bytes};
 use crate::report::{Evaluation, ValidationReport, hard_dice, mean_foreground};
 use crate::sample::normalise_channels;
 use crate::train::TrainError;
@@ -122,7 +122,13 @@ impl Engine {
             });
             return;
         };
-        let envelope = ScanView::envelope(&first);
+        let envelope = match first.channel_intensities(0) {
+            Ok(plane) => ScanView::envelope(&first, &plane),
+            Err(message) => {
+                self.emit(Event::LoadFailed { message });
+                return;
+            }
+        };
         self.scan = Some(first);
         self.scan_case = name;
         self.others = others;
@@ -132,20 +138,39 @@ impl Engine {
         if several {
             self.emit(Event::Cases { names, held_out });
         }
-        self.prepare_scan();
+        if let Err(message) = self.prepare_scan() {
+            self.emit(Event::LoadFailed { message });
+        }
     }
 
-    /// Crops and resamples the scan as the settings say (when they changed), and tells how.
-    pub(super) fn prepare_scan(&mut self) {
-        let Some(scan) = self.scan.clone() else {
+    /// The scan's channel `index` for the page's slice views (read again from its files when
+    /// the scan let go of its intensities).
+    pub(super) fn send_channel(&mut self, index: usize) {
+        let Some(scan) = &self.scan else {
             return;
         };
+        match scan.channel_intensities(index) {
+            Ok(plane) => {
+                let envelope =
+                    Envelope::with(Event::ScanChannel { index }, vec![f32_bytes(&plane)]);
+                (self.sink)(envelope);
+            }
+            Err(message) => self.emit(Event::LoadFailed { message }),
+        }
+    }
+
+    /// Crops and resamples the scan and the set's other cases as the settings say (when they
+    /// changed), and tells how. A case whose intensities were let go is read again from its
+    /// files, one case at a time, and lets them go again once prepared: between preparations
+    /// the engine holds the prepared copies, the labels and the files, not every modality of
+    /// every case at full size.
+    pub(super) fn prepare_scan(&mut self) -> Result<(), String> {
         let config = &self.settings.config;
         // The budget of the device trained on last (before the first session: the CPU's).
         let budget = working_voxel_budget(self.device.as_ref().map(|d| &d.adapter));
         let key = (config.crop, config.resample, budget);
         if self.prepared.as_ref().is_some_and(|p| p.key == key) {
-            return;
+            return Ok(());
         }
         self.prepared = None; // the old copies go before the new ones are made
         let options = PrepareOptions {
@@ -154,17 +179,27 @@ impl Engine {
             max_voxels: budget,
             margin: 8,
         };
-        let prepare_one = |scan: &LoadedScan| {
-            let (mut volume, preparation) = prepare(&scan.volume, scan.image.spacing, &options);
+        // Each case lets go of its intensities once prepared, before the next is read (a
+        // scan someone else holds keeps them).
+        let prepare_one = |scan: &mut Arc<LoadedScan>| {
+            let full = scan.full_volume()?;
+            let (mut volume, preparation) = prepare(&full, scan.image.spacing, &options);
+            drop(full);
             normalise_channels(&mut volume);
-            (Arc::new(volume), preparation)
+            if let Some(scan) = Arc::get_mut(scan) {
+                scan.release_image();
+            }
+            Ok::<_, String>((Arc::new(volume), preparation))
         };
-        let (volume, preparation) = prepare_one(&scan);
+        let (volume, preparation) = match self.scan.as_mut() {
+            Some(scan) => prepare_one(scan)?,
+            None => return Ok(()),
+        };
         let others = self
             .others
-            .iter()
-            .map(|other| prepare_one(&other.scan))
-            .collect();
+            .iter_mut()
+            .map(|other| prepare_one(&mut other.scan))
+            .collect::<Result<Vec<_>, _>>()?;
         self.emit(Event::Prepared(preparation.clone()));
         self.prepared = Some(Prepared {
             key,
@@ -172,6 +207,7 @@ impl Engine {
             preparation,
             others,
         });
+        Ok(())
     }
 
     /// The prepared training cases (the scan first), once the memory a session on the whole
@@ -208,7 +244,7 @@ impl Engine {
 
     /// The prepared scan; a failure when there is no scan.
     pub(super) fn working_volume(&mut self) -> Result<Arc<LabelledVolume>, TrainError> {
-        self.prepare_scan();
+        self.prepare_scan().map_err(TrainError::Config)?;
         self.prepared
             .as_ref()
             .map(|p| p.volume.clone())

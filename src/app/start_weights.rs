@@ -1,0 +1,55 @@
+//! "Load weights": a run starts from a net trained before (gdl-lab's export, or a net saved
+//! from PyTorch) rather than from a fresh initialisation; the worker checks the file against
+//! the settings' net and the scan first.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::JsCast;
+
+use super::browser::read_files;
+use super::trainer::Trainer;
+
+#[component]
+pub fn StartWeights(trainer: Trainer) -> impl IntoView {
+    let on_change = move |event: leptos::ev::Event| {
+        let Some(input) = event
+            .target()
+            .and_then(|target| target.dyn_into::<web_sys::HtmlInputElement>().ok())
+        else {
+            return;
+        };
+        let Some(list) = input.files().filter(|list| list.length() > 0) else {
+            return;
+        };
+        spawn_local(async move {
+            match read_files(list).await {
+                Ok(mut files) if !files.is_empty() => {
+                    let file = files.remove(0);
+                    trainer.load_weights(file.name, file.bytes);
+                }
+                Ok(_) => {}
+                Err(message) => trainer.weights_refused.set(Some(message)),
+            }
+            // The same file chosen again is a new choice.
+            input.set_value("");
+        });
+    };
+    view! {
+        <div class="start-weights">
+            <label for="load-weights">"Start from weights (.safetensors): "</label>
+            <input id="load-weights" data-test="load-weights" type="file" accept=".safetensors"
+                on:change=on_change />
+            {move || trainer.weights.get().map(|sentence| view! {
+                <p class="banner" role="status" data-test="weights-loaded">
+                    {sentence}" "
+                    <button data-test="forget-weights" on:click=move |_| trainer.forget_weights()>
+                        "Start from a fresh net"
+                    </button>
+                </p>
+            })}
+            {move || trainer.weights_refused.get().map(|message| view! {
+                <p class="banner error" role="alert" data-test="weights-error">{message}</p>
+            })}
+        </div>
+    }
+}

@@ -1,0 +1,288 @@
+//! `gdl-lab predict`: a trained net (gdl-lab's weights, or a net saved from PyTorch) applied to
+//! a scan it never saw, prepared as training prepares one (crop, resample, sliding window) and
+//! written back in the scan's own grid with the label values of the file it trained on.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use web_time::Instant;
+
+use crate::backend::{ComputeDevice, working_voxel_budget};
+use crate::model::weights_info::{WeightsInfo, describe_weights};
+use crate::report::{hard_dice, mean_foreground};
+use crate::sample::normalise_channels;
+use crate::train::{TrainingConfig, TrainingSession};
+use crate::volume::files::{match_channels, modality_keys};
+use crate::volume::nifti::read_path;
+use crate::volume::preprocess::{PrepareOptions, prepare};
+use crate::volume::{LabelMapping, LabelledVolume, Limits, Volume, write_label_map};
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The net: a .safetensors that gdl-lab wrote (either export), or one saved from PyTorch
+    /// (`safetensors.torch.save_file(net.state_dict(), …)`)
+    #[arg(long)]
+    weights: PathBuf,
+    /// The scan's images, one per input channel (repeat it: the net's channels are matched by
+    /// modality, t1, t1ce, t2, flair, when its weights name them)
+    #[arg(long, required = true)]
+    image: Vec<PathBuf>,
+    /// Its label map, to score the prediction (hard Dice per label)
+    #[arg(long)]
+    label: Option<PathBuf>,
+    /// Write the prediction here (.nii.gz, in the image's geometry, with the file's label values)
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Crop the scan to the head first (true or false; as `train`)
+    #[arg(long)]
+    crop: Option<String>,
+    /// Resample the cropped scan to fit the voxel budget (true or false; as `train`)
+    #[arg(long)]
+    resample: Option<String>,
+    /// Overlap of the prediction windows, per cent: 0, 25 or 50
+    #[arg(long)]
+    overlap: Option<String>,
+    /// Edge of the cubic prediction windows (as `train`'s patches)
+    #[arg(long)]
+    patch: Option<String>,
+    /// The label value of each of the net's classes, e.g. 0,1,2,4, for weights that do not say
+    /// (a net saved from PyTorch); by default the --label map's values, else 0, 1, 2, …
+    #[arg(long, value_delimiter = ',')]
+    label_values: Vec<i64>,
+    /// Write the net's logits for the whole image, in one forward pass, here (.safetensors,
+    /// tensor `logits` [1, classes, z, y, x])
+    #[arg(long)]
+    write_logits: Option<PathBuf>,
+}
+
+/// Predicts, writes what was asked, and prints a JSON summary as the last line.
+pub fn predict(device: &ComputeDevice, args: &PredictArgs) -> ExitCode {
+    match run(device, args) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(device: &ComputeDevice, args: &PredictArgs) -> Result<serde_json::Value, String> {
+    let started = Instant::now();
+    let bytes = std::fs::read(&args.weights)
+        .map_err(|error| format!("Cannot read {}: {error}.", args.weights.display()))?;
+    let info = describe_weights(&bytes, &device.device)
+        .map_err(|error| format!("{}: {error}", args.weights.display()))?;
+    eprintln!("weights: {}", info.describe());
+
+    let limits = Limits::default();
+    let read = |path: &PathBuf| {
+        read_path(path, &limits).map_err(|error| format!("{}: {error}", path.display()))
+    };
+    let names: Vec<String> = args.image.iter().map(|p| p.display().to_string()).collect();
+    let order = match_channels(&names, &info.channels, info.in_channels)?;
+    let images: Vec<(String, Volume)> = order
+        .iter()
+        .map(|&i| read(&args.image[i]).map(|volume| (names[i].clone(), volume)))
+        .collect::<Result<_, _>>()?;
+    let (first_name, first) = &images[0];
+    for (name, volume) in &images {
+        if volume.dims != first.dims {
+            return Err(format!(
+                "{name} is {:?} voxels but {first_name} is {:?}; a scan's images share one grid.",
+                volume.dims, first.dims
+            ));
+        }
+        for warning in &volume.warnings {
+            eprintln!("warning: {name}: {warning}");
+        }
+    }
+    let voxels = first.data.len();
+    let label = match &args.label {
+        Some(path) => {
+            let label = read(path)?;
+            if label.dims != first.dims {
+                return Err(format!(
+                    "{} is {:?} voxels but {first_name} is {:?}; they must match.",
+                    path.display(),
+                    label.dims,
+                    first.dims
+                ));
+            }
+            Some((path, label))
+        }
+        None => None,
+    };
+    let mapping = LabelMapping {
+        values: label_values(&info, &args.label_values, label.as_ref().map(|(_, l)| l))?,
+    };
+    let labels = match &label {
+        Some((path, label)) => Some(classes_of(label, &mapping, path)?),
+        None => None,
+    };
+    let mut image = Vec::with_capacity(voxels * images.len());
+    for (_, volume) in &images {
+        image.extend_from_slice(&volume.data);
+    }
+    let volume = LabelledVolume {
+        dims: first.dims,
+        image,
+        channels: images.len(),
+        labels: labels.clone().unwrap_or_else(|| vec![0; voxels]),
+        classes: info.classes,
+    };
+
+    let mut query = vec![("model", info.kind.name().to_string())];
+    for (key, value) in [
+        ("crop", &args.crop),
+        ("resample", &args.resample),
+        ("overlap", &args.overlap),
+        ("patch", &args.patch),
+    ] {
+        if let Some(value) = value {
+            query.push((key, value.clone()));
+        }
+    }
+    let query = serde_urlencoded::to_string(query).map_err(|error| error.to_string())?;
+    let config = TrainingConfig::from_query(&query)?;
+    let options = PrepareOptions {
+        crop: config.crop,
+        resample: config.resample,
+        max_voxels: working_voxel_budget(Some(&device.adapter)),
+        margin: 8,
+    };
+    let (mut working, preparation) = prepare(&volume, first.spacing, &options);
+    normalise_channels(&mut working);
+    eprintln!("{}", preparation.summary());
+
+    let mut session = TrainingSession::on(config, &working, device).map_err(|e| e.to_string())?;
+    session
+        .restore_checkpoint(&bytes, None, info.kind, 0, 0)
+        .map_err(|error| format!("{}: {error}", args.weights.display()))?;
+    let evaluation = pollster::block_on(session.evaluate_normalised(&working))
+        .map_err(|error| error.to_string())?;
+    let predicted = preparation.labels_to_original(&evaluation.labels);
+
+    if let Some(path) = &args.out {
+        let written = write_label_map(&mapping.file_values(&predicted), first)?;
+        std::fs::write(path, written)
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.write_logits {
+        let logits = pollster::block_on(session.whole_volume_logits(&volume))
+            .map_err(|error| error.to_string())?;
+        super::train::write_logits(path, &logits, &volume)?;
+    }
+    let mut summary = serde_json::json!({
+        "model": info.kind.name(),
+        "channels": modality_keys(&images.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()),
+        "weights_channels": info.channels,
+        "classes": info.classes,
+        "label_values": mapping.values,
+        "dims": first.dims,
+        "working_dims": preparation.working_dims,
+        "windows": evaluation.windows,
+        "prediction_seconds": evaluation.millis / 1000.0,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    if let Some(truth) = &labels {
+        let dice = hard_dice(&predicted, truth, info.classes);
+        let by_label: serde_json::Map<String, serde_json::Value> = dice
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(class, d)| (mapping.values[class].to_string(), serde_json::json!(d)))
+            .collect();
+        summary["dice"] = by_label.into();
+        summary["mean_foreground_dice"] = serde_json::json!(mean_foreground(&dice));
+    }
+    Ok(summary)
+}
+
+/// The file label value of each of the net's classes: as the weights say, else as given, else
+/// the label map's values (gdl-lab numbers a label map's values in order, so a map with every
+/// class gives them), else 0, 1, 2, …; a sentence when none of these can say.
+fn label_values(
+    info: &WeightsInfo,
+    given: &[i64],
+    label: Option<&Volume>,
+) -> Result<Vec<i64>, String> {
+    if !given.is_empty() {
+        if given.len() != info.classes {
+            return Err(format!(
+                "--label-values names {} values; the net has {} classes.",
+                given.len(),
+                info.classes
+            ));
+        }
+        return Ok(given.to_vec());
+    }
+    if let Some(values) = &info.label_values {
+        return Ok(values.clone());
+    }
+    let counting: Vec<i64> = (0..info.classes as i64).collect();
+    let Some(label) = label else {
+        return Ok(counting);
+    };
+    let mut seen: std::collections::BTreeSet<i64> = [0].into();
+    for &value in &label.data {
+        seen.insert(value as i64);
+        if seen.len() > info.classes {
+            break;
+        }
+    }
+    if seen.len() == info.classes || seen.iter().all(|v| counting.contains(v)) {
+        return Ok(if seen.len() == info.classes {
+            seen.into_iter().collect()
+        } else {
+            counting
+        });
+    }
+    Err(format!(
+        "The weights do not say which label values their {} classes stand for (a net saved from \
+         PyTorch), and the label map's values ({}) do not tell: give --label-values, e.g. \
+         0,1,2,4.",
+        info.classes,
+        seen.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// The label map's voxels as the net's classes (by the label values it trained with); a
+/// sentence naming a value the net has no class for.
+fn classes_of(
+    label: &Volume,
+    mapping: &LabelMapping,
+    path: &std::path::Path,
+) -> Result<Vec<u8>, String> {
+    label
+        .data
+        .iter()
+        .map(|&value| {
+            mapping
+                .values
+                .iter()
+                .position(|&v| value.fract() == 0.0 && v == value as i64)
+                .map(|class| class as u8)
+                .ok_or_else(|| {
+                    format!(
+                        "{} holds the label {value}, which the net has no class for (its label \
+                         values: {}).",
+                        path.display(),
+                        mapping
+                            .values
+                            .iter()
+                            .map(i64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+        })
+        .collect()
+}
