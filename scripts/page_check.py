@@ -18,6 +18,7 @@ handful of calls needed here do not justify a Selenium install.
 """
 import argparse
 import base64
+import csv
 import math
 import functools
 import gzip
@@ -31,6 +32,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+import xml.etree.ElementTree
+import zlib
 
 
 def free_port():
@@ -362,6 +365,56 @@ def main():
         expect(readings.get("negated_dice", 0) < 0, "−Dice is not negative")
         shot(f"{options.prefix}-lab", "charts-title")
 
+        # Figures: the lab's tables as CSV, channels named by class; a chart as an SVG that
+        # reads on its own (title, the scan and the step, a legend naming the classes) and as a
+        # PNG at twice its size (after the lab's training, when there is a lab reading).
+        if options.lab_steps:
+            tables = download("export-lab", ".csv")
+            expect(tables is not None, "no lab tables download")
+            if tables:
+                with open(tables, newline="") as file:
+                    rows = list(csv.DictReader(file))
+                names = {row["channel"] for row in rows}
+                print(f"lab tables: {len(rows)} rows, tables {sorted({r['table'] for r in rows})}, "
+                      f"channels {sorted(names)}")
+                correct_rows = sum(r["table"] == "correct" for r in rows)
+                expect(correct_rows == 4 and "necrotic core" in names and
+                       {"correct"} < {r["table"] for r in rows}, f"the lab tables: {rows[:3]}")
+            svg = download("chart-dice-svg", ".svg")
+            expect(svg is not None, "no SVG of the Dice chart")
+            if svg:
+                root = xml.etree.ElementTree.parse(svg).getroot()
+                text = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+                paths = list(root.iter("{http://www.w3.org/2000/svg}path"))
+                print(f"Dice chart SVG: {len(paths)} lines; {text[:160]}")
+                expect("Soft Dice per class" in text and "necrotic core" in text and "step" in text
+                       and len(paths) >= 4, f"the Dice chart's SVG: {text[:300]!r}")
+            png = download("chart-dice-png", ".png")
+            expect(png is not None, "no PNG of the Dice chart")
+            if png:
+                with open(png, "rb") as file:
+                    head = file.read(24)
+                width, height = struct.unpack(">II", head[16:24])
+                print(f"Dice chart PNG: {width}×{height}")
+                expect(head[:8] == b"\x89PNG\r\n\x1a\n" and width == 720,
+                       f"the Dice chart's PNG: {head[:8]!r}, {width}×{height}")
+            # The slice views as one PNG at twice their size, the run's link in a text chunk.
+            slices = download("export-slices", ".png")
+            expect(slices is not None, "no PNG of the slice views")
+            if slices:
+                chunks = png_chunks(slices)
+                width, _ = struct.unpack(">II", chunks[0][1][:8])
+                texts = dict(data.split(b"\0", 1) for kind, data in chunks if kind == b"tEXt")
+                link = texts.get(b"gdl-lab link", b"").decode()
+                shown = webdriver.script(
+                    "return [...document.querySelectorAll(\"[data-test^='canvas-']\")]"
+                    ".reduce((w, c) => w + c.clientWidth, 0);")
+                print(f"slices PNG: {width} px wide (the views {shown} px on screen), "
+                      f"link {link[:80]}")
+                expect(link == webdriver.script("return location.href;"),
+                       f"the slices' PNG carries the link {link!r}")
+                expect(width >= 2 * shown, f"the slices' PNG is {width} px for {shown} on screen")
+
         count = lambda: webdriver.script(
             "return document.querySelector(\"[data-test='prediction-status']\").dataset.count;")
         before = count()
@@ -449,6 +502,32 @@ def main():
             expect(webdriver.exists("weights-loaded"), "a refused file let the loaded weights go")
             webdriver.click("forget-weights")
             wait("a fresh net again", 60, lambda: not webdriver.exists("weights-loaded"))
+
+        # "Save run", a reload, "Open run": the run goes on from the step it was saved at, with
+        # its history back on the charts.
+        for n in (1, 2):
+            webdriver.click("step-once")
+            wait(f"step {n} before saving the run", 300, lambda: step_count(webdriver) >= n)
+        saved = step_count(webdriver)
+        run_file = download("save-run", ".gdlrun")
+        expect(run_file is not None, "no run file downloaded")
+        if run_file:
+            webdriver.script("location.reload(); return 0;")
+            wait("the page after a reload", 120, lambda: webdriver.exists("scan-summary"))
+            webdriver.upload("#open-run", run_file)
+            wait("the run opened", 300, lambda: webdriver.exists("run-opened")
+                 or webdriver.exists("run-refused"))
+            note = webdriver.test_text("run-opened") or webdriver.test_text("run-refused") or ""
+            print(f"open run: {note[:140]}")
+            expect(note.startswith("Opened the run"), f"the run did not open: {note!r}")
+            expect(step_count(webdriver) == saved,
+                   f"the opened run has {step_count(webdriver)} steps, saved with {saved}")
+            webdriver.click("step-once")
+            wait("a step of the opened run", 300, lambda: step_count(webdriver) == saved + 1
+                 or webdriver.exists("train-error"))
+            expect(step_count(webdriver) == saved + 1 and not webdriver.exists("train-error"),
+                   f"after opening the run: {step_count(webdriver)} steps, "
+                   f"{webdriver.test_text('train-error')}")
 
         if not options.no_webgpu:
             # An explicit backend=gpu is kept: the worker trains on WebGPU.
@@ -676,6 +755,38 @@ def main():
                     expect(False, problem)
                 print(f"its prediction: dims {nifti_geometry(own)[0]}, sform "
                       f"{nifti_geometry(own)[1]} (the input's {nifti_geometry(options.image)[1]})")
+            # "Apply to a scan": the net predicts another case (T1 and its label map, from the
+            # folder of cases when there is one): its Dice per class by name, the slice views
+            # switch to it and back, its prediction downloads in its own geometry, and the run
+            # stays as it was.
+            steps_before = step_count(webdriver)
+            if options.cases_dir:
+                folder = os.path.join(os.path.abspath(options.cases_dir), "case_000")
+                other = [os.path.join(folder, "case_000_t1.nii.gz"),
+                         os.path.join(folder, "case_000_seg.nii.gz")]
+            else:
+                other = [options.image, options.label]
+            webdriver.upload("#apply-files", "\n".join(other))
+            wait("the applied scan", 300, lambda: webdriver.exists("applied")
+                 or webdriver.exists("apply-error"))
+            applied = webdriver.test_text("applied") or webdriver.test_text("apply-error") or ""
+            print(f"applied: {applied[:160]}")
+            expect("hard Dice" in applied and "enhancing" in applied,
+                   f"the applied scan's Dice: {applied!r}")
+            expect(step_count(webdriver) == steps_before, "applying the net changed the run")
+            if options.cases_dir:
+                time.sleep(1)  # the slice views redraw on the applied scan
+                applied_pixels = canvas_pixels(webdriver, "axial")
+                webdriver.click("show-applied")
+                wait("the training scan again", 30,
+                     lambda: canvas_pixels(webdriver, "axial") != applied_pixels)
+            applied_prediction = download("export-applied", ".nii.gz")
+            expect(applied_prediction is not None, "no download of the applied prediction")
+            if applied_prediction:
+                for problem in check_prediction(applied_prediction,
+                                                nifti_geometry(other[0])[0][:3],
+                                                reference=other[0]):
+                    expect(False, problem)
             # A scenario opened while the person's own scan is loaded says that its text is about
             # the demo, and offers it; the offer loads the demo at the scenario's size.
             webdriver.click("scenario-seed_recipe")
@@ -774,6 +885,22 @@ def check_prediction(path, expected_dims, reference=None):
             problems.append(f"prediction affine {srow} (code {sform_code}) differs from the "
                             f"input's {ref_srow} (code {ref_sform})")
     return problems
+
+
+def png_chunks(path):
+    """A PNG's chunks as (type, data), after checking its signature and every CRC."""
+    with open(path, "rb") as file:
+        data = file.read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    chunks, at = [], 8
+    while at < len(data):
+        length = struct.unpack(">I", data[at:at + 4])[0]
+        kind, body = data[at + 4:at + 8], data[at + 8:at + 8 + length]
+        crc = struct.unpack(">I", data[at + 8 + length:at + 12 + length])[0]
+        assert crc == zlib.crc32(kind + body), f"a bad CRC in the {kind!r} chunk"
+        chunks.append((kind, body))
+        at += 12 + length
+    return chunks
 
 
 def check_history(path, steps):

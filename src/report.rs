@@ -73,6 +73,38 @@ pub struct GdlAnatomy {
     pub contribution: Vec<f32>,
 }
 
+/// The lab's readout and anatomy tables as CSV: one row per table and channel (`table` names
+/// it: `correct`, or the cause), with the table's GDL value and each channel's I, P, G, w,
+/// Dice and share; a channel is named by its class (`class_names`) when it is a class number.
+pub fn anatomy_csv(tables: &[(&str, &GdlAnatomy)], class_names: &[String]) -> String {
+    let mut csv =
+        String::from("table,gdl,channel,intersection,prediction,target,weight,dice,contribution\n");
+    let quoted = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
+    for (table, anatomy) in tables {
+        for (i, channel) in anatomy.channels.iter().enumerate() {
+            let name = channel
+                .parse::<usize>()
+                .ok()
+                .and_then(|class| class_names.get(class))
+                .unwrap_or(channel);
+            let value = |values: &Vec<f32>| values.get(i).copied().unwrap_or(f32::NAN);
+            csv.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{}\n",
+                quoted(table),
+                anatomy.value,
+                quoted(name),
+                value(&anatomy.intersection),
+                value(&anatomy.prediction),
+                value(&anatomy.target),
+                value(&anatomy.weight),
+                value(&anatomy.dice),
+                value(&anatomy.contribution)
+            ));
+        }
+    }
+    csv
+}
+
 /// The step history as CSV, one row per step; per-class columns are named by the GDL channel.
 pub fn history_csv(history: &[StepReport]) -> String {
     let mut csv =
@@ -200,6 +232,30 @@ pub fn hard_dice(predicted: &[u8], truth: &[u8], classes: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lab_tables_as_csv_name_each_class() {
+        let anatomy = GdlAnatomy {
+            value: 0.25,
+            channels: vec!["0".into(), "1".into()],
+            dice: vec![0.9, 0.5],
+            weight: vec![1.0, 2.0],
+            intersection: vec![10.0, 3.0],
+            prediction: vec![11.0, 6.0],
+            target: vec![11.0, 6.0],
+            contribution: vec![0.4, 0.6],
+            ..GdlAnatomy::default()
+        };
+        let names = ["background".to_string(), "necrotic \"core\"".to_string()];
+        let csv = anatomy_csv(&[("correct", &anatomy), ("0/255 mask", &anatomy)], &names);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 5);
+        assert_eq!(
+            lines[2],
+            "\"correct\",0.25,\"necrotic \"\"core\"\"\",3,6,6,2,0.5,0.6"
+        );
+        assert!(lines[3].starts_with("\"0/255 mask\",0.25,\"background\""));
+    }
 
     #[test]
     fn hard_dice_counts_overlap_per_class() {

@@ -5,18 +5,9 @@
 
 use gdl_lab::volume::{Limits, read_nifti};
 
-/// Runs the CLI: (success, stdout, stderr).
-fn run(args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
-        .args(args)
-        .output()
-        .expect("the gdl-lab binary runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
-}
+mod common;
+
+use common::gdl_lab as run;
 
 fn summary(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON")
@@ -173,5 +164,108 @@ fn a_trained_net_predicts_a_new_case_from_its_own_or_its_pytorch_weights_and_tra
     let (ok, _, stderr) = run(&other.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!ok);
     assert!(stderr.contains("conv1.weight"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The loss columns of a `--report` CSV (every column but the step's milliseconds).
+fn without_millis(csv: &str) -> Vec<String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let millis = header
+        .iter()
+        .position(|h| *h == "millis")
+        .expect("a millis column");
+    lines
+        .map(|line| {
+            let mut cells: Vec<&str> = line.split(',').collect();
+            cells.remove(millis);
+            cells.join(",")
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_saved_by_the_cli_resumes_as_if_it_had_never_stopped() {
+    let dir = std::env::temp_dir().join(format!("gdl-lab-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let at = |name: &str| dir.join(name).to_string_lossy().to_string();
+    let (image, label) = (at("t1.nii.gz"), at("seg.nii.gz"));
+    let (ok, _, stderr) = run(&[
+        "phantom", "--dims", "24x24x20", "--seed", "3", "--image", &image, "--label", &label,
+    ]);
+    assert!(ok, "{stderr}");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--image",
+            &image,
+            "--label",
+            &label,
+            "--model",
+            "simple",
+            "--patch",
+            "16",
+            "--batch",
+            "1",
+            "--steps-per-epoch",
+            "5",
+            "--crop",
+            "false",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let (ok, _, stderr) = train(&["--steps", "14", "--report", &at("whole.csv")]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = train(&["--steps", "9", "--save-run", &at("run.gdlrun")]);
+    assert!(ok, "{stderr}");
+    // The flags' settings are not used on resume: the run's are (another lr here).
+    let (ok, stdout, stderr) = train(&[
+        "--resume",
+        &at("run.gdlrun"),
+        "--steps",
+        "5",
+        "--lr",
+        "0.5",
+        "--report",
+        &at("resumed.csv"),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("Opened the run"), "{stderr}");
+    assert_eq!(summary(&stdout)["steps"], 14);
+    let whole = without_millis(&std::fs::read_to_string(at("whole.csv")).unwrap());
+    let resumed = without_millis(&std::fs::read_to_string(at("resumed.csv")).unwrap());
+    assert_eq!(whole.len(), 14);
+    assert_eq!(
+        resumed, whole,
+        "the resumed run's history differs from the uninterrupted one"
+    );
+
+    // Another scan: a sentence, exit 2.
+    let (other, other_label) = (at("other.nii.gz"), at("other_seg.nii.gz"));
+    let (ok, _, stderr) = run(&[
+        "phantom",
+        "--dims",
+        "24x24x20",
+        "--seed",
+        "4",
+        "--image",
+        &other,
+        "--label",
+        &other_label,
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = run(&[
+        "train",
+        "--image",
+        &other,
+        "--label",
+        &other_label,
+        "--resume",
+        &at("run.gdlrun"),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("another"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -13,6 +13,8 @@ use gdl_lab::volume::cases::{decathlon_task, load_cases};
 use gdl_lab::volume::nifti::{Voxels, read_nifti_channels, write_nifti_gz};
 use gdl_lab::volume::{Dataset, Limits, NamedFile, Volume, write_label_map};
 
+mod common;
+
 /// A float32 NIfTI file of `data` on a `dims` grid of 1 mm voxels.
 fn nifti(dims: [usize; 3], data: &[f32]) -> Vec<u8> {
     write_nifti_gz(
@@ -538,18 +540,7 @@ fn the_held_out_cases_can_be_chosen_again_and_one_always_trains() {
 fn the_cli_trains_on_case_folders_and_reports_train_and_validation_dice() {
     let dir = std::env::temp_dir().join(format!("gdl-lab-cases-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let run = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
-            .args(args)
-            .output()
-            .expect("the gdl-lab binary runs");
-        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).to_string(),
-            stderr,
-        )
-    };
+    let run = common::gdl_lab;
     let out = dir.to_string_lossy().to_string();
     let (ok, _, stderr) = run(&[
         "phantom",

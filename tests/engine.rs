@@ -66,6 +66,17 @@ fn failures(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
+/// Files dropped together on the page.
+fn drop_files(engine: &mut Engine, names: Vec<String>, buffers: Vec<Vec<u8>>) {
+    pollster::block_on(engine.handle(Envelope::with(
+        Command::LoadFiles {
+            names,
+            channels: None,
+        },
+        buffers,
+    )));
+}
+
 fn ready(settings: String) -> (Engine, Events) {
     let (mut engine, events) = engine();
     send(&mut engine, Command::Configure { settings });
@@ -503,13 +514,7 @@ fn a_cropped_scan_is_predicted_and_exported_in_its_own_grid() {
             settings: small(|s| s.page.eval_every = 0),
         },
     );
-    pollster::block_on(engine.handle(Envelope::with(
-        Command::LoadFiles {
-            names,
-            channels: None,
-        },
-        buffers,
-    )));
+    drop_files(&mut engine, names, buffers);
     let loaded = take(&events);
     let prepared = preparations(&loaded);
     assert_eq!(prepared.len(), 1, "{loaded:?}");
@@ -597,16 +602,228 @@ fn a_file_name_whose_lower_case_changes_length_does_not_panic() {
     let (mut engine, events) = engine();
     let names = vec!["ẞẞ.hdr".to_string(), "İİ.img".to_string()];
     let buffers = vec![vec![0u8; 10], vec![0u8; 10]];
-    pollster::block_on(engine.handle(Envelope::with(
-        Command::LoadFiles {
-            names,
-            channels: None,
-        },
-        buffers,
-    )));
+    drop_files(&mut engine, names, buffers);
     assert!(
         take(&events)
             .iter()
             .any(|e| matches!(e, Event::LoadFailed { .. })),
+    );
+}
+
+/// The file an `Export` event carries, from the events since the last take.
+fn exported(events: &Events) -> Vec<u8> {
+    let mut events = events.borrow_mut();
+    let at = events
+        .iter()
+        .rposition(|e| matches!(e.message, Event::Export { .. }))
+        .expect("an export");
+    let file = events[at].buffers[0].clone();
+    events.clear();
+    file
+}
+
+/// What opening a run said.
+fn opened(events: &Events) -> Result<gdl_lab::engine::protocol::OpenedRun, String> {
+    take(events)
+        .into_iter()
+        .find_map(|event| match event {
+            Event::RunOpened { opened, .. } => Some(opened),
+            _ => None,
+        })
+        .expect("a RunOpened event")
+}
+
+#[test]
+fn a_saved_run_reopened_goes_on_bit_for_bit_and_a_bad_file_changes_nothing() {
+    let settings = small(|s| s.page.eval_every = 0);
+    // Uninterrupted: 12 steps.
+    let (mut whole, _) = ready(settings.clone());
+    for _ in 0..12 {
+        send(&mut whole, Command::Step);
+    }
+    let uninterrupted = whole.history().to_vec();
+
+    // Saved after 8 steps, opened in a fresh engine on the same scan, 4 more steps.
+    let (mut first, events) = ready(settings.clone());
+    for _ in 0..8 {
+        send(&mut first, Command::Step);
+    }
+    take(&events);
+    send(
+        &mut first,
+        Command::SaveRun {
+            scan_files: Vec::new(),
+        },
+    );
+    let file = exported(&events);
+    let (mut second, events) = ready(settings.clone());
+    pollster::block_on(second.handle(Envelope::with(
+        Command::OpenRun { run: 5 },
+        vec![file.clone()],
+    )));
+    let run = opened(&events).expect("opened");
+    assert!(run.continued, "{}", run.sentence);
+    assert_eq!(run.history.len(), 8);
+    assert_eq!(second.history().len(), 8);
+    for _ in 0..4 {
+        send(&mut second, Command::Step);
+    }
+    assert_eq!(steps(&take(&events)), [(5, 9), (5, 10), (5, 11), (5, 12)]);
+    // Every number of every step, bit for bit (the time a step took aside).
+    let without_time = |history: &[gdl_lab::report::StepReport]| {
+        history
+            .iter()
+            .map(|r| gdl_lab::report::StepReport {
+                millis: 0.0,
+                ..r.clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(without_time(second.history()), without_time(&uninterrupted));
+
+    // On another scan it opens for viewing, and the engine's run stays as it was.
+    let (mut other, events) = ready(settings.clone());
+    send(&mut other, Command::LoadDemo { size: 48 });
+    send(&mut other, Command::Step);
+    take(&events);
+    pollster::block_on(other.handle(Envelope::with(
+        Command::OpenRun { run: 1 },
+        vec![file.clone()],
+    )));
+    let viewed = opened(&events).expect("opened for viewing");
+    assert!(
+        !viewed.continued && viewed.history.len() == 8,
+        "{}",
+        viewed.sentence
+    );
+    assert!(
+        viewed.sentence.contains("opens for viewing"),
+        "{}",
+        viewed.sentence
+    );
+    assert_eq!(other.history().len(), 1);
+
+    // A damaged file, another file, a newer version: a sentence each, and nothing changes.
+    let mut damaged = file.clone();
+    damaged.truncate(file.len() / 2);
+    let weights = {
+        send(&mut other, Command::ExportWeights);
+        exported(&events)
+    };
+    // The record's version, in the JSON held as a string in the header: `\"version\":1`.
+    let newer = {
+        let needle = br#"\"version\":1"#;
+        let at = file
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .expect("the version in the header");
+        let mut newer = file.clone();
+        newer[at + needle.len() - 1] = b'9';
+        newer
+    };
+    for (bytes, expected) in [
+        (damaged, "damaged"),
+        (weights, "not a gdl-lab run file"),
+        (b"hello".to_vec(), "not a gdl-lab run file"),
+        (newer, "newer than this gdl-lab reads"),
+    ] {
+        pollster::block_on(other.handle(Envelope::with(Command::OpenRun { run: 1 }, vec![bytes])));
+        let refused = opened(&events).expect_err("refused");
+        assert!(refused.contains(expected), "{refused}");
+        assert_eq!(other.history().len(), 1);
+    }
+}
+
+#[test]
+fn the_net_applies_to_another_scan_in_its_own_grid_and_the_run_stays() {
+    let (names, buffers, _) = brats_like_files([61, 53, 35]);
+    let (mut engine, events) = engine();
+    // Without a scan: a sentence.
+    pollster::block_on(engine.handle(Envelope::with(
+        Command::Apply {
+            names: names.clone(),
+        },
+        buffers.clone(),
+    )));
+    let refused = take(&events).into_iter().find_map(|event| match event {
+        Event::Applied { applied } => Some(applied),
+        _ => None,
+    });
+    assert!(
+        matches!(refused, Some(Err(ref m)) if m.contains("Load a scan")),
+        "{refused:?}"
+    );
+
+    send(
+        &mut engine,
+        Command::Configure {
+            settings: small(|s| s.page.eval_every = 0),
+        },
+    );
+    drop_files(&mut engine, names.clone(), buffers.clone());
+    for _ in 0..2 {
+        send(&mut engine, Command::Step);
+    }
+    let history = engine.history().to_vec();
+    events.borrow_mut().clear();
+    // Another case (a phantom of other dims and seed), labelled: predicted in its own grid,
+    // scored there, exported with the training scan's label values.
+    let (other_names, other_buffers, other_geometry) = brats_like_files([44, 40, 30]);
+    let other_names: Vec<String> = other_names.iter().map(|n| format!("other_{n}")).collect();
+    pollster::block_on(engine.handle(Envelope::with(
+        Command::Apply {
+            names: other_names.clone(),
+        },
+        other_buffers.clone(),
+    )));
+    let applied = events
+        .borrow_mut()
+        .drain(..)
+        .find(|e| matches!(e.message, Event::Applied { .. }))
+        .expect("an Applied event");
+    let Event::Applied { applied: Ok(view) } = &applied.message else {
+        panic!("{:?}", applied.message)
+    };
+    let voxels = 44 * 40 * 30;
+    assert_eq!(view.dims, [44, 40, 30]);
+    assert_eq!(view.dice.len(), 4);
+    assert!(view.dice.iter().all(|d| (0.0..=1.0).contains(d)));
+    let sizes: Vec<usize> = applied.buffers.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [voxels * 4, voxels, voxels]);
+    assert_eq!(engine.history(), &history[..], "applying changed the run");
+    assert_eq!(engine.scan().unwrap().volume.dims, [61, 53, 35]);
+    send(&mut engine, Command::ExportApplied);
+    let export = events
+        .borrow_mut()
+        .drain(..)
+        .find(|e| matches!(e.message, Event::Export { .. }))
+        .expect("an export");
+    let Event::Export { name, .. } = &export.message else {
+        unreachable!()
+    };
+    assert_eq!(name, "other_case_t1_prediction.nii.gz");
+    let written = read_nifti(&export.buffers[0], &Limits::default()).unwrap();
+    assert_eq!(written.dims, other_geometry.dims);
+    assert_eq!(written.affine, other_geometry.affine);
+    assert!(
+        written
+            .data
+            .iter()
+            .all(|v| [0.0, 1.0, 2.0, 4.0].contains(v))
+    );
+    // Without its label map: a prediction, no Dice.
+    pollster::block_on(engine.handle(Envelope::with(
+        Command::Apply {
+            names: other_names[..1].to_vec(),
+        },
+        other_buffers[..1].to_vec(),
+    )));
+    let unlabelled = take(&events).into_iter().find_map(|event| match event {
+        Event::Applied { applied } => Some(applied),
+        _ => None,
+    });
+    assert!(
+        matches!(unlabelled, Some(Ok(ref v)) if v.dice.is_empty()),
+        "{unlabelled:?}"
     );
 }

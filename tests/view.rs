@@ -419,3 +419,35 @@ fn the_history_csv_has_a_row_per_step_and_a_column_per_class() {
     let columns = lines[0].split(',').count();
     assert!(lines[1..].iter().all(|l| l.split(',').count() == columns));
 }
+
+#[test]
+fn per_class_lines_are_named_by_their_classes_kept_runs_included() {
+    use gdl_lab::view::chart::charts::with_class_names;
+    let named = |name: &str| Series {
+        name: name.into(),
+        colour: "#000".into(),
+        dashed: false,
+        points: vec![(1.0, 0.5)],
+    };
+    let classes = ["background", "necrotic core", "oedema"].map(String::from);
+    let lines = with_class_names(
+        vec![
+            named("Dice 1"),
+            named("Dice 2 [1: lr=0.02]"),
+            named("Dice 7"),
+            named("total"),
+        ],
+        "Dice",
+        &classes,
+    );
+    let names: Vec<&str> = lines.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Dice necrotic core",
+            "Dice oedema [1: lr=0.02]",
+            "Dice 7",
+            "total"
+        ]
+    );
+}

@@ -108,6 +108,28 @@ pub async fn read_entries(
     Ok(files)
 }
 
+/// The files a file input's `change` event chose, read, handed to `then` (a sentence if they
+/// could not be read); the input is emptied, so that choosing the same file again is a new
+/// choice.
+pub fn chosen_files(
+    event: &leptos::ev::Event,
+    then: impl FnOnce(Result<Vec<NamedFile>, String>) + 'static,
+) {
+    let Some(input) = event
+        .target()
+        .and_then(|target| target.dyn_into::<web_sys::HtmlInputElement>().ok())
+    else {
+        return;
+    };
+    let Some(list) = input.files().filter(|list| list.length() > 0) else {
+        return;
+    };
+    leptos::task::spawn_local(async move {
+        then(read_files(list).await);
+        input.set_value("");
+    });
+}
+
 /// Offers `bytes` as a download named `name` (a Blob URL: the data stays in the browser).
 pub fn download(name: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
     let array = js_sys::Uint8Array::from(bytes);
@@ -132,6 +154,133 @@ pub fn download(name: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
     })
     .forget();
     Ok(())
+}
+
+/// `svg` (`width` × `height` units) drawn at `scale` times its size, as PNG bytes: through an
+/// image element and a canvas, so that the browser's own renderer draws it as on screen.
+pub async fn svg_to_png(svg: &str, width: f64, height: f64, scale: f64) -> Result<Vec<u8>, String> {
+    let image = web_sys::HtmlImageElement::new().map_err(describe)?;
+    let loaded = js_sys::Promise::new(&mut |resolve, reject| {
+        image.set_onload(Some(&resolve));
+        image.set_onerror(Some(&reject));
+    });
+    let source = js_sys::encode_uri_component(svg);
+    image.set_src(&format!("data:image/svg+xml;charset=utf-8,{source}"));
+    wasm_bindgen_futures::JsFuture::from(loaded)
+        .await
+        .map_err(|_| "The figure could not be drawn as an image.".to_string())?;
+    let document = window().document().expect("a document");
+    let canvas: web_sys::HtmlCanvasElement = document
+        .create_element("canvas")
+        .map_err(describe)?
+        .unchecked_into();
+    canvas.set_width((width * scale).ceil() as u32);
+    canvas.set_height((height * scale).ceil() as u32);
+    let context: web_sys::CanvasRenderingContext2d = canvas
+        .get_context("2d")
+        .map_err(describe)?
+        .ok_or("no 2D canvas")?
+        .unchecked_into();
+    context
+        .draw_image_with_html_image_element_and_dw_and_dh(
+            &image,
+            0.0,
+            0.0,
+            width * scale,
+            height * scale,
+        )
+        .map_err(describe)?;
+    png_bytes(&canvas)
+}
+
+/// The slice views (`planes`, the canvases `canvas-{plane}`) as one PNG at twice their size on
+/// screen (times the display's pixel ratio), drawn voxel-sharp, with `caption` above and the
+/// `legend` (colour, name) below, and `link` (the run's URL) in a `tEXt` chunk.
+pub fn slices_png(
+    planes: &[&str],
+    caption: &str,
+    legend: &[(String, String)],
+    link: &str,
+) -> Result<Vec<u8>, String> {
+    let document = window().document().expect("a document");
+    let mut canvases = Vec::new();
+    for plane in planes {
+        let canvas: web_sys::HtmlCanvasElement = document
+            .query_selector(&format!("[data-test='canvas-{plane}']"))
+            .map_err(describe)?
+            .ok_or_else(|| format!("there is no {plane} view to save"))?
+            .unchecked_into();
+        canvases.push(canvas);
+    }
+    let scale = 2.0 * window().device_pixel_ratio().max(1.0);
+    let (gap, margin, header, footer) = (8.0, 8.0, 22.0, 20.0);
+    let sizes: Vec<(f64, f64)> = canvases
+        .iter()
+        .map(|c| {
+            (
+                c.client_width().max(1) as f64,
+                c.client_height().max(1) as f64,
+            )
+        })
+        .collect();
+    let width = 2.0 * margin
+        + sizes.iter().map(|s| s.0).sum::<f64>()
+        + gap * (sizes.len().saturating_sub(1)) as f64;
+    let tallest = sizes.iter().map(|s| s.1).fold(0.0, f64::max);
+    let height = header + tallest + footer + margin;
+    let out: web_sys::HtmlCanvasElement = document
+        .create_element("canvas")
+        .map_err(describe)?
+        .unchecked_into();
+    out.set_width((width * scale).ceil() as u32);
+    out.set_height((height * scale).ceil() as u32);
+    let context: web_sys::CanvasRenderingContext2d = out
+        .get_context("2d")
+        .map_err(describe)?
+        .ok_or("no 2D canvas")?
+        .unchecked_into();
+    context.scale(scale, scale).map_err(describe)?;
+    context.set_fill_style_str("#ffffff");
+    context.fill_rect(0.0, 0.0, width, height);
+    context.set_image_smoothing_enabled(false);
+    let mut x = margin;
+    for (canvas, (w, h)) in canvases.iter().zip(&sizes) {
+        context
+            .draw_image_with_html_canvas_element_and_dw_and_dh(canvas, x, header, *w, *h)
+            .map_err(describe)?;
+        x += w + gap;
+    }
+    context.set_fill_style_str("#1b1f24");
+    context.set_font("12px sans-serif");
+    context.fill_text(caption, margin, 15.0).map_err(describe)?;
+    let mut x = margin;
+    let y = header + tallest + 14.0;
+    context.set_font("11px sans-serif");
+    for (colour, name) in legend {
+        context.set_fill_style_str(colour);
+        context.fill_rect(x, y - 9.0, 10.0, 10.0);
+        context.set_fill_style_str("#1b1f24");
+        context.fill_text(name, x + 14.0, y).map_err(describe)?;
+        // (About 6.5 px a character at 11 px: measuring text needs another web-sys feature.)
+        x += 14.0 + 6.5 * name.chars().count() as f64 + 12.0;
+    }
+    let link = if link.is_ascii() {
+        link.to_string()
+    } else {
+        String::from(js_sys::encode_uri(link))
+    };
+    crate::view::figure::png_with_text(&png_bytes(&out)?, "gdl-lab link", &link)
+}
+
+/// A canvas's pixels as PNG bytes.
+pub fn png_bytes(canvas: &web_sys::HtmlCanvasElement) -> Result<Vec<u8>, String> {
+    let url = canvas.to_data_url().map_err(describe)?;
+    let encoded = url
+        .split_once(',')
+        .map(|(_, data)| data)
+        .ok_or("the canvas gave no PNG")?;
+    let binary = window().atob(encoded).map_err(describe)?;
+    Ok(binary.chars().map(|c| c as u8).collect())
 }
 
 /// The URL hash without its `#`.

@@ -12,6 +12,7 @@ use crate::view::chart::{
     BOTTOM, HEIGHT, LEFT, RIGHT, Scale, Series, TOP, WIDTH, charts, format_tick, path, thin,
     values_at,
 };
+use crate::view::figure::{Axis, figure_size, figure_svg};
 use crate::view::runs::{label, overlay, runs_csv, tag};
 
 /// Most points drawn per series; 1000-step histories are thinned to this (spikes kept).
@@ -31,8 +32,56 @@ pub fn LineChart(
     /// A labelled horizontal line (e.g. the clipping threshold).
     #[prop(optional, into)]
     threshold: Signal<Option<(f64, String)>>,
+    /// What a downloaded figure says under its title (the scan and the step).
+    #[prop(optional, into)]
+    caption: Signal<String>,
+    /// Where a failed figure download is told.
+    #[prop(optional)]
+    error: Option<RwSignal<Option<String>>>,
 ) -> impl IntoView {
     let hover = RwSignal::new(None::<f64>);
+    // The chart as it is drawn, as a figure that reads on its own (kept runs included).
+    let figure = move || {
+        let axis = Axis {
+            log_y,
+            include_zero,
+            threshold: threshold.get_untracked(),
+        };
+        let series = series.get_untracked();
+        let svg = figure_svg(title, &caption.get_untracked(), &series, &axis);
+        let step = series
+            .first()
+            .and_then(|s| s.points.last())
+            .map_or(0, |p| p.0 as usize);
+        (
+            svg,
+            figure_size(&series),
+            format!("gdl-lab-{test_id}-step{step}"),
+        )
+    };
+    let tell = move |result: Result<(), String>| {
+        if let (Err(message), Some(error)) = (result, error) {
+            error.set(Some(message));
+        }
+    };
+    let download_svg = move |_| {
+        let (svg, _, name) = figure();
+        tell(browser::download(
+            &format!("{name}.svg"),
+            "image/svg+xml",
+            svg.as_bytes(),
+        ));
+    };
+    let download_png =
+        move |_| {
+            let (svg, (width, height), name) = figure();
+            leptos::task::spawn_local(async move {
+                let png = browser::svg_to_png(&svg, width, height, 2.0).await;
+                tell(png.and_then(|bytes| {
+                    browser::download(&format!("{name}.png"), "image/png", &bytes)
+                }));
+            });
+        };
     let geometry = Memo::new(move |_| {
         let series = series.get();
         let mut include: Vec<f64> = threshold.get().map(|(y, _)| vec![y]).unwrap_or_default();
@@ -174,6 +223,10 @@ pub fn LineChart(
                 {readout}
             </svg>
             <ul class="legend">{legend}</ul>
+            <div class="figure-buttons">
+                <button data-test=format!("{test_id}-svg") title="This chart as a figure: title, scan, step and a legend naming each line" on:click=download_svg>"SVG"</button>
+                <button data-test=format!("{test_id}-png") title="This chart as a figure, drawn at twice its size" on:click=download_png>"PNG"</button>
+            </div>
             <Explain text=explain />
         </figure>
     }
@@ -208,8 +261,29 @@ pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
     };
     let total = with_kept(charts::total);
     let components = with_kept(charts::components);
-    let dice = with_kept(|h| charts::per_channel(h, "Dice", |r| &r.anatomy.dice));
-    let weights = with_kept(|h| charts::per_channel(h, "w", |r| &r.anatomy.weight));
+    // Per-class lines are named by the scan's classes ("Dice necrotic core", not "Dice 1").
+    let class_names = move || {
+        trainer.scan.with(|s| {
+            s.as_ref()
+                .map(|s| s.class_names.clone())
+                .unwrap_or_default()
+        })
+    };
+    let dice_lines = with_kept(|h| charts::per_channel(h, "Dice", |r| &r.anatomy.dice));
+    let dice =
+        Signal::derive(move || charts::with_class_names(dice_lines.get(), "Dice", &class_names()));
+    let weight_lines = with_kept(|h| charts::per_channel(h, "w", |r| &r.anatomy.weight));
+    let weights =
+        Signal::derive(move || charts::with_class_names(weight_lines.get(), "w", &class_names()));
+    // A figure's caption: the scan and the step.
+    let caption = Signal::derive(move || {
+        let scan = trainer
+            .scan
+            .with(|s| s.as_ref().map(|s| s.image_name.clone()).unwrap_or_default());
+        let step = history.with(|h| h.last().map_or(0, |r| r.step));
+        format!("{scan} · step {step} · gdl-lab")
+    });
+    let error = trainer.export_error;
     let norms = with_kept(charts::gradient_norms);
     let validation = trainer.validation;
     let scan = trainer.scan;
@@ -239,20 +313,20 @@ pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
         <section class="panel charts" aria-labelledby="charts-title">
             <h2 id="charts-title">"4 · Losses"</h2>
             <div class="chart-grid">
-                <LineChart title="Total loss" test_id="chart-total" series=total
+                <LineChart title="Total loss" test_id="chart-total" caption error series=total
                     explain="The loss the optimiser minimised at each step: (1 − λ)·warm-up weight·warm-up + λ·GDL weight·GDL, on that step's random patches (hence the noise)." />
-                <LineChart title="Components and λ(t)" test_id="chart-components" series=components
+                <LineChart title="Components and λ(t)" test_id="chart-components" caption error series=components
                     explain="The warm-up term (BCE or CE) and the GDL, each before weighting, and λ(t), the GDL's share of the total. While λ = 0 the GDL is only watched; the schedule then hands the loss over to it." />
-                <LineChart title="Soft Dice per class (this batch)" test_id="chart-dice" series=dice
+                <LineChart title="Soft Dice per class (this batch)" test_id="chart-dice" caption error series=dice
                     explain="Each class's Dice on this step's batch, from the softmax probabilities without thresholding. A rare class that stays near 0 is not being learned; the hard Dice of the whole volume is under the slices." />
-                <LineChart title="GDL class weights w_c (log scale)" test_id="chart-weights" series=weights log_y=true include_zero=false
+                <LineChart title="GDL class weights w_c (log scale)" test_id="chart-weights" caption error series=weights log_y=true include_zero=false
                     explain="w_c = 1/G_c (simple) or 1/G_c² (square), G_c being the class's voxels in the batch: rare classes weigh more. With 1/G² a class 100 times rarer weighs 10,000 times more." />
-                <LineChart title="Gradient norm" test_id="chart-norms" series=norms threshold=threshold
+                <LineChart title="Gradient norm" test_id="chart-norms" caption error series=norms threshold=threshold
                     explain="The global L2 norm of all gradients before and after clipping. Above max norm (the dashed line) clipping scales the whole gradient down to it, keeping its direction." />
             </div>
             {move || (!held_out_names().is_empty()).then(|| view! {
                 <div class="chart-grid" data-test="validation">
-                    <LineChart title="Held-out Dice per class" test_id="chart-validation" series=held_out
+                    <LineChart title="Held-out Dice per class" test_id="chart-validation" caption error series=held_out
                         explain="The hard Dice of each class on the held-out cases, which never feed a training patch: each is predicted whole (sliding windows, as the training scan) every val_every steps (default: once per epoch). Training Dice can climb while this stays flat: that is overfitting." />
                     <p class="held-out">"Held out: " {held_out_names()}</p>
                 </div>

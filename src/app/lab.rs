@@ -7,7 +7,7 @@ use super::explain::Explain;
 
 use super::trainer::Trainer;
 use crate::loss::Misuse;
-use crate::report::GdlAnatomy;
+use crate::report::{GdlAnatomy, anatomy_csv};
 use crate::view::PageState;
 
 /// The misuse's name in the URL state (`misuse=label_map_as_target`).
@@ -93,6 +93,30 @@ pub fn Lab(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
         })
         .collect_view();
     let correct = move || reading.get().map(|r| format!("{:.5}", r.correct.value));
+    // The readout and both tables as CSV, channels named by the scan's classes.
+    let export_tables = move |_| {
+        let Some(reading) = reading.get_untracked() else {
+            return;
+        };
+        let names = trainer.scan.with_untracked(|s| {
+            s.as_ref()
+                .map(|s| s.class_names.clone())
+                .unwrap_or_default()
+        });
+        let mut tables = vec![("correct".to_string(), reading.correct)];
+        if let Some((misuse, anatomy)) = reading.misused {
+            tables.push((misuse.label().to_string(), anatomy));
+        }
+        let rows: Vec<(&str, &GdlAnatomy)> = tables.iter().map(|(t, a)| (t.as_str(), a)).collect();
+        let step = trainer
+            .history
+            .with_untracked(|h| h.last().map_or(0, |r| r.step));
+        let csv = anatomy_csv(&rows, &names);
+        let name = format!("gdl-lab-lab-tables-step{step}.csv");
+        if let Err(message) = super::browser::download(&name, "text/csv", csv.as_bytes()) {
+            trainer.export_error.set(Some(message));
+        }
+    };
     let misused = move || {
         reading
             .get()
@@ -155,6 +179,10 @@ pub fn Lab(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                 <p class="banner warning" data-test="lab-explanation" role="status">{sentence}</p>
             })}
             <Explain text="The tables, per class: I = Σp·g (overlap), P = Σp (predicted mass), G = Σg (true voxels), the weight w_c, the class's Dice 2I/(P+G) and its share of the weighted sums; GDL = 1 − 2·Σw·I / Σw·(P+G)." />
+            <div class="buttons">
+                <button data-test="export-lab" disabled=move || reading.with(Option::is_none)
+                    on:click=export_tables>"Tables (.csv)"</button>
+            </div>
             <div class="tables">
                 {move || reading.get().map(|r| view! { <AnatomyTable anatomy=r.correct title="correct" test_id="lab-table-correct" /> })}
                 {move || reading.get().and_then(|r| r.misused).map(|(_, a)| view! { <AnatomyTable anatomy=a title="with the cause" test_id="lab-table" /> })}

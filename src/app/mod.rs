@@ -2,6 +2,7 @@
 //! state lives in one `PageState` behind the URL hash; the trainer carries commands to the
 //! worker and its events back into signals; each panel draws one concern.
 
+mod apply_panel;
 mod browser;
 mod charts;
 mod controls;
@@ -9,6 +10,7 @@ mod device_panel;
 mod explain;
 mod lab;
 mod loader;
+mod run_files;
 mod run_panel;
 mod scenarios;
 mod slices;

@@ -3,7 +3,9 @@
 
 use leptos::prelude::*;
 
+use super::apply_panel::ApplyPanel;
 use super::browser;
+use super::run_files::RunFiles;
 use super::start_weights::StartWeights;
 use super::trainer::Trainer;
 use crate::engine::Command;
@@ -173,6 +175,8 @@ pub fn RunPanel(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                 <button data-test="copy-link" on:click=copy_link>"Copy link"</button>
             </div>
             <StartWeights trainer />
+            <RunFiles trainer />
+            <ApplyPanel trainer />
             {move || export_error.get().map(|message| view! {
                 <p class="banner error" role="alert" data-test="export-error">{message}</p>
             })}

@@ -7,6 +7,7 @@ use leptos::html::Canvas;
 use leptos::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
 
+use super::browser;
 use super::trainer::Trainer;
 use crate::engine::protocol::ScanView;
 use crate::report::Evaluation;
@@ -18,8 +19,8 @@ use crate::volume::preprocess::Preparation;
 fn SliceView(
     plane: Plane,
     scan: Arc<ScanView>,
-    evaluation: RwSignal<Option<Arc<Evaluation>>>,
-    preparation: RwSignal<Option<Preparation>>,
+    evaluation: Signal<Option<Arc<Evaluation>>>,
+    preparation: Signal<Option<Preparation>>,
     window: RwSignal<Window>,
     overlay: RwSignal<Overlay>,
     class: RwSignal<usize>,
@@ -121,8 +122,17 @@ fn shown_intensities<'a>(
 
 #[component]
 pub fn Slices(trainer: Trainer) -> impl IntoView {
-    let scan = trainer.scan;
-    let evaluation = trainer.evaluation;
+    // The applied scan ("Apply to a scan") while it is shown, else the training scan.
+    let scan = Signal::derive(move || trainer.shown_scan());
+    let evaluation = Signal::derive(move || trainer.shown_evaluation());
+    let preparation = Signal::derive(move || {
+        // The applied scan's prediction is in its own grid already.
+        if trainer.showing_applied.get() && trainer.applied.with(Option::is_some) {
+            None
+        } else {
+            trainer.preparation.get()
+        }
+    });
     let window = RwSignal::new(Window {
         level: 0.5,
         width: 1.0,
@@ -157,7 +167,7 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
             Plane::ALL
                 .into_iter()
                 .map(|plane| {
-                    view! { <SliceView plane scan=scan.clone() evaluation preparation=trainer.preparation window overlay class channel channel_plane=trainer.channel_plane /> }
+                    view! { <SliceView plane scan=scan.clone() evaluation preparation window overlay class channel channel_plane=trainer.channel_plane /> }
                 })
                 .collect_view()
         })
@@ -236,6 +246,45 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
         ),
         None => "no prediction yet: train, or press “Predict now”".into(),
     };
+    // The three views as one figure: the scan and the step above, the classes below, the
+    // run's link inside the PNG.
+    let export_slices = move |_| {
+        let Some(scan) = scan.get_untracked() else {
+            return;
+        };
+        let step = trainer
+            .history
+            .with_untracked(|h| h.last().map_or(0, |r| r.step));
+        let window = window.get_untracked();
+        let channel_name = scan
+            .modalities
+            .get(channel.get_untracked())
+            .cloned()
+            .unwrap_or_else(|| scan.image_name.clone());
+        let caption = format!(
+            "{} · {channel_name} · step {step} · {} · level {:.3}, width {:.3} · gdl-lab",
+            scan.image_name,
+            overlay.get_untracked().label(),
+            window.level,
+            window.width
+        );
+        let legend: Vec<(String, String)> = scan
+            .class_names
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(class, name)| (class_colour(class), name.clone()))
+            .collect();
+        let planes: Vec<&str> = Plane::ALL.iter().map(|p| p.name()).collect();
+        let saved =
+            browser::slices_png(&planes, &caption, &legend, &browser::href()).and_then(|png| {
+                let name = format!("gdl-lab-slices-step{step}.png");
+                browser::download(&name, "image/png", &png)
+            });
+        if let Err(message) = saved {
+            trainer.export_error.set(Some(message));
+        }
+    };
     view! {
         <section class="panel slices" aria-labelledby="slices-title">
             <h2 id="slices-title">"5 · Slices"</h2>
@@ -278,6 +327,9 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
             </div>
             <div class="slice-grid">{views}</div>
             <ul class="legend">{legend}</ul>
+            <div class="buttons">
+                <button data-test="export-slices" title="The three views as one PNG at twice their size, with the legend, the scan, the step and the run's link inside" on:click=export_slices>"Slices (.png)"</button>
+            </div>
             <p class="status" data-test="prediction-status" aria-live="polite"
                 data-count=move || trainer.evaluations.get()>{status}</p>
         </section>

@@ -3,35 +3,20 @@
 //! the settings' net and the scan first.
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
-use wasm_bindgen::JsCast;
 
-use super::browser::read_files;
+use super::browser::chosen_files;
 use super::trainer::Trainer;
 
 #[component]
 pub fn StartWeights(trainer: Trainer) -> impl IntoView {
     let on_change = move |event: leptos::ev::Event| {
-        let Some(input) = event
-            .target()
-            .and_then(|target| target.dyn_into::<web_sys::HtmlInputElement>().ok())
-        else {
-            return;
-        };
-        let Some(list) = input.files().filter(|list| list.length() > 0) else {
-            return;
-        };
-        spawn_local(async move {
-            match read_files(list).await {
-                Ok(mut files) if !files.is_empty() => {
-                    let file = files.remove(0);
-                    trainer.load_weights(file.name, file.bytes);
-                }
-                Ok(_) => {}
-                Err(message) => trainer.weights_refused.set(Some(message)),
+        chosen_files(&event, move |read| match read {
+            Ok(mut files) if !files.is_empty() => {
+                let file = files.remove(0);
+                trainer.load_weights(file.name, file.bytes);
             }
-            // The same file chosen again is a new choice.
-            input.set_value("");
+            Ok(_) => {}
+            Err(message) => trainer.weights_refused.set(Some(message)),
         });
     };
     view! {

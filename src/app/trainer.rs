@@ -86,6 +86,14 @@ pub struct Trainer {
     pub weights: RwSignal<Option<String>>,
     /// Why the weights file given last was refused (the ones before stay).
     pub weights_refused: RwSignal<Option<String>>,
+    /// What opening a run file did (`Ok`), or why it did nothing (`Err`).
+    pub run_note: RwSignal<Option<Result<String, String>>>,
+    /// The scan the net was applied to last, with its prediction, for the slice views.
+    pub applied: RwSignal<Option<AppliedShown>>,
+    /// The slice views show the applied scan rather than the training scan.
+    pub showing_applied: RwSignal<bool>,
+    /// What applying the net said (`Ok`: its Dice and how it was prepared), or why not.
+    pub apply_note: RwSignal<Option<Result<String, String>>>,
     /// The settings the current run started with (its label once it is kept).
     run_settings: StoredValue<String>,
     state: RwSignal<PageState>,
@@ -102,6 +110,14 @@ pub struct Trainer {
     held_out: StoredValue<Option<Vec<String>>>,
     /// The run the page shows; events of older runs are dropped.
     run: StoredValue<u64>,
+}
+
+/// A scan the net was applied to, as the slice views draw it: its first channel and its label
+/// map (or none) as a scan, the net's prediction as an evaluation in its own grid.
+#[derive(Clone)]
+pub struct AppliedShown {
+    pub scan: Arc<ScanView>,
+    pub evaluation: Arc<Evaluation>,
 }
 
 /// The latest checkpoint and its buffers (the weights, then Adam's moments).
@@ -134,6 +150,10 @@ impl Trainer {
             channel_plane: RwSignal::new(None),
             weights: RwSignal::new(None),
             weights_refused: RwSignal::new(None),
+            run_note: RwSignal::new(None),
+            applied: RwSignal::new(None),
+            showing_applied: RwSignal::new(false),
+            apply_note: RwSignal::new(None),
             run_settings: StoredValue::new(String::new()),
             state,
             link: StoredValue::new_local(None),
@@ -302,6 +322,54 @@ impl Trainer {
     pub fn forget_weights(&self) {
         self.loaded_weights.set_value(None);
         self.send(Command::LoadWeights { name: None });
+    }
+
+    /// The run as one file to download; with the scan's files in it when `with_scan` (and the
+    /// scan came from files).
+    pub fn save_run(&self, with_scan: bool) {
+        self.export_error.set(None);
+        let (scan_files, buffers) = match self.source.get_value() {
+            Some(ScanSource::Files(envelope)) if with_scan => match envelope.message {
+                Command::LoadFiles { names, .. } => (names, envelope.buffers),
+                Command::LoadPair { image, label } => ([image, label].concat(), envelope.buffers),
+                _ => (Vec::new(), Vec::new()),
+            },
+            _ => (Vec::new(), Vec::new()),
+        };
+        self.send_envelope(&Envelope::with(Command::SaveRun { scan_files }, buffers));
+    }
+
+    /// Opens a run file: it goes on where it stopped if the scan is the one it was trained on
+    /// (or it carries its scan), else it opens for viewing beside the other kept runs.
+    pub fn open_run(&self, bytes: Vec<u8>) {
+        self.run_note.set(None);
+        self.reset();
+        let run = self.run.get_value();
+        self.send_envelope(&Envelope::with(Command::OpenRun { run }, vec![bytes]));
+    }
+
+    /// Applies the current net to another scan's files (its images, and its label map if any).
+    pub fn apply(&self, files: Vec<crate::volume::NamedFile>) {
+        self.apply_note.set(None);
+        let (names, buffers): (Vec<String>, Vec<Vec<u8>>) =
+            files.into_iter().map(|f| (f.name, f.bytes)).unzip();
+        self.send_envelope(&Envelope::with(Command::Apply { names }, buffers));
+    }
+
+    /// The scan the slice views draw: the applied one while it is shown, else the training scan.
+    pub fn shown_scan(&self) -> Option<Arc<ScanView>> {
+        match (self.showing_applied.get(), self.applied.get()) {
+            (true, Some(applied)) => Some(applied.scan),
+            _ => self.scan.get(),
+        }
+    }
+
+    /// The prediction the slice views draw, of the scan they show.
+    pub fn shown_evaluation(&self) -> Option<Arc<Evaluation>> {
+        match (self.showing_applied.get(), self.applied.get()) {
+            (true, Some(applied)) => Some(applied.evaluation),
+            _ => self.evaluation.get(),
+        }
     }
 
     /// Drops the run and everything it produced, here at once and in the worker in turn.
@@ -498,6 +566,38 @@ impl Trainer {
                     )),
                 }
             }
+            Event::Applied { applied } => {
+                match applied.and_then(|view| applied_shown(view, buffers)) {
+                    Ok((shown, sentence)) => {
+                        self.applied.set(Some(shown));
+                        self.showing_applied.set(true);
+                        self.apply_note.set(Some(Ok(sentence)));
+                    }
+                    Err(message) => self.apply_note.set(Some(Err(message))),
+                }
+            }
+            Event::RunOpened { run, opened } if self.current(run) => match opened {
+                Ok(opened) if opened.continued => {
+                    if let Ok(next) = PageState::from_hash(&opened.settings) {
+                        self.state.set(next);
+                    }
+                    self.run_settings.set_value(opened.settings);
+                    self.history.set(opened.history);
+                    self.validation.set(opened.validation);
+                    self.run_note.set(Some(Ok(opened.sentence)));
+                }
+                Ok(opened) => {
+                    let viewed = KeptRun {
+                        settings: opened.settings,
+                        scan: opened.scan_name,
+                        history: opened.history,
+                        visible: true,
+                    };
+                    self.kept.update(|runs| keep(runs, viewed));
+                    self.run_note.set(Some(Ok(opened.sentence)));
+                }
+                Err(message) => self.run_note.set(Some(Err(message))),
+            },
             Event::Weights { loaded, refused } => {
                 self.weights_refused.set(refused.clone());
                 if refused.is_some() {
@@ -582,7 +682,85 @@ impl Trainer {
             | Event::Lab { .. }
             | Event::Playing { .. }
             | Event::Failed { .. }
-            | Event::Checkpoint { .. } => {}
+            | Event::Checkpoint { .. }
+            | Event::RunOpened { .. } => {}
         }
     }
+}
+
+/// The applied scan as the slice views draw it, and a sentence of its Dice per class.
+fn applied_shown(
+    view: crate::engine::protocol::AppliedView,
+    buffers: Vec<Vec<u8>>,
+) -> Result<(AppliedShown, String), String> {
+    let voxels: usize = view.dims.iter().product();
+    let Ok([image, predicted, truth]) = <[Vec<u8>; 3]>::try_from(buffers) else {
+        return Err("The applied scan came without its voxels.".into());
+    };
+    let image = f32_values(&image);
+    if image.len() != voxels || predicted.len() != voxels {
+        return Err("The applied scan's voxels do not match its size.".into());
+    }
+    let labelled = truth.len() == voxels;
+    let dice = if labelled {
+        let per_class: Vec<String> = view
+            .dice
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(class, d)| {
+                let name = view.class_names.get(class).cloned().unwrap_or_default();
+                format!("{name} {d:.3}")
+            })
+            .collect();
+        format!(
+            "hard Dice {} (mean {:.3})",
+            per_class.join(", "),
+            view.mean_foreground_dice
+        )
+    } else {
+        "no label map, so no Dice".to_string()
+    };
+    let sentence = format!(
+        "{}: {dice}; {} windows, {:.1} s. {}",
+        view.name,
+        view.windows,
+        view.millis / 1000.0,
+        view.preparation
+    );
+    let scan = ScanView {
+        image_name: view.name.clone(),
+        label_name: if labelled {
+            "its label map".into()
+        } else {
+            "(none)".into()
+        },
+        demo: false,
+        modalities: vec![view.name.clone()],
+        images: view.images.clone(),
+        channels: 1,
+        dims: view.dims,
+        spacing: view.spacing,
+        classes: view.classes,
+        class_names: view.class_names.clone(),
+        mapping: view.mapping.clone(),
+        warnings: Vec::new(),
+        image,
+        labels: if labelled { truth } else { vec![0; voxels] },
+    };
+    let evaluation = Evaluation {
+        dice: view.dice,
+        mean_foreground_dice: view.mean_foreground_dice,
+        labels: predicted,
+        probabilities: Vec::new(),
+        windows: view.windows,
+        millis: view.millis,
+    };
+    Ok((
+        AppliedShown {
+            scan: Arc::new(scan),
+            evaluation: Arc::new(evaluation),
+        },
+        sentence,
+    ))
 }

@@ -10,13 +10,12 @@ use web_time::Instant;
 
 use crate::backend::{ComputeDevice, working_voxel_budget};
 use crate::model::weights_info::{WeightsInfo, describe_weights};
-use crate::report::{hard_dice, mean_foreground};
-use crate::sample::normalise_channels;
 use crate::train::{TrainingConfig, TrainingSession};
-use crate::volume::files::{match_channels, modality_keys};
+use crate::volume::files::modality_keys;
+use crate::volume::new_scan::new_scan;
 use crate::volume::nifti::read_path;
-use crate::volume::preprocess::{PrepareOptions, prepare};
-use crate::volume::{LabelMapping, LabelledVolume, Limits, Volume, write_label_map};
+use crate::volume::preprocess::PrepareOptions;
+use crate::volume::{LabelMapping, Limits, Volume, write_label_map};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -82,58 +81,22 @@ fn run(device: &ComputeDevice, args: &PredictArgs) -> Result<serde_json::Value, 
     let read = |path: &PathBuf| {
         read_path(path, &limits).map_err(|error| format!("{}: {error}", path.display()))
     };
-    let names: Vec<String> = args.image.iter().map(|p| p.display().to_string()).collect();
-    let order = match_channels(&names, &info.channels, info.in_channels)?;
-    let images: Vec<(String, Volume)> = order
+    let images: Vec<(String, Volume)> = args
+        .image
         .iter()
-        .map(|&i| read(&args.image[i]).map(|volume| (names[i].clone(), volume)))
+        .map(|path| read(path).map(|volume| (path.display().to_string(), volume)))
         .collect::<Result<_, _>>()?;
-    let (first_name, first) = &images[0];
-    for (name, volume) in &images {
-        if volume.dims != first.dims {
-            return Err(format!(
-                "{name} is {:?} voxels but {first_name} is {:?}; a scan's images share one grid.",
-                volume.dims, first.dims
-            ));
-        }
-        for warning in &volume.warnings {
-            eprintln!("warning: {name}: {warning}");
-        }
-    }
-    let voxels = first.data.len();
     let label = match &args.label {
-        Some(path) => {
-            let label = read(path)?;
-            if label.dims != first.dims {
-                return Err(format!(
-                    "{} is {:?} voxels but {first_name} is {:?}; they must match.",
-                    path.display(),
-                    label.dims,
-                    first.dims
-                ));
-            }
-            Some((path, label))
-        }
+        Some(path) => Some((path.display().to_string(), read(path)?)),
         None => None,
     };
     let mapping = LabelMapping {
         values: label_values(&info, &args.label_values, label.as_ref().map(|(_, l)| l))?,
     };
-    let labels = match &label {
-        Some((path, label)) => Some(classes_of(label, &mapping, path)?),
-        None => None,
-    };
-    let mut image = Vec::with_capacity(voxels * images.len());
-    for (_, volume) in &images {
-        image.extend_from_slice(&volume.data);
+    let scan = new_scan(images, label, &info.channels, info.in_channels, &mapping)?;
+    for warning in &scan.warnings {
+        eprintln!("warning: {warning}");
     }
-    let volume = LabelledVolume {
-        dims: first.dims,
-        image,
-        channels: images.len(),
-        labels: labels.clone().unwrap_or_else(|| vec![0; voxels]),
-        classes: info.classes,
-    };
 
     let mut query = vec![("model", info.kind.name().to_string())];
     for (key, value) in [
@@ -154,51 +117,48 @@ fn run(device: &ComputeDevice, args: &PredictArgs) -> Result<serde_json::Value, 
         max_voxels: working_voxel_budget(Some(&device.adapter)),
         margin: 8,
     };
-    let (mut working, preparation) = prepare(&volume, first.spacing, &options);
-    normalise_channels(&mut working);
-    eprintln!("{}", preparation.summary());
-
-    let mut session = TrainingSession::on(config, &working, device).map_err(|e| e.to_string())?;
+    let mut session =
+        TrainingSession::on(config, &scan.volume, device).map_err(|e| e.to_string())?;
     session
         .restore_checkpoint(&bytes, None, info.kind, 0, 0)
         .map_err(|error| format!("{}: {error}", args.weights.display()))?;
-    let evaluation = pollster::block_on(session.evaluate_normalised(&working))
-        .map_err(|error| error.to_string())?;
-    let predicted = preparation.labels_to_original(&evaluation.labels);
+    let (evaluation, preparation) =
+        pollster::block_on(session.apply_to(&scan, &options)).map_err(|error| error.to_string())?;
+    eprintln!("{}", preparation.summary());
 
     if let Some(path) = &args.out {
-        let written = write_label_map(&mapping.file_values(&predicted), first)?;
+        let written = write_label_map(&mapping.file_values(&evaluation.labels), &scan.image)?;
         std::fs::write(path, written)
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = &args.write_logits {
-        let logits = pollster::block_on(session.whole_volume_logits(&volume))
+        let logits = pollster::block_on(session.whole_volume_logits(&scan.volume))
             .map_err(|error| error.to_string())?;
-        super::train::write_logits(path, &logits, &volume)?;
+        super::train::write_logits(path, &logits, &scan.volume)?;
     }
     let mut summary = serde_json::json!({
         "model": info.kind.name(),
-        "channels": modality_keys(&images.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()),
+        "channels": modality_keys(&scan.names),
         "weights_channels": info.channels,
         "classes": info.classes,
         "label_values": mapping.values,
-        "dims": first.dims,
+        "dims": scan.volume.dims,
         "working_dims": preparation.working_dims,
         "windows": evaluation.windows,
         "prediction_seconds": evaluation.millis / 1000.0,
         "seconds": started.elapsed().as_secs_f64(),
     });
-    if let Some(truth) = &labels {
-        let dice = hard_dice(&predicted, truth, info.classes);
-        let by_label: serde_json::Map<String, serde_json::Value> = dice
+    if scan.labelled {
+        let by_label: serde_json::Map<String, serde_json::Value> = evaluation
+            .dice
             .iter()
             .enumerate()
             .skip(1)
             .map(|(class, d)| (mapping.values[class].to_string(), serde_json::json!(d)))
             .collect();
         summary["dice"] = by_label.into();
-        summary["mean_foreground_dice"] = serde_json::json!(mean_foreground(&dice));
+        summary["mean_foreground_dice"] = serde_json::json!(evaluation.mean_foreground_dice);
     }
     Ok(summary)
 }
@@ -252,37 +212,4 @@ fn label_values(
             .collect::<Vec<_>>()
             .join(", ")
     ))
-}
-
-/// The label map's voxels as the net's classes (by the label values it trained with); a
-/// sentence naming a value the net has no class for.
-fn classes_of(
-    label: &Volume,
-    mapping: &LabelMapping,
-    path: &std::path::Path,
-) -> Result<Vec<u8>, String> {
-    label
-        .data
-        .iter()
-        .map(|&value| {
-            mapping
-                .values
-                .iter()
-                .position(|&v| value.fract() == 0.0 && v == value as i64)
-                .map(|class| class as u8)
-                .ok_or_else(|| {
-                    format!(
-                        "{} holds the label {value}, which the net has no class for (its label \
-                         values: {}).",
-                        path.display(),
-                        mapping
-                            .values
-                            .iter()
-                            .map(i64::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })
-        })
-        .collect()
 }

@@ -11,13 +11,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::backend::ComputeDevice;
-use crate::engine::{Command, Devices, Engine, Envelope, Event};
+use crate::engine::{Command, Devices, Engine, Envelope, Event, ScanIdentity};
 use crate::train::TrainingConfig;
 use crate::view::{BackendChoice, ExportedWeights, PageSettings, PageState};
 use crate::volume::cases::read_cases_folder;
 use crate::volume::files::{modality_keys, stack_channels};
 use crate::volume::nifti::read_path;
-use crate::volume::{Dataset, LabelledVolume, Limits};
+use crate::volume::{Dataset, LabelledVolume, Limits, NamedFile};
 
 /// The session settings as flags, with the names of the page's URL state (`--warmup-epochs` or
 /// `--warmup_epochs`). Each one left out keeps its default (see README, "The training settings").
@@ -156,7 +156,7 @@ pub struct TrainArgs {
     /// Score the held-out cases every this many steps (default: once per epoch) and at the end
     #[arg(long, alias = "val_every")]
     val_every: Option<usize>,
-    /// Which weights --export-pytorch writes: last, or best (the step with the best mean
+    /// Which weights --export-pytorch and --export-weights write: last, or best (the step with the best mean
     /// validation Dice)
     #[arg(long, default_value = "last")]
     weights: String,
@@ -176,6 +176,16 @@ pub struct TrainArgs {
     /// (Adam starts afresh)
     #[arg(long)]
     init_weights: Option<PathBuf>,
+    /// Write the whole run here when training ends (settings, weights, Adam's moments, the
+    /// sampler's position, the history, the held-out scores and the SHA-256 of the scan's
+    /// files): what --resume and the page's "Open run" take
+    #[arg(long)]
+    save_run: Option<PathBuf>,
+    /// Go on with a run saved by --save-run or the page's "Save run", on the same scan (checked
+    /// by the SHA-256 of its files), with its settings (the flags' are not used): --steps more
+    /// steps (default: the rest of its epochs), each as the uninterrupted run would have made it
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// Write the trained net here (.safetensors under burn's module paths, its metadata naming
     /// the net, classes, channels and label values: what `gdl-lab predict --weights` takes)
     #[arg(long)]
@@ -314,6 +324,40 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
             }
         }
     }
+    match scan_identity(args) {
+        Ok(identity) => engine.set_scan_identity(identity),
+        Err(message) => return fail(message),
+    }
+    let mut steps = steps;
+    if let Some(path) = &args.resume {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) => return fail(format!("Cannot read {}: {error}.", path.display())),
+        };
+        pollster::block_on(engine.handle(Envelope::with(Command::OpenRun { run: 0 }, vec![bytes])));
+        let events = std::mem::take(&mut *events.borrow_mut());
+        let opened = events.iter().find_map(|event| match &event.message {
+            Event::RunOpened { opened, .. } => Some(opened.clone()),
+            _ => None,
+        });
+        match opened {
+            Some(Ok(opened)) if opened.continued => {
+                eprintln!("{}", opened.sentence);
+                let total = engine.settings().config.total_steps();
+                let done = engine.session().map_or(0, |s| s.steps_done());
+                steps = args.steps.unwrap_or(total.saturating_sub(done));
+            }
+            Some(Ok(opened)) => return fail(opened.sentence),
+            Some(Err(message)) => return fail(format!("{}: {message}", path.display())),
+            None => {
+                let failed = events.iter().find_map(|event| match &event.message {
+                    Event::Failed { failure, .. } => Some(failure.message.clone()),
+                    _ => None,
+                });
+                return fail(failed.unwrap_or_else(|| "the run could not be opened".into()));
+            }
+        }
+    }
     let scan = engine.scan().expect("just loaded").clone();
     let started = Instant::now();
     // Drawn only when stderr is a terminal; the per-epoch lines are printed either way.
@@ -400,6 +444,12 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
         (&args.report, Command::ExportHistory),
         (&args.predict, Command::ExportPrediction),
         (&args.export_weights, Command::ExportWeights),
+        (
+            &args.save_run,
+            Command::SaveRun {
+                scan_files: Vec::new(),
+            },
+        ),
     ] {
         let Some(path) = path else {
             continue;
@@ -508,6 +558,53 @@ fn load_dataset(args: &TrainArgs) -> Result<Dataset, String> {
         }
     }
     stack_channels(images, label, None, &[]).map(Dataset::single)
+}
+
+/// Which scan this is, by the SHA-256 of the files given (`--image`s and `--label`, with the
+/// `.img` beside a `.hdr`; or every file of the `--cases` folder), for a saved run to know it.
+fn scan_identity(args: &TrainArgs) -> Result<ScanIdentity, String> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = &args.cases {
+        let mut todo = vec![dir.clone()];
+        while let Some(folder) = todo.pop() {
+            let entries = std::fs::read_dir(&folder).map_err(|error| {
+                format!("Cannot read the folder {}: {error}.", folder.display())
+            })?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else {
+                    paths.push(path);
+                }
+            }
+        }
+    } else {
+        for path in args.image.iter().chain(&args.label) {
+            paths.push(path.clone());
+            let img = path.with_extension("img");
+            if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("hdr"))
+                && img.exists()
+            {
+                paths.push(img);
+            }
+        }
+    }
+    paths.sort();
+    let files = paths
+        .iter()
+        .map(|path| {
+            std::fs::read(path)
+                .map(|bytes| NamedFile {
+                    name: path.display().to_string(),
+                    bytes,
+                })
+                .map_err(|error| format!("Cannot read {}: {error}.", path.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ScanIdentity::of_files(&files))
 }
 
 /// The files of an `ExportPytorch` into `dir` (made if missing), under the names the engine

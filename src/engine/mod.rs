@@ -13,4 +13,4 @@ pub mod web;
 
 pub use protocol::{Command, Envelope, Event};
 #[cfg(engine)]
-pub use runner::{Devices, Engine, Sink};
+pub use runner::{Devices, Engine, ScanIdentity, Sink};

@@ -70,6 +70,27 @@ pub enum Command {
     LoadWeights {
         name: Option<String>,
     },
+    /// The whole run as one file (an `Export`): settings, weights, Adam's moments, the sampler's
+    /// position, the history, the held-out scores and the scan's names and SHA-256; with the
+    /// scan's files themselves when given (buffers: their bytes, named `scan_files`).
+    SaveRun {
+        scan_files: Vec<String>,
+    },
+    /// Open a run file (buffer: its bytes) as run `run`: with the scan it was trained on (the
+    /// same bytes, or the files it carries) it goes on where it stopped; with another it opens
+    /// for viewing.
+    OpenRun {
+        run: u64,
+    },
+    /// Apply the current net to another scan (buffers: its files, one per name: its images,
+    /// and its label map if it has one, told apart by name: `seg`, `label`, …). The run and the
+    /// training scan stay as they are.
+    Apply {
+        names: Vec<String>,
+    },
+    /// The prediction of the scan applied to last, as `.nii.gz` in its geometry and the training
+    /// scan's label values.
+    ExportApplied,
     /// The scan's channel `index` (a modality), for the slice views.
     ScanChannel {
         index: usize,
@@ -118,6 +139,42 @@ pub enum Command {
     },
     /// Test only: panic, as a bug inside burn would, to prove the page survives it.
     Crash,
+}
+
+/// What the page shows of a scan the net was applied to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppliedView {
+    /// Its first image's file name.
+    pub name: String,
+    /// Its images, in the net's channel order.
+    pub images: Vec<String>,
+    pub dims: [usize; 3],
+    pub spacing: [f64; 3],
+    pub classes: usize,
+    pub class_names: Vec<String>,
+    pub mapping: LabelMapping,
+    /// Hard Dice per class against its label map; empty when it brought none.
+    pub dice: Vec<f32>,
+    pub mean_foreground_dice: f32,
+    pub windows: usize,
+    pub millis: f64,
+    /// How it was cropped and resampled for the net.
+    pub preparation: String,
+}
+
+/// A run file, opened: its settings and history for the page, and whether it goes on here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenedRun {
+    /// True when the run continues on this scan; false when it is open for viewing only.
+    pub continued: bool,
+    /// Its settings, as the page's URL hash.
+    pub settings: String,
+    pub history: Vec<StepReport>,
+    pub validation: Vec<ValidationReport>,
+    /// The scan it was trained on.
+    pub scan_name: String,
+    /// What happened, in a sentence.
+    pub sentence: String,
 }
 
 /// Where a run stood when its weights were saved: enough to continue it elsewhere.
@@ -211,6 +268,17 @@ pub enum Event {
     /// An export could not be made.
     ExportFailed {
         message: String,
+    },
+    /// The net applied to another scan (or why not); buffers: the scan's first channel (f32),
+    /// the predicted classes (u8) and, when it brought a label map, its classes (u8), all in
+    /// its own grid.
+    Applied {
+        applied: Result<AppliedView, String>,
+    },
+    /// A run file was opened (or why not, nothing changed).
+    RunOpened {
+        run: u64,
+        opened: Result<OpenedRun, String>,
     },
     /// Weights to start from were loaded (`Some`: a sentence saying what they are and what
     /// happens next) or let go (`None`); or refused (`refused`: why, and nothing changed).

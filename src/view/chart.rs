@@ -301,6 +301,38 @@ pub mod charts {
             .collect()
     }
 
+    /// `series` of a per-class chart (named `"{prefix} {class}"`, a kept run's with its tag
+    /// after) with each class's name for its number: "Dice necrotic core", not "Dice 1".
+    pub fn with_class_names(
+        mut series: Vec<Series>,
+        prefix: &str,
+        class_names: &[String],
+    ) -> Vec<Series> {
+        for line in &mut series {
+            let Some(rest) = line
+                .name
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix(' '))
+            else {
+                continue;
+            };
+            let (number, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            let Some(name) = number
+                .parse::<usize>()
+                .ok()
+                .and_then(|class| class_names.get(class))
+            else {
+                continue;
+            };
+            line.name = if tail.is_empty() {
+                format!("{prefix} {name}")
+            } else {
+                format!("{prefix} {name} {tail}")
+            };
+        }
+        series
+    }
+
     /// The held-out cases' hard Dice per foreground class (`class_names` from the scan), at
     /// the steps they were scored.
     pub fn validation(reports: &[ValidationReport], class_names: &[String]) -> Vec<Series> {

@@ -2,6 +2,7 @@
 //! framework here, so all of it is tested natively; `app` turns it into components.
 
 pub mod chart;
+pub mod figure;
 pub mod runs;
 pub mod scenarios;
 pub mod slice;

@@ -224,7 +224,8 @@ fn label_values(volume: &Volume) -> Option<usize> {
     Some(seen.len())
 }
 
-fn sounds_like_labels(name: &str) -> bool {
+/// True when a file's name says it holds labels (`seg`, `label`, `mask`, …).
+pub fn sounds_like_labels(name: &str) -> bool {
     let name = lower(name);
     [
         "seg", "label", "mask", "gt", "truth", "annot", "aseg", "dseg",

@@ -88,6 +88,32 @@ impl LabelMapping {
             .collect()
     }
 
+    /// A label map's voxels as these classes (by their file label values); a sentence naming a
+    /// value that is none of them.
+    pub fn classes_of(&self, label: &Volume) -> Result<Vec<u8>, String> {
+        label
+            .data
+            .iter()
+            .map(|&value| {
+                self.values
+                    .iter()
+                    .position(|&v| value.fract() == 0.0 && v == value as i64)
+                    .map(|class| class as u8)
+                    .ok_or_else(|| {
+                        format!(
+                            "it holds the label {value}, which the net has no class for (its \
+                             label values: {}).",
+                            self.values
+                                .iter()
+                                .map(i64::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })
+            })
+            .collect()
+    }
+
     /// "4 → class 3", for the labels that moved.
     pub fn describe(&self) -> Vec<String> {
         self.values

@@ -7,6 +7,7 @@ pub mod cases;
 pub mod dataset;
 pub mod files;
 pub mod labels;
+pub mod new_scan;
 pub mod nifti;
 pub mod phantom;
 pub mod preprocess;

@@ -55,3 +55,16 @@ pub fn assert_convolutions_agree(
         error
     })
 }
+
+/// Runs the `gdl-lab` binary with `args`: (success, stdout, stderr).
+pub fn gdl_lab(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
+        .args(args)
+        .output()
+        .expect("the gdl-lab binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}

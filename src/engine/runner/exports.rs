@@ -116,7 +116,7 @@ impl Engine {
 }
 
 /// "BraTS2021_00000_t1" from "BraTS2021_00000_t1.nii.gz", safe as a file name.
-fn scan_stem(name: &str) -> String {
+pub(super) fn scan_stem(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
     let stem = [".nii.gz", ".nii", ".hdr.gz", ".hdr", ".img.gz", ".img"]
         .iter()

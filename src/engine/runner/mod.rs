@@ -26,11 +26,14 @@ use super::protocol::{
     Command, DeviceReport, Envelope, Event, Failure, LabReading, ProbeReport, evaluation_envelope,
 };
 
+mod apply;
 mod checkpoints;
 mod exports;
 mod loaded_weights;
+mod saved_runs;
 mod scan;
 
+pub use saved_runs::ScanIdentity;
 use scan::{OtherCase, Prepared, named_files};
 
 /// The devices an engine may train on.
@@ -86,6 +89,10 @@ pub struct Engine {
     validation: Vec<ValidationReport>,
     /// The net at the step with the best mean validation Dice so far (`weights=best` exports it).
     best: Option<(usize, SegmentationNet)>,
+    /// The scan the net was applied to last ("Apply to a scan"), for its export.
+    applied: Option<apply::AppliedCase>,
+    /// Which scan the engine has (its files' SHA-256), so that a saved run knows it again.
+    scan_identity: ScanIdentity,
     /// Weights every new session starts from (the page's "Load weights", `--init-weights`):
     /// the file's name and bytes.
     init_weights: Option<(String, Vec<u8>)>,
@@ -120,6 +127,8 @@ impl Engine {
             validation: Vec::new(),
             best: None,
             init_weights: None,
+            scan_identity: ScanIdentity::default(),
+            applied: None,
             lab: None,
             cancel: Arc::new(AtomicBool::new(false)),
             checkpoints: false,
@@ -180,6 +189,11 @@ impl Engine {
         self.session.as_ref()
     }
 
+    /// The settings in use (the page's, or a resumed run's).
+    pub fn settings(&self) -> &PageState {
+        &self.settings
+    }
+
     pub fn scan(&self) -> Option<&LoadedScan> {
         self.scan.as_deref()
     }
@@ -218,26 +232,31 @@ impl Engine {
             Command::LoadDemo { size } => {
                 self.progress("making the demo phantom", 0, 1);
                 crate::backend::yield_now().await;
-                let scan = demo_scan(size.clamp(16, 256));
+                let size = size.clamp(16, 256);
+                let scan = demo_scan(size);
                 self.progress("making the demo phantom", 1, 1);
                 self.use_scan(scan);
+                self.scan_identity = ScanIdentity::built_in(format!("demo phantom {size}"));
             }
             Command::LoadDemoCases { size, cases } => {
                 self.progress("making the demo cases", 0, 1);
                 crate::backend::yield_now().await;
                 let result = demo_cases(size, cases);
                 self.progress("making the demo cases", 1, 1);
-                self.loaded(result);
+                let identity = ScanIdentity::built_in(format!("demo set {size} {cases}"));
+                self.loaded(result, identity);
             }
             Command::LoadFiles { names, channels } => {
                 let files = named_files(names, buffers);
+                let identity = ScanIdentity::of_files(&files);
                 self.progress("reading the files", 0, 1);
                 let result = load_dropped_cases(files, &Limits::default(), channels.as_deref());
                 self.progress("reading the files", 1, 1);
-                self.loaded(result);
+                self.loaded(result, identity);
             }
             Command::LoadPair { image, label } => {
                 let mut files = named_files([image.clone(), label].concat(), buffers);
+                let identity = ScanIdentity::of_files(&files);
                 let label_files = files.split_off(image.len().min(files.len()));
                 self.progress("reading the files", 0, 1);
                 let result = (|| {
@@ -246,7 +265,7 @@ impl Engine {
                     load_pair(image.0, image.1, label.0, label.1, &[]).map(Dataset::single)
                 })();
                 self.progress("reading the files", 1, 1);
-                self.loaded(result);
+                self.loaded(result, identity);
             }
             Command::LoadWeights { name } => {
                 let bytes = buffers.into_iter().next();
@@ -256,6 +275,16 @@ impl Engine {
                 }
             }
             Command::ScanChannel { index } => self.send_channel(index),
+            Command::Apply { names } => self.apply(named_files(names, buffers)).await,
+            Command::ExportApplied => self.export_applied(),
+            Command::SaveRun { scan_files } => self.save_run(scan_files, buffers).await,
+            Command::OpenRun { run } => match buffers.into_iter().next() {
+                Some(bytes) => self.open_run(run, bytes).await,
+                None => self.emit(Event::RunOpened {
+                    run,
+                    opened: Err("The run file came without its bytes.".into()),
+                }),
+            },
             Command::HoldOut { names } => self.hold_out(&names),
             Command::Reset { run } => {
                 self.run = run;

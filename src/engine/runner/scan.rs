@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::Engine;
+use super::{Engine, ScanIdentity};
 use crate::backend::working_voxel_budget;
 use crate::engine::protocol::{Envelope, Event, ScanView, f32_bytes};
 use crate::report::{Evaluation, ValidationReport, hard_dice, mean_foreground};
@@ -34,11 +34,19 @@ pub(super) struct OtherCase {
 }
 
 impl Engine {
-    pub(super) fn loaded(&mut self, result: Result<Dataset, String>) {
+    pub(super) fn loaded(&mut self, result: Result<Dataset, String>, identity: ScanIdentity) {
         match result {
-            Ok(dataset) => self.use_dataset(dataset),
+            Ok(dataset) => {
+                self.use_dataset(dataset);
+                self.scan_identity = identity;
+            }
             Err(message) => self.emit(Event::LoadFailed { message }),
         }
+    }
+
+    /// Which scan this is, for a saved run to know it again (the CLI reads its files itself).
+    pub fn set_scan_identity(&mut self, identity: ScanIdentity) {
+        self.scan_identity = identity;
     }
 
     /// Trains on `scan` from now on (what the load commands end in; the CLI reads files from

@@ -22,6 +22,7 @@ use crate::train::clip::clip_global_norm;
 use crate::train::config::TrainingConfig;
 use crate::volume::LabelledVolume;
 
+mod apply;
 mod predict;
 mod readout;
 
