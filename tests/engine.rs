@@ -710,9 +710,9 @@ fn a_saved_run_reopened_goes_on_bit_for_bit_and_a_bad_file_changes_nothing() {
         send(&mut other, Command::ExportWeights);
         exported(&events)
     };
-    // The record's version, in the JSON held as a string in the header: `\"version\":1`.
+    // The version in the header's metadata: `"version":"1"`.
     let newer = {
-        let needle = br#"\"version\":1"#;
+        let needle = br#""version":"1"#;
         let at = file
             .windows(needle.len())
             .position(|w| w == needle)
@@ -826,4 +826,39 @@ fn the_net_applies_to_another_scan_in_its_own_grid_and_the_run_stays() {
         matches!(unlabelled, Some(Ok(ref v)) if v.dice.is_empty()),
         "{unlabelled:?}"
     );
+}
+
+#[test]
+fn a_run_saved_with_its_scan_opens_anywhere_and_goes_on() {
+    let (names, buffers, _) = brats_like_files([40, 36, 28]);
+    let settings = small(|s| s.page.eval_every = 0);
+    let (mut first, events) = engine();
+    send(
+        &mut first,
+        Command::Configure {
+            settings: settings.clone(),
+        },
+    );
+    drop_files(&mut first, names.clone(), buffers.clone());
+    for _ in 0..3 {
+        send(&mut first, Command::Step);
+    }
+    take(&events);
+    pollster::block_on(first.handle(Envelope::with(
+        Command::SaveRun {
+            scan_files: names.clone(),
+        },
+        buffers,
+    )));
+    let file = exported(&events);
+    // A fresh engine showing the demo: the run brings its scan and goes on.
+    let (mut second, events) = ready(settings);
+    pollster::block_on(second.handle(Envelope::with(Command::OpenRun { run: 3 }, vec![file])));
+    let run = opened(&events).expect("opened");
+    assert!(run.continued, "{}", run.sentence);
+    assert_eq!(second.scan().unwrap().image_name, "case_t1.nii.gz");
+    assert_eq!(second.history(), first.history());
+    send(&mut second, Command::Step);
+    send(&mut first, Command::Step);
+    assert_eq!(second.history()[3].total, first.history()[3].total);
 }

@@ -1,9 +1,10 @@
 //! A whole run in one file ("Save run", `gdl-lab train --save-run`) and opened again ("Open
 //! run", `--resume`). The file is a `.safetensors`, so any safetensors reader can look inside:
 //! the weights and Adam's moments (each a `.safetensors` of its own, stored as a byte tensor),
-//! the scan's files when asked, and in its metadata the run as JSON: settings, step, sampler
-//! position, history, held-out scores, and the scan's file names with the SHA-256 of their
-//! bytes, by which a later scan is known to be the same one.
+//! the scan's files when asked, and the run's record (settings, step, sampler position, history,
+//! held-out scores, and the scan's file names with the SHA-256 of their bytes, by which a later
+//! scan is known to be the same one) as MessagePack; the metadata names the format, its version,
+//! the settings, the step and the scan, for anyone looking.
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
@@ -99,10 +100,16 @@ fn write_run(
     for (index, bytes) in files.iter().enumerate() {
         tensors.push((format!("scan.{index}"), bytes_tensor(bytes)?));
     }
-    let json = serde_json::to_string(record).map_err(|error| error.to_string())?;
+    // The record as MessagePack (floats bit for bit: a step's time is an f64 that JSON text
+    // does not always bring back to the same bits), its summary readable in the metadata.
+    let encoded = rmp_serde::to_vec_named(record).map_err(|error| error.to_string())?;
+    tensors.push(("record".to_string(), bytes_tensor(&encoded)?));
     let metadata = [
         ("format".to_string(), RUN_FORMAT.to_string()),
-        ("run".to_string(), json),
+        ("version".to_string(), record.version.to_string()),
+        ("settings".to_string(), record.settings.clone()),
+        ("step".to_string(), record.checkpoint.step.to_string()),
+        ("scan".to_string(), record.scan_name.clone()),
     ]
     .into_iter()
     .collect();
@@ -131,12 +138,7 @@ fn read_run(bytes: &[u8]) -> Result<RunFile, String> {
                 .into(),
         );
     }
-    let json = metadata
-        .get("run")
-        .ok_or("The run file has no run in it.")?;
-    let version = serde_json::from_str::<serde_json::Value>(json)
-        .ok()
-        .and_then(|value| value.get("version").and_then(serde_json::Value::as_u64));
+    let version = metadata.get("version").and_then(|v| v.parse::<u64>().ok());
     match version {
         Some(v) if v > u64::from(RUN_VERSION) => {
             return Err(format!(
@@ -144,15 +146,20 @@ fn read_run(bytes: &[u8]) -> Result<RunFile, String> {
                  open it with a newer gdl-lab."
             ));
         }
-        None => return Err("The run file's record is damaged (no version).".into()),
+        None => return Err("The run file is damaged (it has no version).".into()),
         _ => {}
     }
-    let record: RunRecord = serde_json::from_str(json)
-        .map_err(|error| format!("The run file's record is damaged ({error})."))?;
-    PageState::from_hash(&record.settings)
-        .map_err(|error| format!("The run file's settings cannot be used: {error}"))?;
     let file = SafeTensors::deserialize(bytes)
         .map_err(|error| format!("The run file is damaged ({error})."))?;
+    let record: RunRecord = file
+        .tensor("record")
+        .map_err(|_| "The run file is damaged (it has no record).".to_string())
+        .and_then(|view| {
+            rmp_serde::from_slice(view.data())
+                .map_err(|error| format!("The run file's record is damaged ({error})."))
+        })?;
+    PageState::from_hash(&record.settings)
+        .map_err(|error| format!("The run file's settings cannot be used: {error}"))?;
     let tensor = |name: &str| -> Result<Vec<u8>, String> {
         file.tensor(name)
             .map(|view| view.data().to_vec())

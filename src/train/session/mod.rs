@@ -124,15 +124,15 @@ impl TrainingSession {
             ));
         }
         let train_device = device.clone().autodiff();
-        train_device.seed(config.seed);
         let first_model = if config.pretrain_epochs > 0 {
             ModelKind::Simple
         } else {
             config.model
         };
+        let net = fresh_net(first_model, &volume, &train_device, Some(config.seed));
         Ok(Self {
             loss: config.loss(),
-            net: first_model.init_for(volume.channels, volume.classes, &train_device),
+            net,
             optimizer: Adam::default(),
             sampler: PatchSampler::over(
                 &cases.iter().map(|case| case.as_ref()).collect::<Vec<_>>(),
@@ -177,10 +177,7 @@ impl TrainingSession {
     pub async fn move_to(&self, compute: &ComputeDevice) -> Result<Self, TrainError> {
         let mut moved = Self::on_cases(self.config.clone(), self.cases.clone(), compute)?;
         let volume = self.volume();
-        let net = self
-            .net
-            .kind()
-            .init_for(volume.channels, volume.classes, &moved.train_device);
+        let net = fresh_net(self.net.kind(), volume, &moved.train_device, None);
         moved.net = crate::model::weights::copy_parameters(&self.net, net)
             .await
             .map_err(TrainError::Device)?;
@@ -213,7 +210,7 @@ impl TrainingSession {
         sampler_position: usize,
     ) -> Result<(), TrainError> {
         let volume = self.volume();
-        let net = model.init_for(volume.channels, volume.classes, &self.train_device);
+        let net = fresh_net(model, volume, &self.train_device, None);
         let net =
             crate::model::weights::from_safetensors(weights, net).map_err(TrainError::Config)?;
         self.optimizer = match moments {
@@ -425,6 +422,29 @@ impl TrainingSession {
             self.optimizer = Adam::default();
         }
     }
+}
+
+/// burn keeps one random state for the whole process: a session seeds it and draws its net's
+/// first weights under this lock, so that sessions made at the same time (the tests run in
+/// parallel; a probe beside a run) each get the weights their own seed gives.
+static SEEDED_DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A freshly initialised `kind` net for `volume`'s channels and classes, burn's random state
+/// seeded with `seed` first when given (without one the weights are about to be replaced, and
+/// are drawn under the lock only so as not to disturb a seeded draw).
+fn fresh_net(
+    kind: ModelKind,
+    volume: &LabelledVolume,
+    device: &Device,
+    seed: Option<u64>,
+) -> SegmentationNet {
+    let _draws = SEEDED_DRAWS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(seed) = seed {
+        device.seed(seed);
+    }
+    kind.init_for(volume.channels, volume.classes, device)
 }
 
 /// A normalised copy of `volume`, to share.
