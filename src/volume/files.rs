@@ -3,15 +3,10 @@
 
 use super::LabelledVolume;
 use super::labels::{LabelMapping, pair_image_and_labels_moving};
-use super::nifti::{Limits, Volume, read_nifti_channels, read_nifti_pair};
-use super::source::{ImageSource, Origin};
-
-/// A file's name and contents, as the browser or the disk gives them.
-#[derive(Clone, Debug)]
-pub struct NamedFile {
-    pub name: String,
-    pub bytes: Vec<u8>,
-}
+use super::nifti::{Limits, Volume};
+pub use super::reading::{NamedFile, read_scans};
+use super::reading::{Origin, read_scans_traced, stem_and_kind};
+use super::source::ImageSource;
 
 /// A scan with its label map, ready to train on.
 #[derive(Clone, Debug)]
@@ -114,82 +109,6 @@ impl LoadedScan {
 
 fn lower(name: &str) -> String {
     name.to_ascii_lowercase()
-}
-
-/// `brain.hdr.gz` → (`brain`, `hdr`); `brain.nii.gz` → (`brain`, `nii`).
-fn stem_and_kind(name: &str) -> (String, String) {
-    let name = lower(name);
-    let name = name.strip_suffix(".gz").unwrap_or(&name);
-    match name.rsplit_once('.') {
-        Some((stem, extension)) => (stem.to_string(), extension.to_string()),
-        None => (name.to_string(), String::new()),
-    }
-}
-
-/// Reads every scan in `files`: single files alone, `.hdr` with the `.img` of the same name.
-pub fn read_scans(files: &[NamedFile], limits: &Limits) -> Result<Vec<(String, Volume)>, String> {
-    Ok(read_scans_traced(files, limits)?
-        .into_iter()
-        .map(|(name, volume, _)| (name, volume))
-        .collect())
-}
-
-/// [`read_scans`], each scan with where it came from: the indices in `files` of the file (or
-/// `.hdr` and `.img`) it was read from, and its volume in that file (a 4D file holds several).
-pub(super) fn read_scans_traced(
-    files: &[NamedFile],
-    limits: &Limits,
-) -> Result<Vec<(String, Volume, Origin)>, String> {
-    let mut scans = Vec::new();
-    let mut used = vec![false; files.len()];
-    for (index, file) in files.iter().enumerate() {
-        let (stem, kind) = stem_and_kind(&file.name);
-        match kind.as_str() {
-            "img" => continue, // read with its header
-            "hdr" => {
-                let partner = files
-                    .iter()
-                    .position(|other| stem_and_kind(&other.name) == (stem.clone(), "img".into()));
-                let Some(partner) = partner else {
-                    return Err(format!(
-                        "{} is the header of a .hdr/.img pair; give its .img file too.",
-                        file.name
-                    ));
-                };
-                used[partner] = true;
-                let volume = read_nifti_pair(&file.bytes, &files[partner].bytes, limits)
-                    .map_err(|error| format!("{}: {error}", file.name))?;
-                scans.push((file.name.clone(), volume, (vec![index, partner], 0)));
-            }
-            _ => {
-                let volumes = read_nifti_channels(&file.bytes, limits)
-                    .map_err(|error| format!("{}: {error}", file.name))?;
-                if let [_, _, ..] = &volumes[..] {
-                    // A 4D image (the Decathlon's): its volumes as the modalities of the case,
-                    // named as nnU-Net names them (`case_0000`, `case_0001`, …) in file order.
-                    for (at, volume) in volumes.into_iter().enumerate() {
-                        // (The stem as given: lower-casing keeps the length of the name.)
-                        let stem = &file.name[..stem.len()];
-                        scans.push((format!("{stem}_{at:04}.nii.gz"), volume, (vec![index], at)));
-                    }
-                } else {
-                    scans.extend(
-                        volumes
-                            .into_iter()
-                            .map(|v| (file.name.clone(), v, (vec![index], 0))),
-                    );
-                }
-            }
-        }
-        used[index] = true;
-    }
-    if let Some(orphan) = files.iter().zip(&used).find(|(_, used)| !**used) {
-        return Err(format!(
-            "{} is the data of a .hdr/.img pair; give its .hdr file too.",
-            orphan.0.name
-        ));
-    }
-    Ok(scans)
 }
 
 /// One picker's files: exactly one scan (its `.hdr` and `.img` together for a pair).

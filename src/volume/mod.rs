@@ -11,6 +11,7 @@ pub mod new_scan;
 pub mod nifti;
 pub mod phantom;
 pub mod preprocess;
+pub mod reading;
 pub mod source;
 pub mod synthetic;
 

@@ -4,12 +4,8 @@
 
 use std::sync::Arc;
 
-use super::files::{NamedFile, read_scans_traced};
 use super::nifti::Limits;
-
-/// Where a scan was read from: the indices of its file (or `.hdr` and `.img`) among the files
-/// given, and its volume in them (a 4D file holds several).
-pub(super) type Origin = (Vec<usize>, usize);
+use super::reading::{NamedFile, Origin, read_scans_traced};
 
 /// A case's channels, each found again as the `volume`-th volume of the scan read from a file
 /// (or a `.hdr` with its `.img`).
