@@ -424,8 +424,8 @@ impl TrainingSession {
     }
 }
 
-/// burn keeps one random state for the whole process: a session seeds it and draws its net's
-/// first weights under this lock, so that sessions made at the same time (the tests run in
+/// burn keeps one random state for the whole process: a session seeds it and draws all of its
+/// net's first weights under this lock, so that sessions made at the same time (the tests run in
 /// parallel; a probe beside a run) each get the weights their own seed gives.
 static SEEDED_DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -444,7 +444,20 @@ fn fresh_net(
     if let Some(seed) = seed {
         device.seed(seed);
     }
-    kind.init_for(volume.channels, volume.classes, device)
+    let net = kind.init_for(volume.channels, volume.classes, device);
+    // burn draws a parameter's initial values when it is first read, not when the net is made:
+    // read every one now, under the lock, rather than at the first step beside other draws.
+    net.visit(&mut DrawNow);
+    net
+}
+
+/// Reads every float parameter, which makes burn draw the lazily initialised ones.
+struct DrawNow;
+
+impl burn::module::ModuleVisitor for DrawNow {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let _ = param.val();
+    }
 }
 
 /// A normalised copy of `volume`, to share.
