@@ -315,6 +315,55 @@ fn a_case_without_a_label_keeps_the_sets_classes() {
 }
 
 #[test]
+fn cases_prepared_as_they_are_read_equal_cases_read_again() {
+    // Case b has no necrotic core: prepared while read, in its own classes, its copy must be
+    // renumbered to the set's as the case itself is.
+    let cases = || {
+        vec![
+            case("a", &[("t1", 0), ("flair", 3)], &[0, 1, 2, 4]),
+            case("b", &[("t1", 1), ("flair", 2)], &[0, 2, 4]),
+            case("c", &[("t1", 2), ("flair", 0)], &[0, 1, 2, 4]),
+        ]
+    };
+    let trained = |engine: &mut Engine| {
+        pollster::block_on(engine.handle(Envelope::new(Command::Step)));
+        engine.session().expect("a session").cases().to_vec()
+    };
+    // Dropped on the page: prepared as read.
+    let (names, buffers): (Vec<String>, Vec<Vec<u8>>) = cases()
+        .into_iter()
+        .flat_map(|(case, files)| {
+            files
+                .into_iter()
+                .map(move |f| (format!("{case}/{}", f.name), f.bytes))
+        })
+        .unzip();
+    let (mut dropped, _) = engine_on(
+        set(vec![case("z", &[("t1", 0)], &[0, 1])]).unwrap(),
+        &settings(),
+    );
+    pollster::block_on(dropped.handle(Envelope::with(
+        Command::LoadFiles {
+            names,
+            channels: None,
+        },
+        buffers,
+    )));
+    assert_eq!(dropped.training_case_names(), ["a", "b"]);
+    // Given as a set: every case read again when prepared.
+    let (mut given, _) = engine_on(set(cases()).unwrap(), &settings());
+    let (dropped, given) = (trained(&mut dropped), trained(&mut given));
+    assert_eq!(dropped.len(), 2);
+    for (a, b) in dropped.iter().zip(&given) {
+        assert_eq!(a.labels, b.labels);
+        assert_eq!(a.image, b.image);
+        assert_eq!(a.classes, 4);
+    }
+    // b's enhancing tumour (its label 4, its own class 2) is the set's class 3.
+    assert!(dropped[1].labels.contains(&3) && !dropped[1].labels.contains(&1));
+}
+
+#[test]
 fn holding_out_names_cases_and_keeps_one_to_train_on() {
     let mut dataset = set(vec![
         case("a", &[("t1", 0)], &[0, 1]),

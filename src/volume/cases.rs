@@ -75,12 +75,24 @@ pub fn load_cases(
     groups: Vec<(String, Vec<NamedFile>)>,
     limits: &Limits,
 ) -> Result<Vec<Case>, String> {
+    load_cases_with(groups, limits, &mut |_| {})
+}
+
+/// [`load_cases`], handing each case to `each` while it still has its intensities (the engine
+/// prepares it then, rather than reading it all again later).
+pub fn load_cases_with(
+    groups: Vec<(String, Vec<NamedFile>)>,
+    limits: &Limits,
+    each: &mut dyn FnMut(&Case),
+) -> Result<Vec<Case>, String> {
     let mut cases = Vec::with_capacity(groups.len());
     for (name, files) in groups {
-        let mut scan = load_case(&without_folders(files), limits, None)
+        let scan = load_case(&without_folders(files), limits, None)
             .map_err(|error| format!("Case {name}: {error}"))?;
-        scan.release_image();
-        cases.push(Case { name, scan });
+        let mut case = Case { name, scan };
+        each(&case);
+        case.scan.release_image();
+        cases.push(case);
     }
     Ok(cases)
 }
@@ -94,13 +106,24 @@ pub fn load_dropped_cases(
     limits: &Limits,
     channels: Option<&[String]>,
 ) -> Result<Dataset, String> {
+    load_dropped_cases_with(files, limits, channels, &mut |_| {})
+}
+
+/// [`load_dropped_cases`], handing each case of a set to `each` while it still has its
+/// intensities ([`load_cases_with`]); a single case keeps them anyway.
+pub fn load_dropped_cases_with(
+    files: Vec<NamedFile>,
+    limits: &Limits,
+    channels: Option<&[String]>,
+    each: &mut dyn FnMut(&Case),
+) -> Result<Dataset, String> {
     // Grouped by name first: the files' bytes are not copied to find out.
     let mut sizes: std::collections::BTreeMap<String, usize> = Default::default();
     for file in &files {
         *sizes.entry(case_key(&file.name)).or_default() += 1;
     }
     if sizes.len() >= 2 && sizes.values().all(|&count| count >= 2) {
-        return Dataset::new(load_cases(group_by_case(files), limits)?, None);
+        return Dataset::new(load_cases_with(group_by_case(files), limits, each)?, None);
     }
     load_case(&without_folders(files), limits, channels).map(Dataset::single)
 }

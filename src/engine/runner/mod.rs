@@ -14,9 +14,10 @@ use crate::model::SegmentationNet;
 use crate::report::{Evaluation, StepReport, ValidationReport, history_csv};
 use crate::train::{TrainError, TrainingConfig, TrainingSession};
 use crate::view::{BackendChoice, PageState};
-use crate::volume::cases::load_dropped_cases;
+use crate::volume::cases::load_dropped_cases_with;
 use crate::volume::files::demo_cases;
 use crate::volume::files::{load_pair, read_one_scan};
+use crate::volume::preprocess::prepare;
 use crate::volume::{Dataset, Limits, LoadedScan, demo_scan};
 
 use super::probe::{
@@ -34,7 +35,7 @@ mod saved_runs;
 mod scan;
 
 pub use saved_runs::ScanIdentity;
-use scan::{OtherCase, Prepared, named_files};
+use scan::{EarlyCase, EarlyPrepared, OtherCase, Prepared, named_files};
 
 /// The devices an engine may train on.
 #[derive(Clone, Debug)]
@@ -74,6 +75,8 @@ pub struct Engine {
     /// The set's other cases, trained on or held out.
     others: Vec<OtherCase>,
     prepared: Option<Prepared>,
+    /// A set's cases prepared as they were read, until the set is installed.
+    early: Option<EarlyPrepared>,
     session: Option<TrainingSession>,
     /// The device the session trains on.
     device: Option<ComputeDevice>,
@@ -116,6 +119,7 @@ impl Engine {
             scan_case: String::new(),
             others: Vec::new(),
             prepared: None,
+            early: None,
             session: None,
             device: None,
             probe: None,
@@ -250,8 +254,35 @@ impl Engine {
                 let files = named_files(names, buffers);
                 let identity = ScanIdentity::of_files(&files);
                 self.progress("reading the files", 0, 1);
-                let result = load_dropped_cases(files, &Limits::default(), channels.as_deref());
+                // A set's cases are prepared as they are read, each read once.
+                let (key, options) = self.preparation_options();
+                let mut early = EarlyPrepared {
+                    key,
+                    cases: Vec::new(),
+                    first_channel: None,
+                };
+                let result = load_dropped_cases_with(
+                    files,
+                    &Limits::default(),
+                    channels.as_deref(),
+                    &mut |case| {
+                        let scan = &case.scan;
+                        let (volume, preparation) =
+                            prepare(&scan.volume, scan.image.spacing, &options);
+                        if early.first_channel.is_none() {
+                            let plane = scan.volume.channel(0).to_vec();
+                            early.first_channel = Some((case.name.clone(), plane));
+                        }
+                        early.cases.push(EarlyCase {
+                            name: case.name.clone(),
+                            values: scan.mapping.values.clone(),
+                            volume,
+                            preparation,
+                        });
+                    },
+                );
                 self.progress("reading the files", 1, 1);
+                self.early = result.is_ok().then_some(early);
                 self.loaded(result, identity);
             }
             Command::LoadPair { image, label } => {

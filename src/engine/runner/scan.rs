@@ -25,6 +25,46 @@ pub(super) struct Prepared {
     others: Vec<(Arc<LabelledVolume>, Preparation)>,
 }
 
+/// What a preparation depends on: `(crop, resample, voxel budget)`.
+pub(super) type PreparedKey = (bool, bool, usize);
+
+/// The set's cases prepared while they were read (each read once), for the settings in `key`;
+/// the first case's first channel, for the page.
+pub(super) struct EarlyPrepared {
+    pub(super) key: PreparedKey,
+    pub(super) cases: Vec<EarlyCase>,
+    pub(super) first_channel: Option<(String, Vec<f32>)>,
+}
+
+/// A case prepared as it was read: in the classes of its own label map, before the set agreed
+/// on one mapping (`values`: the label value of each of those classes).
+pub(super) struct EarlyCase {
+    pub(super) name: String,
+    pub(super) values: Vec<i64>,
+    pub(super) volume: LabelledVolume,
+    pub(super) preparation: Preparation,
+}
+
+impl EarlyCase {
+    /// The copy in the classes `scan` has now (the set's mapping); `None` if a value of its
+    /// own is not among them.
+    fn in_classes_of(mut self, scan: &LoadedScan) -> Option<(LabelledVolume, Preparation)> {
+        let renumber: Vec<u8> = self
+            .values
+            .iter()
+            .map(|value| {
+                let class = scan.mapping.values.iter().position(|v| v == value)?;
+                u8::try_from(class).ok()
+            })
+            .collect::<Option<_>>()?;
+        for label in &mut self.volume.labels {
+            *label = *renumber.get(*label as usize)?;
+        }
+        self.volume.classes = scan.volume.classes;
+        Some((self.volume, self.preparation))
+    }
+}
+
 /// A case of the set besides the scan (the first training case, which the page shows).
 pub(super) struct OtherCase {
     pub(super) name: String,
@@ -130,7 +170,17 @@ impl Engine {
             });
             return;
         };
-        let envelope = match first.channel_intensities(0) {
+        let kept = self
+            .early
+            .as_mut()
+            .and_then(|early| early.first_channel.take())
+            .filter(|(case, _)| *case == name)
+            .map(|(_, plane)| plane);
+        let plane = match kept {
+            Some(plane) => Ok(std::borrow::Cow::Owned(plane)),
+            None => first.channel_intensities(0),
+        };
+        let envelope = match plane {
             Ok(plane) => ScanView::envelope(&first, &plane),
             Err(message) => {
                 self.emit(Event::LoadFailed { message });
@@ -172,41 +222,61 @@ impl Engine {
     /// files, one case at a time, and lets them go again once prepared: between preparations
     /// the engine holds the prepared copies, the labels and the files, not every modality of
     /// every case at full size.
-    pub(super) fn prepare_scan(&mut self) -> Result<(), String> {
+    /// How the settings and the device say a scan is prepared, and the key of that.
+    pub(super) fn preparation_options(&self) -> (PreparedKey, PrepareOptions) {
         let config = &self.settings.config;
         // The budget of the device trained on last (before the first session: the CPU's).
         let budget = working_voxel_budget(self.device.as_ref().map(|d| &d.adapter));
-        let key = (config.crop, config.resample, budget);
-        if self.prepared.as_ref().is_some_and(|p| p.key == key) {
-            return Ok(());
-        }
-        self.prepared = None; // the old copies go before the new ones are made
         let options = PrepareOptions {
             crop: config.crop,
             resample: config.resample,
             max_voxels: budget,
             margin: 8,
         };
+        ((config.crop, config.resample, budget), options)
+    }
+
+    pub(super) fn prepare_scan(&mut self) -> Result<(), String> {
+        let (key, options) = self.preparation_options();
+        if self.prepared.as_ref().is_some_and(|p| p.key == key) {
+            return Ok(());
+        }
+        self.prepared = None; // the old copies go before the new ones are made
+        // The copies made while the set was read, if made as these settings say.
+        let mut early = match self.early.take() {
+            Some(early) if early.key == key => early.cases,
+            _ => Vec::new(),
+        };
         // Each case lets go of its intensities once prepared, before the next is read (a
         // scan someone else holds keeps them).
-        let prepare_one = |scan: &mut Arc<LoadedScan>| {
-            let full = scan.full_volume()?;
-            let (mut volume, preparation) = prepare(&full, scan.image.spacing, &options);
-            drop(full);
+        let mut prepare_one = |name: &str, scan: &mut Arc<LoadedScan>| {
+            let made = early
+                .iter()
+                .position(|e| e.name == name)
+                .map(|at| early.swap_remove(at))
+                .and_then(|made| made.in_classes_of(scan));
+            let (mut volume, preparation) = match made {
+                Some(made) => made,
+                None => {
+                    let full = scan.full_volume()?;
+                    prepare(&full, scan.image.spacing, &options)
+                }
+            };
             normalise_channels(&mut volume);
             if let Some(scan) = Arc::get_mut(scan) {
                 scan.release_image();
             }
             Ok::<_, String>((Arc::new(volume), preparation))
         };
+        let scan_case = self.scan_case.clone();
         let (volume, preparation) = match self.scan.as_mut() {
-            Some(scan) => prepare_one(scan)?,
+            Some(scan) => prepare_one(&scan_case, scan)?,
             None => return Ok(()),
         };
         let others = self
             .others
             .iter_mut()
-            .map(|other| prepare_one(&mut other.scan))
+            .map(|other| prepare_one(&other.name, &mut other.scan))
             .collect::<Result<Vec<_>, _>>()?;
         self.emit(Event::Prepared(preparation.clone()));
         self.prepared = Some(Prepared {
