@@ -665,3 +665,26 @@ fn the_cli_trains_on_case_folders_and_reports_train_and_validation_dice() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_decathlon_nets_channels_are_matched_by_their_place_in_a_4d_file() {
+    use gdl_lab::volume::files::match_channels;
+    // Trained on a Decathlon task (channels named with dataset.json), given one 4D file later:
+    // its volumes are named by their place alone.
+    let wanted: Vec<String> = ["0000_flair", "0001_t1w", "0002_t1gd", "0003_t2w"]
+        .map(String::from)
+        .to_vec();
+    let four_d: Vec<String> = (0..4)
+        .rev()
+        .map(|at| format!("BRATS_009_{at:04}.nii.gz"))
+        .collect();
+    assert_eq!(match_channels(&four_d, &wanted, 4).unwrap(), [3, 2, 1, 0]);
+    // BraTS names still match by modality; a missing place is named.
+    let named: Vec<String> = ["c_t2w.nii.gz", "c_flair.nii.gz"]
+        .map(String::from)
+        .to_vec();
+    let wanted_named: Vec<String> = ["flair", "t2"].map(String::from).to_vec();
+    assert_eq!(match_channels(&named, &wanted_named, 2).unwrap(), [1, 0]);
+    let refused = match_channels(&four_d[..3], &wanted, 4).unwrap_err();
+    assert!(refused.contains("0000_flair"), "{refused}");
+}

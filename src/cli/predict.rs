@@ -12,10 +12,11 @@ use crate::backend::{ComputeDevice, working_voxel_budget};
 use crate::model::weights_info::{WeightsInfo, describe_weights};
 use crate::train::{TrainingConfig, TrainingSession};
 use crate::volume::files::modality_keys;
+use crate::volume::files::read_scans;
 use crate::volume::new_scan::new_scan;
-use crate::volume::nifti::read_path;
+use crate::volume::nifti::{img_beside, read_path};
 use crate::volume::preprocess::PrepareOptions;
-use crate::volume::{LabelMapping, Limits, Volume, write_label_map};
+use crate::volume::{LabelMapping, Limits, NamedFile, Volume, write_label_map};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -81,11 +82,22 @@ fn run(device: &ComputeDevice, args: &PredictArgs) -> Result<serde_json::Value, 
     let read = |path: &PathBuf| {
         read_path(path, &limits).map_err(|error| format!("{}: {error}", path.display()))
     };
-    let images: Vec<(String, Volume)> = args
-        .image
-        .iter()
-        .map(|path| read(path).map(|volume| (path.display().to_string(), volume)))
-        .collect::<Result<_, _>>()?;
+    // Read as the page reads dropped files: a 4D image (the Decathlon's) gives its volumes as
+    // channels, a `.hdr` brings the `.img` beside it.
+    let mut files = Vec::new();
+    for path in &args.image {
+        let partner = img_beside(path).transpose()?;
+        for path in std::iter::once(path.clone()).chain(partner) {
+            let bytes = std::fs::read(&path)
+                .map_err(|error| format!("Cannot read {}: {error}.", path.display()))?;
+            files.push(NamedFile {
+                name: path.display().to_string(),
+                bytes,
+            });
+        }
+    }
+    let images = read_scans(&files, &limits)?;
+    drop(files);
     let label = match &args.label {
         Some(path) => Some((path.display().to_string(), read(path)?)),
         None => None,

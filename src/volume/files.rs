@@ -216,11 +216,18 @@ pub fn match_channels(
         return Ok(channel_order(names));
     }
     let keys = modality_keys(names);
+    // The Decathlon's channels are named by their place in the 4D file (`0000_flair` when a set
+    // was read with its dataset.json, `0000` for a 4D file given alone): the place decides.
+    let place = |key: &str| {
+        let first = key.split('_').next().unwrap_or_default();
+        (first.len() == 4 && first.bytes().all(|b| b.is_ascii_digit())).then(|| first.to_string())
+    };
     let same = |a: &str, b: &str| {
         let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+        let known = modality_rank(&a) < KNOWN_MODALITIES.len();
         a == b
-            || (modality_rank(&a) == modality_rank(&b)
-                && modality_rank(&a) < KNOWN_MODALITIES.len())
+            || (known && modality_rank(&a) == modality_rank(&b))
+            || (place(&a).is_some() && place(&a) == place(&b))
     };
     let mut order = Vec::with_capacity(wanted.len());
     for channel in wanted {

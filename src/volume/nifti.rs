@@ -230,18 +230,30 @@ pub fn read_path(path: &std::path::Path, limits: &Limits) -> Result<Volume, Read
             .map_err(|error| ReadError(format!("Cannot read {}: {error}.", path.display())))
     };
     let bytes = read(path)?;
+    match img_beside(path) {
+        Some(Ok(image)) => read_nifti_pair(&bytes, &read(&image)?, limits),
+        Some(Err(message)) => Err(ReadError(message)),
+        None => read_nifti(&bytes, limits),
+    }
+}
+
+/// For a `.hdr` (or `.hdr.gz`), the `.img` beside it, or a sentence when there is none; `None`
+/// for any other file.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn img_beside(path: &std::path::Path) -> Option<Result<std::path::PathBuf, String>> {
     let name = path.to_string_lossy().to_lowercase();
-    if name.ends_with(".hdr") || name.ends_with(".hdr.gz") {
-        let stem = name.trim_end_matches(".gz").trim_end_matches(".hdr").len();
-        let base = &path.to_string_lossy()[..stem];
-        let image = [".img", ".img.gz", ".IMG"]
+    if !(name.ends_with(".hdr") || name.ends_with(".hdr.gz")) {
+        return None;
+    }
+    let stem = name.trim_end_matches(".gz").trim_end_matches(".hdr").len();
+    let base = &path.to_string_lossy()[..stem];
+    Some(
+        [".img", ".img.gz", ".IMG"]
             .iter()
             .map(|ext| std::path::PathBuf::from(format!("{base}{ext}")))
             .find(|candidate| candidate.exists())
-            .ok_or_else(|| ReadError(format!("{} has no .img file beside it.", path.display())))?;
-        return read_nifti_pair(&bytes, &read(&image)?, limits);
-    }
-    read_nifti(&bytes, limits)
+            .ok_or_else(|| format!("{} has no .img file beside it.", path.display())),
+    )
 }
 
 /// Decompresses at most `limit` bytes; a corrupt or truncated stream is an error only when the
