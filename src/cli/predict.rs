@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use web_time::Instant;
 
+use super::train::PreparationFlags;
 use crate::backend::{ComputeDevice, working_voxel_budget};
 use crate::model::weights_info::{WeightsInfo, describe_weights};
 use crate::train::{TrainingConfig, TrainingSession};
@@ -34,18 +35,8 @@ pub struct PredictArgs {
     /// Write the prediction here (.nii.gz, in the image's geometry, with the file's label values)
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Crop the scan to the head first (true or false; as `train`)
-    #[arg(long)]
-    crop: Option<String>,
-    /// Resample the cropped scan to fit the voxel budget (true or false; as `train`)
-    #[arg(long)]
-    resample: Option<String>,
-    /// Overlap of the prediction windows, per cent: 0, 25 or 50
-    #[arg(long)]
-    overlap: Option<String>,
-    /// Edge of the cubic prediction windows (as `train`'s patches)
-    #[arg(long)]
-    patch: Option<String>,
+    #[command(flatten)]
+    preparation: PreparationFlags,
     /// The label value of each of the net's classes, e.g. 0,1,2,4, for weights that do not say
     /// (a net saved from PyTorch); by default the --label map's values, else 0, 1, 2, …
     #[arg(long, value_delimiter = ',')]
@@ -110,17 +101,9 @@ fn run(device: &ComputeDevice, args: &PredictArgs) -> Result<serde_json::Value, 
         eprintln!("warning: {warning}");
     }
 
-    let mut query = vec![("model", info.kind.name().to_string())];
-    for (key, value) in [
-        ("crop", &args.crop),
-        ("resample", &args.resample),
-        ("overlap", &args.overlap),
-        ("patch", &args.patch),
-    ] {
-        if let Some(value) = value {
-            query.push((key, value.clone()));
-        }
-    }
+    let query: Vec<(&str, &str)> = std::iter::once(("model", info.kind.name()))
+        .chain(args.preparation.given())
+        .collect();
     let query = serde_urlencoded::to_string(query).map_err(|error| error.to_string())?;
     let config = TrainingConfig::from_query(&query)?;
     let options = PrepareOptions {

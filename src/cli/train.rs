@@ -71,9 +71,6 @@ pub struct SessionFlags {
     /// Maximum global gradient norm (0 = no clipping)
     #[arg(long)]
     clip: Option<String>,
-    /// Edge of the cubic training patches
-    #[arg(long)]
-    patch: Option<String>,
     /// Patches per step
     #[arg(long)]
     batch: Option<String>,
@@ -86,7 +83,18 @@ pub struct SessionFlags {
     /// Seeds the weights and the patch sampler
     #[arg(long)]
     seed: Option<String>,
-    /// Crop the scan to the head before training (true or false)
+    #[command(flatten)]
+    preparation: PreparationFlags,
+}
+
+/// How a scan is prepared and predicted: the flags `train` and `predict` share, with the
+/// names of the page's URL state.
+#[derive(Args, Debug, Default)]
+pub struct PreparationFlags {
+    /// Edge of the cubic training patches and prediction windows
+    #[arg(long)]
+    patch: Option<String>,
+    /// Crop the scan to the head first (true or false)
     #[arg(long)]
     crop: Option<String>,
     /// Resample the cropped scan to fit the voxel budget (true or false)
@@ -95,6 +103,20 @@ pub struct SessionFlags {
     /// Overlap of the prediction windows, per cent: 0, 25 or 50
     #[arg(long)]
     overlap: Option<String>,
+}
+
+impl PreparationFlags {
+    /// Each flag given, as `(key, value)` of the page's `key=value&…` string.
+    pub fn given(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("patch", &self.patch),
+            ("crop", &self.crop),
+            ("resample", &self.resample),
+            ("overlap", &self.overlap),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_deref().map(|value| (key, value)))
+    }
 }
 
 impl SessionFlags {
@@ -117,18 +139,15 @@ impl SessionFlags {
             ("misuse", &self.misuse),
             ("lr", &self.lr),
             ("clip", &self.clip),
-            ("patch", &self.patch),
             ("batch", &self.batch),
             ("steps_per_epoch", &self.steps_per_epoch),
             ("epochs", &self.epochs),
             ("seed", &self.seed),
-            ("crop", &self.crop),
-            ("resample", &self.resample),
-            ("overlap", &self.overlap),
         ];
         let pairs: Vec<(&str, &str)> = given
             .iter()
             .filter_map(|(key, value)| value.as_deref().map(|value| (*key, value)))
+            .chain(self.preparation.given())
             .collect();
         let query = serde_urlencoded::to_string(pairs).map_err(|error| error.to_string())?;
         TrainingConfig::from_query(&query)
