@@ -175,6 +175,15 @@ fn case(
     (name.to_string(), files)
 }
 
+/// A case of BraTS's four modalities (files given FLAIR first) and BraTS 2021 labels.
+fn brats_case(name: &str) -> (String, Vec<NamedFile>) {
+    case(
+        name,
+        &[("flair", 3), ("t2", 2), ("t1", 0), ("t1ce", 1)],
+        &[0, 1, 2, 4],
+    )
+}
+
 fn set(cases: Vec<(String, Vec<NamedFile>)>) -> Result<Dataset, String> {
     Dataset::new(load_cases(cases, &Limits::default())?, None)
 }
@@ -182,11 +191,7 @@ fn set(cases: Vec<(String, Vec<NamedFile>)>) -> Result<Dataset, String> {
 #[test]
 fn a_cases_modalities_become_channels_in_bratss_order() {
     let dataset = set(vec![
-        case(
-            "a",
-            &[("flair", 3), ("t2", 2), ("t1", 0), ("t1ce", 1)],
-            &[0, 1, 2, 4],
-        ),
+        brats_case("a"),
         case(
             "b",
             &[("t1ce", 1), ("t1", 0), ("flair", 3), ("t2", 2)],
@@ -215,19 +220,7 @@ fn a_cases_modalities_become_channels_in_bratss_order() {
 
 #[test]
 fn the_page_gets_the_first_channel_with_the_scan_and_any_other_when_it_asks() {
-    let dataset = set(vec![
-        case(
-            "a",
-            &[("flair", 3), ("t2", 2), ("t1", 0), ("t1ce", 1)],
-            &[0, 1, 2, 4],
-        ),
-        case(
-            "b",
-            &[("flair", 3), ("t2", 2), ("t1", 0), ("t1ce", 1)],
-            &[0, 1, 2, 4],
-        ),
-    ])
-    .unwrap();
+    let dataset = set(vec![brats_case("a"), brats_case("b")]).unwrap();
     let (mut engine, events) = engine_on(dataset, &PageState::default());
     let planes = |events: &Events| -> Vec<(Option<usize>, Vec<f32>)> {
         events
