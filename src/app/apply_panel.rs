@@ -19,9 +19,11 @@ pub fn ApplyPanel(trainer: Trainer) -> impl IntoView {
     let showing = trainer.showing_applied;
     view! {
         <div class="apply">
-            <label for="apply-files">"Apply to a scan (its images, and its label map to score it): "</label>
-            <input id="apply-files" data-test="apply-files" type="file" multiple
-                accept=".nii,.gz,.hdr,.img" on:change=on_change />
+            <div class="file-row">
+                <label for="apply-files">"Apply to a scan (its images, and its label map to score it)"</label>
+                <input id="apply-files" data-test="apply-files" type="file" multiple
+                    accept=".nii,.gz,.hdr,.img" on:change=on_change />
+            </div>
             {move || trainer.apply_note.get().map(|note| match note {
                 Ok(sentence) => view! {
                     <p class="banner" role="status" data-test="applied">{sentence}" "

@@ -18,15 +18,19 @@ pub fn RunFiles(trainer: Trainer) -> impl IntoView {
     };
     view! {
         <div class="run-files">
-            <button data-test="save-run" title="Settings, weights, Adam's moments, the sampler's position, the history and the held-out scores, with the SHA-256 of the scan's files"
-                on:click=move |_| trainer.save_run(with_scan.get_untracked())>"Save run"</button>
-            <label>
-                <input type="checkbox" data-test="save-run-scan" prop:checked=move || with_scan.get()
-                    on:change=move |event| with_scan.set(event_target_checked(&event)) />
-                " with the scan's files"
-            </label>
-            <label for="open-run">" Open run: "</label>
-            <input id="open-run" data-test="open-run" type="file" accept=".gdlrun" on:change=on_open />
+            <div class="file-row">
+                <button data-test="save-run" title="Settings, weights, Adam's moments, the sampler's position, the history and the held-out scores, with the SHA-256 of the scan's files"
+                    on:click=move |_| trainer.save_run(with_scan.get_untracked())>"Save run"</button>
+                <label>
+                    <input type="checkbox" data-test="save-run-scan" prop:checked=move || with_scan.get()
+                        on:change=move |event| with_scan.set(event_target_checked(&event)) />
+                    " with the scan's files"
+                </label>
+            </div>
+            <div class="file-row">
+                <label for="open-run">"Open run (.gdlrun)"</label>
+                <input id="open-run" data-test="open-run" type="file" accept=".gdlrun" on:change=on_open />
+            </div>
             {move || trainer.run_note.get().map(|note| match note {
                 Ok(sentence) => view! {
                     <p class="banner" role="status" data-test="run-opened">{sentence}</p>

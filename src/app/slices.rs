@@ -232,6 +232,11 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
         (high - low) / 200.0
     };
     let status = move || match evaluation.get() {
+        // An applied scan without a label map has a prediction and no Dice.
+        Some(evaluation) if evaluation.dice.is_empty() => format!(
+            "prediction: no label map to score it against, {:.0} ms",
+            evaluation.millis
+        ),
         Some(evaluation) => format!(
             "prediction: hard Dice {} (mean foreground {:.3}), {:.0} ms",
             evaluation

@@ -21,9 +21,11 @@ pub fn StartWeights(trainer: Trainer) -> impl IntoView {
     };
     view! {
         <div class="start-weights">
-            <label for="load-weights">"Start from weights (.safetensors): "</label>
-            <input id="load-weights" data-test="load-weights" type="file" accept=".safetensors"
-                on:change=on_change />
+            <div class="file-row">
+                <label for="load-weights">"Start from weights (.safetensors)"</label>
+                <input id="load-weights" data-test="load-weights" type="file" accept=".safetensors"
+                    on:change=on_change />
+            </div>
             {move || trainer.weights.get().map(|sentence| view! {
                 <p class="banner" role="status" data-test="weights-loaded">
                     {sentence}" "
