@@ -644,6 +644,16 @@ fn the_cli_trains_on_case_folders_and_reports_train_and_validation_dice() {
     let steps: Vec<u64> = history.iter().map(|h| h[0].as_u64().unwrap()).collect();
     assert_eq!(steps, [2, 4]);
 
+    // Fewer steps than an epoch: the held-out case is scored at the last step all the same.
+    let (ok, stdout, stderr) = run(&[
+        "train", "--cases", &out, "--model", "simple", "--patch", "16", "--batch", "1", "--steps",
+        "1", "--crop", "false",
+    ]);
+    assert!(ok, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(summary["val_dice"].is_object(), "{summary}");
+    assert_eq!(summary["cases"]["val"], serde_json::json!(["case_002"]));
+
     // --val names the held-out case; a missing modality gets its sentence.
     let (ok, stdout, stderr) = train(&["--val", "case_000"]);
     assert!(ok, "{stderr}");

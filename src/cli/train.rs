@@ -509,7 +509,16 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
         Ok(report) => report,
         Err(error) => return fail(error.to_string()),
     };
-    let last_val = engine.validation().last();
+    // The held-out cases scored at the last step, also when `--steps` ended the run before an
+    // epoch (or the run's end) scored them.
+    let scored_now = match engine.validation().last() {
+        Some(report) if report.step == steps_done => None,
+        _ => match pollster::block_on(engine.score_cases(true)) {
+            Ok(report) => report,
+            Err(error) => return fail(error.to_string()),
+        },
+    };
+    let last_val = scored_now.as_ref().or(engine.validation().last());
     let best = engine.best_validation();
     println!(
         "{}",
