@@ -3,7 +3,7 @@
 takes input, how long the page's own longest task is while it trains (training runs in the
 worker), and the step time, for each setting and backend asked for.
 
-    scripts/page_bench.py --dist dist [--dist-main-thread OLD_DIST | --baseline OLD_DIST]
+    scripts/page_bench.py --dist dist [--dist-main-thread OLD_DIST | --baseline [NAME=]OLD_DIST ...]
                           [--steps 30] [--cases 3,5]
 
 For each case it opens `#<settings>&eval_every=10`, presses Play, waits for `--steps` steps (so at
@@ -12,7 +12,8 @@ enabled button, the longest main-thread task (PerformanceObserver `longtask`, fr
 on), and the median ms/step the page shows over the steps after the first. With
 `--dist-main-thread` (a build of the page from before the worker, where training ran on the
 page's thread) the same cases run there too, in the same session, for the step-time ratio;
-`--baseline` does the same for any other build (e.g. before a kernel change).
+`--baseline` does the same for any other build (e.g. before a kernel change); given several times
+(each `NAME=PATH` to name its rows), every build runs each case in turn.
 Prints one table in Markdown.
 """
 import argparse
@@ -82,7 +83,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dist", default="dist")
     parser.add_argument("--dist-main-thread")
-    parser.add_argument("--baseline", help="another build to run the same cases on")
+    parser.add_argument("--baseline", action="append", default=[],
+                        help="another build to run the same cases on ([NAME=]PATH; repeatable)")
     parser.add_argument("--chrome", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     parser.add_argument("--steps", type=int, default=30)
@@ -94,8 +96,9 @@ def main():
     builds = [("worker", options.dist)]
     if options.dist_main_thread:
         builds.append(("main thread", options.dist_main_thread))
-    if options.baseline:
-        builds.append(("baseline", options.baseline))
+    for baseline in options.baseline:
+        name, _, path = baseline.rpartition("=")
+        builds.append((name or "baseline", path))
     servers = {name: serve(path) for name, path in builds}
     port = 9515 + os.getpid() % 1000
     driver = subprocess.Popen([options.chromedriver, f"--port={port}"],

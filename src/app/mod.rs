@@ -7,9 +7,11 @@ mod browser;
 mod charts;
 mod controls;
 mod device_panel;
+mod engine_download;
 mod explain;
 mod lab;
 mod loader;
+mod offline_copy;
 mod run_files;
 mod run_panel;
 mod scenarios;
@@ -98,6 +100,7 @@ pub fn App() -> impl IntoView {
                 </button>
             </div>
         })}
+        <offline_copy::OfflineCopy trainer />
         <main>
             <div class="column left">
                 <Loader state trainer />

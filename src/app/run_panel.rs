@@ -32,6 +32,9 @@ pub fn RunPanel(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
         if trainer.crashed.get().is_some() {
             return "the training worker stopped".to_string();
         }
+        if trainer.engine_download.with(Option::is_some) {
+            return "waiting for the training engine (its progress is above)".into();
+        }
         if trainer.devices.get().is_none() {
             return "starting the training worker…".to_string();
         }
@@ -106,8 +109,21 @@ pub fn RunPanel(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                 </div>
             })}
             <div class="buttons">
-                <button data-test="play" disabled=move || !ready() || trainer.running.get()
-                    on:click=move |_| trainer.play()>"▶ Play"</button>
+                // While the engine downloads, Play is its progress bar.
+                {move || match trainer.engine_download.get() {
+                    Some(download) => view! {
+                        <span class="engine-download" data-test="engine-download">
+                            <label for="engine-progress">{download.sentence()}</label>
+                            <progress id="engine-progress" max=download.total_bytes.max(1.0)
+                                value=download.measured().then_some(download.done_bytes)>
+                            </progress>
+                        </span>
+                    }.into_any(),
+                    None => view! {
+                        <button data-test="play" disabled=move || !ready() || trainer.running.get()
+                            on:click=move |_| trainer.play()>"▶ Play"</button>
+                    }.into_any(),
+                }}
                 <button data-test="pause" disabled=move || !trainer.running.get()
                     on:click=move |_| trainer.pause()>"❚❚ Pause"</button>
                 <button data-test="step-once" disabled=move || !ready() || trainer.running.get()

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use leptos::prelude::*;
 
 use super::browser;
+use super::engine_download::EngineDownload;
 use super::worker_link::WorkerLink;
 use crate::engine::protocol::{
     Checkpoint, DeviceReport, Failure, LabReading, ProbeReport, ScanView, evaluation_with_buffers,
@@ -61,6 +62,8 @@ pub struct Trainer {
     pub failure: RwSignal<Option<Failure>>,
     /// The worker died (a panic inside it): what it said.
     pub crashed: RwSignal<Option<String>>,
+    /// How far the engine's download is, while it lasts.
+    pub engine_download: RwSignal<Option<EngineDownload>>,
     pub devices: RwSignal<Option<DeviceReport>>,
     pub probe: RwSignal<Option<ProbeReport>>,
     /// The device the current session trains on.
@@ -135,6 +138,7 @@ impl Trainer {
             running: RwSignal::new(false),
             failure: RwSignal::new(None),
             crashed: RwSignal::new(None),
+            engine_download: RwSignal::new(None),
             devices: RwSignal::new(None),
             probe: RwSignal::new(None),
             device_label: RwSignal::new(String::new()),
@@ -210,6 +214,7 @@ impl Trainer {
         let started = WorkerLink::start(
             move |envelope| trainer.receive(envelope),
             move |message| trainer.worker_died(message),
+            move |download| trainer.engine_download.set(download),
         );
         match started {
             Ok(link) => {

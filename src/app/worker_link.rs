@@ -8,11 +8,13 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
+use super::engine_download::{EngineDownload, compiled_engine};
 use crate::engine::web::{from_js, to_js};
 use crate::engine::{Command, Envelope, Event};
 
-/// Trunk builds the worker beside the page under this name (`data-bin` in index.html).
-const WORKER_SCRIPT: &str = "./gdl-lab-worker_loader.js";
+/// The worker's first script (web/worker_loader.js, copied beside the page by index.html): it
+/// waits for the compiled engine, which the page downloads (`engine_download`).
+const WORKER_SCRIPT: &str = "./worker_loader.js";
 
 /// Commands wait here until the worker has said its first word: a module worker's loader awaits
 /// the wasm, and a message that arrives meanwhile finds no handler and is lost.
@@ -27,11 +29,14 @@ pub struct WorkerLink {
 }
 
 impl WorkerLink {
-    /// Starts the worker; `on_event` gets each event, `on_crash` a sentence if the worker dies
-    /// (a panic inside it, or its script failing to load).
+    /// Starts the worker and hands it the engine once downloaded (`on_download` is told how far
+    /// the download is, and `None` when it is over); `on_event` gets each event, `on_crash` a
+    /// sentence if the worker dies (a panic inside it, its script failing to load, or the
+    /// engine's download failing).
     pub fn start(
         mut on_event: impl FnMut(Envelope<Event>) + 'static,
         on_crash: impl Fn(String) + 'static,
+        on_download: impl Fn(Option<EngineDownload>) + 'static,
     ) -> Result<Self, String> {
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);
@@ -49,6 +54,8 @@ impl WorkerLink {
                 Err(message) => web_sys::console::error_1(&message.into()),
             }
         });
+        let on_crash = Rc::new(on_crash);
+        let download_failed = on_crash.clone();
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
             event.prevent_default();
             let message = event.message();
@@ -60,6 +67,22 @@ impl WorkerLink {
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        let receiver = worker.clone();
+        let on_download = Rc::new(on_download);
+        let told = on_download.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let compiled = compiled_engine(move |progress| told(Some(progress))).await;
+            on_download(None);
+            match compiled {
+                // The loader's first message: the engine starts on it.
+                Ok(module) => {
+                    if let Err(error) = receiver.post_message(&module) {
+                        download_failed(format!("the engine could not be handed over: {error:?}"));
+                    }
+                }
+                Err(message) => download_failed(message),
+            }
+        });
         Ok(Self {
             worker,
             waiting,
