@@ -440,11 +440,11 @@ pub fn f32_values(bytes: &[u8]) -> Vec<f32> {
 /// A message as bytes (MessagePack, field names kept so that old and new halves of a page
 /// that is being updated fail with a sentence rather than misread each other).
 pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
-    rmp_serde::to_vec_named(message).expect("protocol messages serialise")
+    postcard::to_allocvec(message).expect("protocol messages serialise")
 }
 
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    rmp_serde::from_slice(bytes).map_err(|error| format!("an unreadable message: {error}"))
+    postcard::from_bytes(bytes).map_err(|error| format!("an unreadable message: {error}"))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The protocol's messages as the browser carries them between the page and its worker: a JS
-//! array `[header, buffer, …]` where the header is the MessagePack bytes and each buffer an
+//! array `[header, buffer, …]` where the header is the postcard bytes and each buffer an
 //! `ArrayBuffer` that is transferred (moved, not copied) to the other side.
 
 use js_sys::{Array, ArrayBuffer, Uint8Array};
