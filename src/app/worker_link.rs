@@ -42,6 +42,8 @@ impl WorkerLink {
         options.set_type(WorkerType::Module);
         let worker = Worker::new_with_options(WORKER_SCRIPT, &options)
             .map_err(|error| format!("{error:?}"))?;
+        let on_crash = Rc::new(on_crash);
+        let unreadable = on_crash.clone();
         let waiting: Waiting = Rc::new(RefCell::new(Some(Vec::new())));
         let flush = (worker.clone(), waiting.clone());
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
@@ -51,10 +53,10 @@ impl WorkerLink {
             }
             match from_js::<Event>(&event.data()) {
                 Ok(envelope) => on_event(envelope),
-                Err(message) => web_sys::console::error_1(&message.into()),
+                // A page that cannot read its worker (another build's) can do nothing with it.
+                Err(message) => unreadable(message),
             }
         });
-        let on_crash = Rc::new(on_crash);
         let download_failed = on_crash.clone();
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
             event.prevent_default();

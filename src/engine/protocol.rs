@@ -1,6 +1,6 @@
 //! What the page (or the CLI) and the engine say to each other. Every message is plain data:
-//! in the browser it crosses from the page's thread to the worker and back, as MessagePack
-//! (which keeps NaN and infinities, unlike JSON) plus the large arrays as separate buffers.
+//! in the browser it crosses from the page's thread to the worker and back, as postcard bytes
+//! (which keep NaN and infinities, unlike JSON) plus the large arrays as separate buffers.
 
 use serde::{Deserialize, Serialize};
 
@@ -437,14 +437,32 @@ pub fn f32_values(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// A message as bytes (MessagePack, field names kept so that old and new halves of a page
-/// that is being updated fail with a sentence rather than misread each other).
+/// Which sources this build is (build.rs). postcard's messages carry no field names, so each
+/// starts with it: a page and a worker from different versions (an old worker's wasm in the
+/// browser's cache beside a new page) get a sentence rather than misread each other.
+const BUILD: &str = env!("GDL_LAB_SOURCE_HASH");
+
+/// What a message from another build of gdl-lab gets.
+pub const OTHER_BUILD: &str = "a message from another version of gdl-lab: the page and its \
+    training worker were loaded from different builds. Reload the page";
+
+/// A message as bytes: the build, then the message in postcard (which keeps NaN and
+/// infinities, unlike JSON).
 pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
-    postcard::to_allocvec(message).expect("protocol messages serialise")
+    encode_as(BUILD, message)
+}
+
+fn encode_as<T: Serialize>(build: &str, message: &T) -> Vec<u8> {
+    let mut bytes = build.as_bytes().to_vec();
+    bytes.extend(postcard::to_allocvec(message).expect("protocol messages serialise"));
+    bytes
 }
 
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    postcard::from_bytes(bytes).map_err(|error| format!("an unreadable message: {error}"))
+    let message = bytes
+        .strip_prefix(BUILD.as_bytes())
+        .ok_or_else(|| OTHER_BUILD.to_string())?;
+    postcard::from_bytes(message).map_err(|error| format!("an unreadable message: {error}"))
 }
 
 #[cfg(test)]
@@ -468,5 +486,33 @@ mod tests {
             cause: Some(Misuse::NegativeWeight),
         };
         assert_eq!(decode::<Command>(&encode(&command)).unwrap(), command);
+        // A step whose loss blew up: NaN and infinity inside a message.
+        let report = crate::report::StepReport {
+            total: f32::NAN,
+            gdl: f32::INFINITY,
+            warmup: -0.25,
+            ..Default::default()
+        };
+        let step = Event::Step { run: 7, report };
+        let Ok(Event::Step {
+            run: 7,
+            report: back,
+        }) = decode::<Event>(&encode(&step))
+        else {
+            panic!("the step did not come back");
+        };
+        assert!(back.total.is_nan());
+        assert_eq!((back.gdl, back.warmup), (f32::INFINITY, -0.25));
+    }
+
+    #[test]
+    fn a_message_from_another_build_gets_a_sentence() {
+        let event = Event::Playing {
+            run: 1,
+            playing: true,
+        };
+        let other = encode_as("0123456789abcdef", &event);
+        assert_eq!(decode::<Event>(&other), Err(OTHER_BUILD.to_string()));
+        assert_eq!(decode::<Event>(&encode(&event)), Ok(event));
     }
 }
