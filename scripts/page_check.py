@@ -42,7 +42,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def serve(directory, sub_path="", port=None):
+def serve(directory, sub_path=""):
     """Serves `directory` on 127.0.0.1 (at /`sub_path`/ when given, as a static host serving
     the page from a sub-folder would): the server."""
     class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -54,7 +54,7 @@ def serve(directory, sub_path="", port=None):
         os.symlink(os.path.abspath(directory), os.path.join(root, sub_path))
         directory = root
     handler = functools.partial(QuietHandler, directory=directory)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port or free_port()), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
