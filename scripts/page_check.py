@@ -362,6 +362,10 @@ def main():
             expect(("stays in [0, 1]" in sentence) if inside else ("outside [0, 1]" in sentence),
                    f"{key} = {misused}: the sentence does not say where the value is: {sentence!r}")
         expect(set(readings) == set(CAUSE_WORDS), f"lab toggles {sorted(readings)}")
+        absent = webdriver.test_text("lab-absent") or ""
+        print(f"lab, absent classes: {absent[:160]}")
+        expect("Every class is present" in absent or "NaN" in absent,
+               f"no absent-class reading in the lab: {absent!r}")
         # The 0/255 mask drives the GDL below 0 once the net is confident: train on (CPU)
         # until it does, within 200 steps. With a cause selected, every step brings a reading.
         webdriver.click("lab-mask255")
@@ -636,6 +640,19 @@ def main():
                f"the reload did not keep the run it ended: {before} kept before, {after} after")
         expect("schedule=linear" in newest or "same settings" in newest,
                f"the newest kept run is not the linear ramp's: {newest!r}")
+
+        # Region outputs: BraTS's WT, TC and ET, a sigmoid each, charted per region.
+        webdriver.click("scenario-regions")
+        wait("the region scenario's settings", 10, lambda: webdriver.script(
+            "return document.getElementById('targets').value === 'regions';"))
+        steps(2)
+        legend = webdriver.text("[data-test='chart-dice'] .legend") or ""
+        print(f"region outputs, the Dice chart: {legend!r:.160}")
+        expect(all(f"Dice {region}" in legend for region in ("WT", "TC", "ET")),
+               f"the Dice chart does not name the regions: {legend!r}")
+        webdriver.click("scenario-ramp_linear")
+        wait("one output per class again", 10, lambda: webdriver.script(
+            "return document.getElementById('targets').value === 'classes';"))
 
         if options.bad:
             webdriver.upload("#image-file", options.bad)
@@ -959,7 +976,8 @@ def check_weights(path, parameters):
 CAUSE_WORDS = {
     "logits": "logits", "label_map_as_target": "label map", "brats_labels": "BraTS",
     "mask255": "0/255", "smooth_nr_above_dr": "smooth_nr", "negative_weight": "negative weight",
-    "negated_dice": "−Dice",
+    "negated_dice": "−Dice", "softmax_over_regions": "overlapping", "fp16_sums": "fp16",
+    "one_channel": "one channel",
 }
 
 # Collects Content-Security-Policy violations from the first script on (DevTools).

@@ -5,6 +5,9 @@
     python scripts/reference_cases.py --check DIR        recompute every case in DIR from its
                                                          inputs; fail on any difference
     python scripts/reference_cases.py --write DIR        write the cases this script makes
+    python scripts/reference_cases.py --regions DIR      write (and with --check-regions DIR,
+                                                         recompute) the region cases: BraTS's
+                                                         WT/TC/ET targets, sigmoid outputs
 
 Needs torch, monai and numpy (`pip install torch monai numpy`). The cases written here are the
 "confident but not saturated" ones: logits of a net that is right with probabilities of about
@@ -145,6 +148,83 @@ NEW_CASES = {
 }
 
 
+# BraTS's classes once renumbered (labels 0, 1, 2, 4 or 0-3): 1 necrotic core, 2 oedema,
+# 3 enhancing tumour. The regions as MONAI's ConvertToMultiChannelBasedOnBratsClasses makes them,
+# in gdl-lab's channel order: WT = {1, 2, 3}, TC = {1, 3}, ET = {3}.
+REGIONS = ((1, 2, 3), (1, 3), (3,))
+
+
+def regions_of(labels):
+    """[B, D, H, W] classes -> [B, 3, D, H, W] float masks (WT, TC, ET)."""
+    return torch.stack([sum((labels == c) for c in r).clamp(max=1) for r in REGIONS], 1).to(
+        torch.float64
+    )
+
+
+def region_losses(logits, labels):
+    """name -> loss of the three region logits [B, 3, ...] against BraTS's regions."""
+    target = regions_of(labels)
+    table = {"bce_with_logits_regions": lambda x: F.binary_cross_entropy_with_logits(x, target)}
+    for w in WEIGHTS:
+        for batch in (0, 1):
+            loss = GeneralizedDiceLoss(
+                include_background=True,
+                sigmoid=True,
+                w_type=w,
+                smooth_nr=1e-5,
+                smooth_dr=1e-5,
+                batch=bool(batch),
+            )
+            table[f"gdl_sigmoid_{w}_batch{batch}"] = lambda x, loss=loss: loss(x, target)
+    return table
+
+
+def compute_regions(case):
+    shape = case["shape"]
+    b, c, d, h, w = shape
+    logits = torch.tensor(case["logits"]).reshape(shape)
+    labels = torch.tensor(case["labels"], dtype=torch.long).reshape(b, d, h, w)
+    expected, grad = {}, {}
+    for name, loss_fn in region_losses(logits, labels).items():
+        x = logits.clone().requires_grad_(True)
+        value = loss_fn(x)
+        value.backward()
+        expected[name] = value.item()
+        grad[name] = x.grad.flatten().tolist()
+    case["expected"] = expected
+    case["grad"] = grad
+    return case
+
+
+def region_case(seed, shape, margin, noise, no_enhancing_in_sample=None):
+    """Logits of a region net that is right but unsure: each region's logit `margin` above 0
+    inside it and below outside, plus noise. Labels are random classes 0-3 (one sample may lack
+    the enhancing tumour: an absent region, MONAI's infinite-weight rule)."""
+    rng = np.random.default_rng(seed)
+    b, _, d, h, w = shape
+    labels = rng.integers(0, 4, size=(b, d, h, w))
+    if no_enhancing_in_sample is not None:
+        sample = labels[no_enhancing_in_sample]
+        sample[sample == 3] = 1
+    regions = regions_of(torch.tensor(labels)).numpy()
+    logits = rng.normal(0.0, noise, size=shape) + margin * (2 * regions - 1)
+    return {
+        "seed": seed,
+        "confident": True,
+        "shape": list(shape),
+        "logits": logits.flatten().tolist(),
+        "labels": labels.flatten().tolist(),
+    }
+
+
+REGION_CASES = {
+    # file stem: (seed, shape [B, 3, D, H, W], margin, noise, sample without enhancing tumour)
+    "case_0000": (20, (2, 3, 3, 4, 5), 1.5, 1.0, None),
+    "case_0001": (21, (1, 3, 4, 4, 4), 2.5, 0.8, None),
+    "case_0002": (22, (2, 3, 3, 3, 3), 1.0, 1.2, 1),
+}
+
+
 def largest_difference(ours, theirs):
     if isinstance(ours, list):
         assert len(ours) == len(theirs)
@@ -159,6 +239,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", type=pathlib.Path, help="recompute every case_*.json here")
     parser.add_argument("--write", type=pathlib.Path, help="write the new cases here")
+    parser.add_argument("--regions", type=pathlib.Path, help="write the region cases here")
+    parser.add_argument(
+        "--check-regions", type=pathlib.Path, help="recompute every region case here"
+    )
     args = parser.parse_args()
     print(f"torch {torch.__version__}", file=sys.stderr)
     if args.check:
@@ -172,6 +256,23 @@ def main():
                 if difference > 1e-12:
                     sys.exit(f"{path}: {key} differs by {difference:.3e}")
         print(f"every case in {args.check} recomputed; largest difference {worst:.1e}")
+    if args.check_regions:
+        worst = 0.0
+        for path in sorted(args.check_regions.glob("case_*.json")):
+            stored = json.loads(path.read_text())
+            fresh = compute_regions(json.loads(path.read_text()))
+            for key in ("expected", "grad"):
+                difference = largest_difference(fresh[key], stored[key])
+                worst = max(worst, difference)
+                if difference > 1e-12:
+                    sys.exit(f"{path}: {key} differs by {difference:.3e}")
+        print(f"every region case in {args.check_regions} recomputed; largest difference {worst:.1e}")
+    if args.regions:
+        args.regions.mkdir(parents=True, exist_ok=True)
+        for stem, (seed, shape, margin, noise, absent) in REGION_CASES.items():
+            case = compute_regions(region_case(seed, shape, margin, noise, absent))
+            (args.regions / f"{stem}.json").write_text(json.dumps(case))
+            print(f"regions {stem}: shape {shape}, GDL square {case['expected']['gdl_sigmoid_square_batch0']:.4f}")
     if args.write:
         args.write.mkdir(parents=True, exist_ok=True)
         for stem, (seed, shape, margin, noise, absent) in NEW_CASES.items():

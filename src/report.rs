@@ -153,8 +153,12 @@ pub fn history_csv(history: &[StepReport]) -> String {
 pub struct Evaluation {
     /// Hard Dice per class, background included (1 when a class is absent from both).
     pub dice: Vec<f32>,
-    /// Mean hard Dice over the foreground classes.
+    /// Mean hard Dice over the foreground classes (over the regions, for a region net).
     pub mean_foreground_dice: f32,
+    /// A region net's hard Dice per region (WT, TC, ET): BraTS's own score; empty for a class
+    /// net.
+    #[serde(default)]
+    pub region_dice: Vec<f32>,
     /// The predicted class of each voxel, x-fastest like the volume.
     #[serde(skip)]
     pub labels: Vec<u8>,
@@ -176,11 +180,25 @@ pub struct ValidationReport {
     pub cases: Vec<(String, Vec<f32>)>,
     /// The Dice per class, averaged over the held-out cases.
     pub dice: Vec<f32>,
-    /// Mean of `dice` over the foreground classes: what "best" is judged by.
+    /// Mean of `dice` over the foreground classes (over every region for a region net): what
+    /// "best" is judged by.
     pub mean_foreground_dice: f32,
+    /// True when `dice` is per region (WT, TC, ET: a region net, scored as BraTS scores) rather
+    /// than per class.
+    #[serde(default)]
+    pub regions: bool,
 }
 
 impl ValidationReport {
+    /// The report of `cases` (name, Dice per region: WT, TC, ET) at `step`.
+    pub fn of_regions(step: usize, cases: Vec<(String, Vec<f32>)>) -> Self {
+        let mut report = Self::of(step, cases);
+        report.regions = true;
+        report.mean_foreground_dice =
+            report.dice.iter().sum::<f32>() / report.dice.len().max(1) as f32;
+        report
+    }
+
     /// The report of `cases` (name, Dice per class) at `step`.
     pub fn of(step: usize, cases: Vec<(String, Vec<f32>)>) -> Self {
         let classes = cases.first().map_or(0, |(_, dice)| dice.len());
@@ -199,6 +217,7 @@ impl ValidationReport {
             cases,
             dice,
             mean_foreground_dice,
+            regions: false,
         }
     }
 }

@@ -7,8 +7,8 @@
 use burn::prelude::*;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
-use crate::volume::LabelledVolume;
 use crate::volume::boxes::crop;
+use crate::volume::{LabelledVolume, RegionMap};
 
 /// One training batch on the device: intensities `[batch, channels, z, y, x]` and the one-hot
 /// target `[batch, classes, z, y, x]`.
@@ -51,6 +51,24 @@ pub fn one_hot_on_device(labels: Tensor<5>, classes: usize) -> Tensor<5> {
         .neg()
         .add_scalar(1.0)
         .clamp_min(0.0)
+}
+
+/// BraTS's region masks `[B, 3, z, y, x]` (WT, TC, ET) of one-hot class masks `[B, classes, z,
+/// y, x]`: each region the sum of its classes' masks ([`RegionMap::membership`]).
+pub fn regions_on_device(onehot: Tensor<5>, map: &RegionMap) -> Tensor<5> {
+    let [batch, classes, z, y, x] = onehot.dims();
+    assert_eq!(
+        classes,
+        map.classes(),
+        "the region map is for another number of classes"
+    );
+    let device = onehot.device();
+    let regions = map.membership().map(|membership| {
+        let membership = Tensor::<1>::from_data(TensorData::new(membership, [classes]), &device)
+            .reshape([1, classes, 1, 1, 1]);
+        (onehot.clone() * membership.expand([batch, classes, z, y, x])).sum_dim(1)
+    });
+    Tensor::cat(regions.to_vec(), 1)
 }
 
 /// [`normalise_nonzero`] on each channel of `volume` on its own (modalities have unrelated

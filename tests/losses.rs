@@ -5,11 +5,11 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use gdl_lab::loss::monitor::{GdlRows, input_statistics};
-use gdl_lab::loss::{GdlConfig, GdlInputStats, Misuse, Schedule, gdl_pipeline};
+use gdl_lab::loss::{GdlConfig, GdlInputStats, Misuse, Schedule, WeightType, gdl_pipeline};
 use gdl_lab::sample::one_hot;
 
 mod common;
-use common::CAUSE_NAMES;
+use common::{CAUSE_NAMES, IN_RANGE_CAUSE_NAMES};
 
 #[test]
 fn schedules_hand_over_from_warmup_to_gdl() {
@@ -252,4 +252,103 @@ fn saturated_logits_give_finite_losses_and_gradients() {
             "{name}: {gradient:?}"
         );
     }
+}
+
+/// The causes that keep the value in [0, 1] (a softmax over overlapping regions, fp16 sums, one
+/// output channel) are named by the monitor all the same, each by its own sentence, which names
+/// no other cause.
+#[test]
+fn the_in_range_causes_are_named_each_by_its_own_sentence() {
+    let every_name: Vec<(Misuse, &str)> = CAUSE_NAMES
+        .into_iter()
+        .chain(IN_RANGE_CAUSE_NAMES)
+        .collect();
+    for (misuse, name) in IN_RANGE_CAUSE_NAMES {
+        let stats = stats(Some(misuse));
+        assert!(stats.in_range(), "{misuse:?}: {stats:?}");
+        assert_eq!(stats.causes(), [misuse], "{stats:?}");
+        let sentence = stats.violations().remove(0);
+        assert!(sentence.contains(name), "{misuse:?}: {sentence}");
+        for (other, other_name) in &every_name {
+            if *other != misuse {
+                assert!(
+                    !sentence.contains(other_name),
+                    "{misuse:?}'s sentence names {other:?} too: {sentence}"
+                );
+            }
+        }
+    }
+    // And the out-of-range causes' sentences name none of these.
+    for (misuse, _) in CAUSE_NAMES {
+        let sentence = stats(Some(misuse)).explain().unwrap_or_default();
+        for (other, other_name) in IN_RANGE_CAUSE_NAMES {
+            assert!(
+                !sentence.contains(other_name),
+                "{misuse:?}'s sentence names {other:?}: {sentence}"
+            );
+        }
+    }
+}
+
+/// A softmax over BraTS's overlapping regions has a floor above 0: a region net that is right
+/// everywhere scores ~0 with a sigmoid per channel, and well above 0 with a softmax over them
+/// (an enhancing-tumour voxel cannot be 1 in three channels that sum to 1).
+#[test]
+fn a_softmax_over_overlapping_regions_cannot_reach_0() {
+    let device = Device::flex();
+    let labels = labels();
+    let regions = gdl_lab::volume::RegionMap::brats().masks(&labels);
+    let target = Tensor::<5>::from_data(TensorData::new(regions, [1, 3, 8, 8, 8]), &device);
+    let logits = target.clone() * 16.0 - 8.0;
+    let sigmoid = GdlConfig {
+        sigmoid: true,
+        ..GdlConfig::default()
+    };
+    let gdl = |misuse| {
+        gdl_pipeline(logits.clone(), target.clone(), &sigmoid, misuse)
+            .value
+            .into_scalar::<f32>()
+    };
+    let (right, softmax) = (gdl(None), gdl(Some(Misuse::SoftmaxOverRegions)));
+    assert!(
+        right < 1e-3,
+        "a right region net scores {right} with sigmoids"
+    );
+    assert!(
+        softmax > 0.2,
+        "the same logits score {softmax} through a softmax"
+    );
+}
+
+/// fp16's arithmetic in the GDL: on 8³ patches the background (G = 300) has G² = 90 000 > 65 504,
+/// so its 1/G² weight is 0 in half precision; on a 64³ patch P + G passes 65 504 and the value is
+/// NaN, which a NaN stop catches.
+#[test]
+fn half_precision_drops_large_classes_and_overflows_on_a_64_cube() {
+    let run = run(Some(Misuse::Fp16Sums));
+    let weights: Vec<f32> = run.parts.weight.into_data().try_to_vec().unwrap();
+    assert_eq!(weights[0], 0.0, "{weights:?}");
+    assert!(weights[1..].iter().all(|&w| w > 0.0), "{weights:?}");
+    let device = Device::flex();
+    let shape = [1, 2, 64, 64, 64];
+    let target = Tensor::<5>::cat(
+        vec![
+            Tensor::ones([1, 1, 64, 64, 64], &device),
+            Tensor::zeros([1, 1, 64, 64, 64], &device),
+        ],
+        1,
+    );
+    let logits = target.clone() * 8.0;
+    assert_eq!(logits.dims(), shape);
+    let uniform = GdlConfig {
+        weight_type: WeightType::Uniform,
+        ..GdlConfig::default()
+    };
+    let value = gdl_pipeline(logits, target, &uniform, Some(Misuse::Fp16Sums))
+        .value
+        .into_scalar::<f32>();
+    assert!(
+        value.is_nan(),
+        "P + G = 2·64³ overflowed fp16, yet the GDL is {value}"
+    );
 }

@@ -552,6 +552,47 @@ fn cli_trains_a_brats_shaped_case_and_refuses_absurd_flags() {
     assert_eq!(predicted.dims, written.dims);
     assert_eq!(predicted.affine, written.affine);
 
+    // BraTS's regions: three sigmoid outputs, scored per region, written back as BraTS labels.
+    let regions = cli(&[
+        "train",
+        "--image",
+        &path(&image),
+        "--label",
+        &path(&label),
+        "--model",
+        "simple",
+        "--targets",
+        "regions",
+        "--warmup",
+        "bce",
+        "--patch",
+        "16",
+        "--batch",
+        "1",
+        "--steps",
+        "3",
+        "--predict",
+        &path(&prediction),
+    ]);
+    let stderr = String::from_utf8_lossy(&regions.stderr);
+    assert!(regions.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&regions.stdout);
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    for region in ["WT", "TC", "ET"] {
+        assert!(summary["region_dice"][region].is_number(), "{summary}");
+        assert!(summary["train_dice"][region].is_number(), "{summary}");
+    }
+    let predicted = read_path(&prediction, &Limits::default()).unwrap();
+    assert_eq!(predicted.dims, written.dims);
+    assert!(
+        predicted
+            .data
+            .iter()
+            .all(|v| [0.0, 1.0, 2.0, 4.0].contains(v)),
+        "a region prediction holds a value that is no BraTS label"
+    );
+
     for (flags, sentence) in [
         (
             &["--epochs", "200000000"][..],
@@ -562,6 +603,8 @@ fn cli_trains_a_brats_shaped_case_and_refuses_absurd_flags() {
             "lower patch or batch",
         ),
         (&["--overlap", "33"][..], "0, 25 or 50"),
+        (&["--targets", "regions"][..], "warmup=bce"),
+        (&["--targets", "lesions"][..], "targets=lesions"),
     ] {
         let mut args = vec!["train", "--image", &image.to_str().unwrap(), "--label"];
         args.push(label.to_str().unwrap());
@@ -593,5 +636,27 @@ fn a_moved_session_takes_the_steps_it_would_have_taken() {
             (kept - there).abs() <= 1e-6 * kept.abs(),
             "step {step}: {kept} where it was, {there} after the move"
         );
+    }
+}
+
+/// Region targets need BraTS's four classes: another label map gets a sentence, not a panic.
+#[test]
+fn region_targets_on_a_label_map_without_brats_classes_get_a_sentence() {
+    let data = synthetic_volume(SyntheticConfig {
+        size: 8,
+        classes: 3,
+        ..SyntheticConfig::default()
+    });
+    let config = TrainingConfig {
+        targets: gdl_lab::volume::Targets::Regions,
+        warmup: gdl_lab::loss::WarmupLoss::Bce,
+        ..TrainingConfig::quick(8)
+    };
+    match TrainingSession::new(config, &data, &flex()) {
+        Err(error) => assert!(
+            error.to_string().contains("need BraTS's four classes"),
+            "{error}"
+        ),
+        Ok(_) => panic!("a {}-class label map trained regions", data.classes),
     }
 }

@@ -316,3 +316,102 @@ fn global_norm_clipping_matches_pytorch() {
         }
     }
 }
+
+/// `tests/data/reference-regions`: BraTS's regions (WT, TC, ET) of class labels 0–3, three
+/// region logits each through a sigmoid, as `scripts/reference_cases.py --regions` writes them
+/// with MONAI's `GeneralizedDiceLoss(sigmoid=True)`.
+fn region_cases() -> Vec<(String, Value)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference-regions");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty(), "no region cases in {}", dir.display());
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("readable case");
+            let case = serde_json::from_str(&text).expect("a JSON case");
+            (path.display().to_string(), case)
+        })
+        .collect()
+}
+
+/// The region loss `name` of a case: `bce_with_logits_regions` or
+/// `gdl_sigmoid_{square|simple|uniform}_batch{0|1}` (MONAI's sigmoid GDL, background included).
+fn region_loss(name: &str, case: &Value, device: &Device) -> (Tensor<5>, Tensor<1>) {
+    let shape: Vec<usize> = case["shape"]
+        .as_array()
+        .expect("shape")
+        .iter()
+        .map(|v| v.as_u64().expect("a dimension") as usize)
+        .collect();
+    let shape: [usize; 5] = shape.try_into().expect("five dimensions");
+    let labels: Vec<u8> = case["labels"]
+        .as_array()
+        .expect("labels")
+        .iter()
+        .map(|v| v.as_u64().expect("a label") as u8)
+        .collect();
+    let voxels = shape[2] * shape[3] * shape[4];
+    let masks: Vec<f32> = labels
+        .chunks(voxels)
+        .flat_map(|sample| gdl_lab::volume::RegionMap::brats().masks(sample))
+        .collect();
+    let logits = Tensor::<5>::from_data(TensorData::new(floats(&case["logits"]), shape), device)
+        .require_grad();
+    let target = Tensor::<5>::from_data(TensorData::new(masks, shape), device);
+    let loss = if name == "bce_with_logits_regions" {
+        bce_with_logits(logits.clone(), target)
+    } else {
+        let rest = name
+            .strip_prefix("gdl_sigmoid_")
+            .unwrap_or_else(|| panic!("an unknown region loss: {name}"));
+        let (weight, batch) = rest.split_once("_batch").expect("…_batch0 or …_batch1");
+        let config = GdlConfig {
+            weight_type: *WeightType::ALL
+                .iter()
+                .find(|w| w.name() == weight)
+                .expect("a weight type"),
+            batch: batch == "1",
+            sigmoid: true,
+            ..GdlConfig::default()
+        };
+        gdl_pipeline(logits.clone(), target, &config, None).value
+    };
+    (logits, loss)
+}
+
+#[test]
+fn region_losses_and_gradients_match_monai_with_sigmoid_outputs() {
+    let device = device();
+    let mut checked = 0;
+    for (path, case) in region_cases() {
+        let expected = case["expected"].as_object().expect("expected values");
+        for (name, reference) in expected {
+            let (logits, loss) = region_loss(name, &case, &device);
+            let ours = loss.clone().into_scalar::<f32>() as f64;
+            let reference = reference.as_f64().expect("a number");
+            assert!(
+                close(ours, reference),
+                "{path}: {name} = {ours}, MONAI says {reference}"
+            );
+            let gradients = loss.backward();
+            let grad: Vec<f32> = logits
+                .grad(&gradients)
+                .expect("a gradient")
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32");
+            assert_tensor_close(
+                &format!("{path}: d {name} / d logits"),
+                &grad,
+                &floats(&case["grad"][name]),
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 21, "only {checked} region losses checked");
+}

@@ -301,7 +301,9 @@ fn on_an_untrained_net_every_cause_is_diagnosed_as_itself() {
                 ..state.config.clone()
             };
             let mut session = TrainingSession::new(config, &scan.volume, &Device::flex()).unwrap();
-            let mut line = format!("{name} settings, {w_type:?} weights, step 0:");
+            let correct = pollster::block_on(session.probe_gdl(None)).unwrap().value;
+            let mut line =
+                format!("{name} settings, {w_type:?} weights, step 0: correct {correct:.3};");
             for misuse in Misuse::ALL {
                 let reading = pollster::block_on(session.probe_gdl(Some(misuse))).unwrap();
                 assert_eq!(
@@ -450,4 +452,57 @@ fn per_class_lines_are_named_by_their_classes_kept_runs_included() {
             "total"
         ]
     );
+}
+
+/// The held-out chart of a region net names its lines WT, TC and ET, all three kept (a class
+/// chart leaves the background out and names the classes).
+#[test]
+fn the_held_out_chart_names_regions_or_classes() {
+    use gdl_lab::report::ValidationReport;
+    use gdl_lab::view::chart::charts::validation;
+    let names = ["background", "necrotic core", "oedema", "enhancing tumour"].map(String::from);
+    let cases = vec![("case_005".to_string(), vec![0.9, 0.7, 0.5])];
+    let regions = validation(&[ValidationReport::of_regions(10, cases.clone())], &names);
+    let named: Vec<&str> = regions.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(named, ["WT", "TC", "ET"]);
+    assert_eq!(regions[2].points, [(10.0, 0.5)]);
+    let report = ValidationReport::of_regions(10, cases.clone());
+    assert!(
+        (report.mean_foreground_dice - 0.7).abs() < 1e-6,
+        "{report:?}"
+    );
+    let classes = validation(&[ValidationReport::of(10, cases)], &names);
+    let named: Vec<&str> = classes.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(named, ["necrotic core", "oedema"]);
+}
+
+/// The absent-class reading on real batches of the demo: within the first 40 steps some batch
+/// lacks a class (a 16³ patch drawn away from the tumour), whose weight the GDL replaced by the
+/// largest present weight (MONAI's rule), and whose soft Dice reads the smoothed value.
+#[test]
+fn an_absent_class_on_a_real_batch_gets_the_largest_present_weight() {
+    use gdl_lab::view::absent::absent_classes;
+    // 16³ patches of the 64³ demo: two in three are drawn anywhere, often beside the tumour.
+    let scan = demo_scan(64);
+    let config = TrainingConfig {
+        steps_per_epoch: 2,
+        ..PageState::default().small().config
+    };
+    let mut session = TrainingSession::new(config, &scan.volume, &Device::flex()).unwrap();
+    for _ in 0..40 {
+        pollster::block_on(session.step()).unwrap();
+        let reading = pollster::block_on(session.probe_gdl(None)).unwrap();
+        let absent = absent_classes(&reading, &scan.class_names);
+        if let Some(class) = absent.first() {
+            assert_eq!(class.weight, class.largest_present_weight, "{reading:?}");
+            let smoothed = 1e-5 / (class.predicted + 1e-5);
+            assert!(
+                (class.smoothed_dice - smoothed).abs() <= 1e-3 * smoothed.max(1e-6),
+                "{class:?}"
+            );
+            assert!(class.sentence().contains("G = 0"), "{}", class.sentence());
+            return;
+        }
+    }
+    panic!("no batch of 40 lacked a class: the reading was never exercised");
 }

@@ -96,6 +96,24 @@ async fn webgpu_trains_simple_model_for_three_steps_at_16_cubed() {
             ),
             ("g_has_3", ours.g_has_3, theirs.g_has_3, 0.0),
             ("g_has_4", ours.g_has_4, theirs.g_has_4, 0.0),
+            (
+                "g_channel_sum_max",
+                ours.g_channel_sum_max,
+                theirs.g_channel_sum_max,
+                0.0,
+            ),
+            (
+                "g_channel_sum_min",
+                ours.g_channel_sum_min,
+                theirs.g_channel_sum_min,
+                0.0,
+            ),
+            (
+                "p_channel_sum_gap",
+                ours.p_channel_sum_gap,
+                theirs.p_channel_sum_gap,
+                1e-4,
+            ),
         ] {
             assert!(
                 (ours - theirs).abs() <= tolerance,
@@ -292,4 +310,35 @@ async fn webgpu_fused_norm_matches_flex_with_its_gradients() {
         let errors = common::assert_convolutions_agree(&results[1], &results[0], &what);
         console_log!("{what}: relative errors {errors:?} (output, dx, dγ, dβ)");
     }
+}
+
+/// The lab's fp16 cause rounds with tensor operations (`loss/half.rs`): on WebGPU, where no
+/// infinite constant may appear in a shader and a compiler may fuse products, it must give
+/// flex's values exactly, ∞ past 65 504 included.
+#[wasm_bindgen_test]
+async fn webgpu_rounds_to_half_precision_exactly_as_flex() {
+    use burn::prelude::*;
+    use gdl_lab::loss::half::round_to_half;
+    backend::run_static_constructors();
+    let compute = backend::acquire().await;
+    let values = [
+        0.0f32, 1e-5, 6.1e-5, 0.1, 0.333_333, 255.0, 257.3, 2049.0, 31_000.7, 65_519.0, 65_520.0,
+        1e9, -3.7, -70_000.0,
+    ];
+    let rounded = |device: &Device| {
+        round_to_half(Tensor::<1>::from_floats(values.as_slice(), device)).into_data_async()
+    };
+    let theirs = rounded(&Device::flex())
+        .await
+        .unwrap()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let ours = rounded(&compute.device)
+        .await
+        .expect("the rounding ran on WebGPU")
+        .try_to_vec::<f32>()
+        .unwrap();
+    console_log!("fp16 rounding on WebGPU: {ours:?}");
+    assert_eq!(ours, theirs, "WebGPU's fp16 rounding differs from flex's");
+    assert_eq!(theirs[10], f32::INFINITY);
 }

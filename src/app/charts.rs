@@ -317,8 +317,8 @@ pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
                     explain="The loss the optimiser minimised at each step: (1 − λ)·warm-up weight·warm-up + λ·GDL weight·GDL, on that step's random patches (hence the noise)." />
                 <LineChart title="Components and λ(t)" test_id="chart-components" caption error series=components
                     explain="The warm-up term (BCE or CE) and the GDL, each before weighting, and λ(t), the GDL's share of the total. While λ = 0 the GDL is only watched; the schedule then hands the loss over to it." />
-                <LineChart title="Soft Dice per class (this batch)" test_id="chart-dice" caption error series=dice
-                    explain="Each class's Dice on this step's batch, from the softmax probabilities without thresholding. A rare class that stays near 0 is not being learned; the hard Dice of the whole volume is under the slices." />
+                <LineChart title="Soft Dice per class or region (this batch)" test_id="chart-dice" caption error series=dice
+                    explain="Each class's (or region's) Dice on this step's batch, from the probabilities without thresholding, (2I + smooth_nr)/(P + G + smooth_dr): a class absent from the batch reads near 0 once anything is predicted for it and 1 only when nothing is (the lab shows the other conventions). A rare class that stays near 0 is not being learned; the hard Dice of the whole volume is under the slices." />
                 <LineChart title="GDL class weights w_c (log scale)" test_id="chart-weights" caption error series=weights log_y=true include_zero=false
                     explain="w_c = 1/G_c (simple) or 1/G_c² (square), G_c being the class's voxels in the batch: rare classes weigh more. With 1/G² a class 100 times rarer weighs 10,000 times more." />
                 <LineChart title="Gradient norm" test_id="chart-norms" caption error series=norms threshold=threshold
@@ -326,7 +326,7 @@ pub fn Charts(trainer: Trainer, clip: Signal<f64>) -> impl IntoView {
             </div>
             {move || (!held_out_names().is_empty()).then(|| view! {
                 <div class="chart-grid" data-test="validation">
-                    <LineChart title="Held-out Dice per class" test_id="chart-validation" caption error series=held_out
+                    <LineChart title="Held-out Dice per class (per region for region outputs)" test_id="chart-validation" caption error series=held_out
                         explain="The hard Dice of each class on the held-out cases, which never feed a training patch: each is predicted whole (sliding windows, as the training scan) every val_every steps (default: once per epoch). Training Dice can climb while this stays flat: that is overfitting." />
                     <p class="held-out">"Held out: " {held_out_names()}</p>
                 </div>

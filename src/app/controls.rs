@@ -7,6 +7,7 @@ use super::trainer::Trainer;
 use crate::loss::{Schedule, WarmupLoss, WeightType};
 use crate::model::ModelKind;
 use crate::view::{BackendChoice, ExportedWeights, PageState};
+use crate::volume::Targets;
 
 /// Applies `change` to a copy of the state; keeps it (and resets the run, unless only the
 /// learning rate or a page setting changed) only if it validates.
@@ -193,6 +194,17 @@ pub fn Controls(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                     options=vec![("simple", "Simple (seed, 1→8→16→C)"), ("target", "Target (seed, 1→16→32→64→C)"), ("unet", "3D U-Net")]
                     read=model_key
                     write=|s, v| { s.config.model = one_of(&ModelKind::ALL, v, ModelKind::name)?; Ok(()) } />
+                <SelectField id="targets" label="Outputs" state=s error=e trainer=t
+                    options=vec![("classes", "one per class, softmax"), ("regions", "BraTS regions WT, TC, ET, a sigmoid each")]
+                    read=|s| s.config.targets.name()
+                    write=|s, v| {
+                        s.config.targets = one_of(&Targets::ALL, v, Targets::name)?;
+                        // Overlapping regions train with BCE (a sigmoid per region), never CE.
+                        if s.config.targets == Targets::Regions {
+                            s.config.warmup = WarmupLoss::Bce;
+                        }
+                        Ok(())
+                    } />
                 <NumberField id="pretrain_epochs" label="Init: pretrain Simple for K epochs, then widen (Target only; 0 = random init)" step="1" state=s error=e trainer=t
                     read=|s| s.config.pretrain_epochs.to_string()
                     write=|s, v| { s.config.pretrain_epochs = parse(v, "pretrain epochs")?; Ok(()) } />

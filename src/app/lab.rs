@@ -9,6 +9,7 @@ use super::trainer::Trainer;
 use crate::loss::Misuse;
 use crate::report::{GdlAnatomy, anatomy_csv};
 use crate::view::PageState;
+use crate::view::absent::absent_classes;
 
 /// The misuse's name in the URL state (`misuse=label_map_as_target`).
 pub fn misuse_key(misuse: Misuse) -> String {
@@ -66,6 +67,38 @@ fn AnatomyTable(anatomy: GdlAnatomy, title: &'static str, test_id: &'static str)
             <tbody>{rows}</tbody>
         </table>
     }
+}
+
+/// A class absent from the batch, read rather than injected: MONAI's weight replacement and the
+/// three conventions for its Dice 0/0, side by side.
+#[component]
+fn AbsentReading(anatomy: GdlAnatomy, class_names: Vec<String>) -> impl IntoView {
+    let absent = absent_classes(&anatomy, &class_names);
+    let Some(first) = absent.first().cloned() else {
+        return view! {
+            <p class="absent" data-test="lab-absent">
+                "Every class is present in this batch. A batch without one (G = 0) shows here how its infinite weight is replaced and what its Dice 0/0 reads under each convention."
+            </p>
+        }
+        .into_any();
+    };
+    let rows = first
+        .conventions()
+        .into_iter()
+        .map(|(value, used)| view! { <tr><th scope="row">{value}</th><td>{used}</td></tr> })
+        .collect_view();
+    view! {
+        <div class="absent" data-test="lab-absent">
+            <p>{absent.iter().map(|class| class.sentence()).collect::<Vec<_>>().join(" ")}</p>
+            <table class="anatomy">
+                <caption>"Dice of an absent class, 0/0, by convention"</caption>
+                <thead><tr><th scope="col">"reads"</th><th scope="col">"convention"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+            <p>"The soft Dice chart shows the smoothed value; the hard Dice under the slices counts a class absent from both the scan and the prediction as 1."</p>
+        </div>
+    }
+    .into_any()
 }
 
 #[component]
@@ -165,11 +198,19 @@ pub fn Lab(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                     "So a valid GDL lies in [0, 1] however bad the prediction is: a negative value "
                     "always means an input broke one of these assumptions."
                 </p>
+                <p>
+                    "The proof is per voxel and per channel: it never uses Σ"<sub>"c"</sub>" p = 1. "
+                    "So it holds for a softmax over exclusive classes and equally for a sigmoid per "
+                    "channel over BraTS's overlapping regions (WT ⊃ TC ⊃ ET, outputs=regions), where "
+                    "a voxel's probabilities need not sum to 1 and an enhancing-tumour voxel is 1 in "
+                    "all three targets. A value inside [0, 1] can still be wrong: the last three "
+                    "causes below keep it there."
+                </p>
                 <p>"Inject one cause into the GDL of the current batch:"</p>
             </div>
             <div class="toggles" role="group" aria-label="causes">{toggles}</div>
             <dl class="readout lab-values">
-                <dt>"correct GDL" <Explain text="The GDL of the current batch computed correctly: softmax probabilities, a one-hot target, non-negative weights. Whatever the net predicts, it lies in [0, 1]." /></dt>
+                <dt>"correct GDL" <Explain text="The GDL of the current batch computed correctly: softmax probabilities against one-hot classes (or, with region outputs, a sigmoid per region against the region masks), non-negative weights, float32 sums. Whatever the net predicts, it lies in [0, 1]." /></dt>
                 <dd data-test="lab-correct">{move || correct().unwrap_or("–".into())}</dd>
                 <dt>"with the cause" <Explain text="The same batch with the selected cause injected. A value outside [0, 1] proves an input broke an assumption of the formula; a value inside can still be wrong, as the sentence below says." /></dt>
                 <dd data-test="lab-misused" class:negative=outside
@@ -187,6 +228,10 @@ pub fn Lab(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                 {move || reading.get().map(|r| view! { <AnatomyTable anatomy=r.correct title="correct" test_id="lab-table-correct" /> })}
                 {move || reading.get().and_then(|r| r.misused).map(|(_, a)| view! { <AnatomyTable anatomy=a title="with the cause" test_id="lab-table" /> })}
             </div>
+            {move || reading.get().map(|r| {
+                let class_names = trainer.scan.with(|s| s.as_ref().map(|s| s.class_names.clone()).unwrap_or_default());
+                view! { <AbsentReading anatomy=r.correct class_names /> }
+            })}
             <div class="field check">
                 <input
                     id="train-with-misuse"

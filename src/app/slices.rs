@@ -12,6 +12,7 @@ use super::trainer::Trainer;
 use crate::engine::protocol::ScanView;
 use crate::report::Evaluation;
 use crate::view::slice::{Overlay, Plane, SliceInput, Window, class_colour, render};
+use crate::volume::REGION_SHORT;
 use crate::volume::preprocess::Preparation;
 
 /// One plane: a canvas and its slice slider.
@@ -237,8 +238,21 @@ pub fn Slices(trainer: Trainer) -> impl IntoView {
             "prediction: no label map to score it against, {:.0} ms",
             evaluation.millis
         ),
+        // A region net is scored as BraTS scores it: per region.
+        Some(evaluation) if !evaluation.region_dice.is_empty() => format!(
+            "prediction: hard Dice {} (mean {:.3}; 1 for a region absent from both), {:.0} ms",
+            REGION_SHORT
+                .iter()
+                .zip(&evaluation.region_dice)
+                .map(|(region, d)| format!("{region} {d:.3}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            evaluation.mean_foreground_dice,
+            evaluation.millis
+        ),
         Some(evaluation) => format!(
-            "prediction: hard Dice {} (mean foreground {:.3}), {:.0} ms",
+            "prediction: hard Dice {} (mean foreground {:.3}; 1 for a class absent from both), \
+             {:.0} ms",
             evaluation
                 .dice
                 .iter()

@@ -756,6 +756,7 @@ fn applied_shown(
     let evaluation = Evaluation {
         dice: view.dice,
         mean_foreground_dice: view.mean_foreground_dice,
+        region_dice: Vec::new(),
         labels: predicted,
         probabilities: Vec::new(),
         windows: view.windows,

@@ -17,7 +17,9 @@ use crate::volume::files::read_scans;
 use crate::volume::new_scan::new_scan;
 use crate::volume::nifti::{img_beside, read_path};
 use crate::volume::preprocess::PrepareOptions;
-use crate::volume::{LabelMapping, Limits, NamedFile, Volume, write_label_map};
+use crate::volume::{
+    LabelMapping, Limits, NamedFile, REGION_NAMES, REGION_SHORT, RegionMap, Volume, write_label_map,
+};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -45,6 +47,11 @@ pub struct PredictArgs {
     /// tensor `logits` [1, classes, z, y, x])
     #[arg(long)]
     write_logits: Option<PathBuf>,
+    /// What the net's outputs are, for weights that do not say (a net saved from PyTorch):
+    /// classes, or regions (BraTS's WT, TC and ET, a sigmoid each, of classes in BraTS's order:
+    /// necrotic core, oedema, enhancing tumour)
+    #[arg(long)]
+    targets: Option<String>,
 }
 
 /// Predicts, writes what was asked, and prints a JSON summary as the last line.
@@ -65,8 +72,34 @@ fn run(device: &ComputeDevice, args: &PredictArgs) -> Result<serde_json::Value, 
     let started = Instant::now();
     let bytes = std::fs::read(&args.weights)
         .map_err(|error| format!("Cannot read {}: {error}.", args.weights.display()))?;
-    let info = describe_weights(&bytes, &device.device)
+    let mut info = describe_weights(&bytes, &device.device)
         .map_err(|error| format!("{}: {error}", args.weights.display()))?;
+    match (args.targets.as_deref(), info.regions.is_some()) {
+        (None, _) | (Some("classes"), false) | (Some("regions"), true) => {}
+        (Some("regions"), false) if info.classes == REGION_NAMES.len() => {
+            let map = RegionMap::brats();
+            info.classes = map.classes();
+            info.regions = Some(map);
+        }
+        (Some("regions"), false) => {
+            return Err(format!(
+                "--targets regions: the net has {} outputs, not the 3 regions WT, TC and ET.",
+                info.classes
+            ));
+        }
+        (Some("classes"), true) => {
+            return Err(
+                "--targets classes: these weights say they are a region net (WT, TC, \
+                        ET)."
+                    .into(),
+            );
+        }
+        (Some(other), _) => {
+            return Err(format!(
+                "--targets takes classes or regions, not {other:?}."
+            ));
+        }
+    }
     eprintln!("weights: {}", info.describe());
 
     let limits = Limits::default();
@@ -101,7 +134,13 @@ fn run(device: &ComputeDevice, args: &PredictArgs) -> Result<serde_json::Value, 
         eprintln!("warning: {warning}");
     }
 
+    let targets: &[(&str, &str)] = if info.regions.is_some() {
+        &[("targets", "regions"), ("warmup", "bce")]
+    } else {
+        &[]
+    };
     let query: Vec<(&str, &str)> = std::iter::once(("model", info.kind.name()))
+        .chain(targets.iter().copied())
         .chain(args.preparation.given())
         .collect();
     let query = serde_urlencoded::to_string(query).map_err(|error| error.to_string())?;
@@ -114,6 +153,11 @@ fn run(device: &ComputeDevice, args: &PredictArgs) -> Result<serde_json::Value, 
     };
     let mut session =
         TrainingSession::on(config, &scan.volume, device).map_err(|e| e.to_string())?;
+    if let Some(map) = &info.regions {
+        session
+            .use_region_map(map.clone())
+            .map_err(|error| error.to_string())?;
+    }
     session
         .restore_checkpoint(&bytes, None, info.kind, 0, 0)
         .map_err(|error| format!("{}: {error}", args.weights.display()))?;
@@ -154,6 +198,14 @@ fn run(device: &ComputeDevice, args: &PredictArgs) -> Result<serde_json::Value, 
             .collect();
         summary["dice"] = by_label.into();
         summary["mean_foreground_dice"] = serde_json::json!(evaluation.mean_foreground_dice);
+        if !evaluation.region_dice.is_empty() {
+            let by_region: serde_json::Map<String, serde_json::Value> = REGION_SHORT
+                .iter()
+                .zip(&evaluation.region_dice)
+                .map(|(region, d)| (region.to_string(), serde_json::json!(d)))
+                .collect();
+            summary["region_dice"] = by_region.into();
+        }
     }
     Ok(summary)
 }

@@ -12,12 +12,13 @@ use std::rc::Rc;
 
 use crate::backend::ComputeDevice;
 use crate::engine::{Command, Devices, Engine, Envelope, Event, ScanIdentity};
+use crate::report::ValidationReport;
 use crate::train::TrainingConfig;
 use crate::view::{BackendChoice, ExportedWeights, PageSettings, PageState};
 use crate::volume::cases::read_cases_folder;
 use crate::volume::files::{modality_keys, stack_channels};
 use crate::volume::nifti::read_path;
-use crate::volume::{Dataset, LabelledVolume, Limits, NamedFile};
+use crate::volume::{Dataset, LabelledVolume, Limits, NamedFile, REGION_SHORT};
 
 /// The session settings as flags, with the names of the page's URL state (`--warmup-epochs` or
 /// `--warmup_epochs`). Each one left out keeps its default (see README, "The training settings").
@@ -26,6 +27,9 @@ pub struct SessionFlags {
     /// simple, target or unet
     #[arg(long)]
     model: Option<String>,
+    /// What the net outputs: classes (softmax) or regions (BraTS's WT, TC, ET, a sigmoid each)
+    #[arg(long)]
+    targets: Option<String>,
     /// With --model target: train Simple this many epochs first, then widen it
     #[arg(long, alias = "pretrain_epochs")]
     pretrain_epochs: Option<String>,
@@ -124,6 +128,7 @@ impl SessionFlags {
     pub fn config(&self) -> Result<TrainingConfig, String> {
         let given = [
             ("model", &self.model),
+            ("targets", &self.targets),
             ("pretrain_epochs", &self.pretrain_epochs),
             ("warmup", &self.warmup),
             ("schedule", &self.schedule),
@@ -414,13 +419,21 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
                 });
             }
             if let Event::Validation { report, .. } = &event.message {
-                let per_label: Vec<String> = report
-                    .dice
-                    .iter()
-                    .enumerate()
-                    .skip(1)
-                    .map(|(class, dice)| format!("{} {dice:.3}", scan.mapping.values[class]))
-                    .collect();
+                let per_label: Vec<String> = if report.regions {
+                    REGION_SHORT
+                        .iter()
+                        .zip(&report.dice)
+                        .map(|(region, dice)| format!("{region} {dice:.3}"))
+                        .collect()
+                } else {
+                    report
+                        .dice
+                        .iter()
+                        .enumerate()
+                        .skip(1)
+                        .map(|(class, dice)| format!("{} {dice:.3}", scan.mapping.values[class]))
+                        .collect()
+                };
                 bar.suspend(|| {
                     eprintln!(
                         "held out  step {:5}  Dice {}  (mean {:.3})",
@@ -505,6 +518,20 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
             .map(|(class, dice)| (mapping.values[class].to_string(), serde_json::json!(dice)))
             .collect()
     };
+    let by_region = |dice: &[f32]| -> serde_json::Map<String, serde_json::Value> {
+        REGION_SHORT
+            .iter()
+            .zip(dice)
+            .map(|(region, dice)| (region.to_string(), serde_json::json!(dice)))
+            .collect()
+    };
+    let scored = |report: &ValidationReport| {
+        if report.regions {
+            by_region(&report.dice)
+        } else {
+            by_label(&report.dice)
+        }
+    };
     let train = match pollster::block_on(engine.score_cases(false)) {
         Ok(report) => report,
         Err(error) => return fail(error.to_string()),
@@ -525,11 +552,13 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
         serde_json::json!({
             "dice": by_label(&evaluation.dice),
             "mean_foreground_dice": evaluation.mean_foreground_dice,
-            "train_dice": train.as_ref().map(|r| by_label(&r.dice)),
-            "val_dice": last_val.map(|r| by_label(&r.dice)),
+            "region_dice": (!evaluation.region_dice.is_empty())
+                .then(|| by_region(&evaluation.region_dice)),
+            "train_dice": train.as_ref().map(scored),
+            "val_dice": last_val.map(scored),
             "val_mean_foreground_dice": last_val.map(|r| r.mean_foreground_dice),
             "best_step": best.map(|r| r.step),
-            "best_val_dice": best.map(|r| by_label(&r.dice)),
+            "best_val_dice": best.map(scored),
             "val_history": engine
                 .validation()
                 .iter()

@@ -11,6 +11,12 @@ Continue where the page (or `gdl-lab train`) stopped:
     logits = net(image)                                # [1, C, z, y, x]: gdl-lab's logits
     target = g.load_labels("case_seg.nii.gz")          # [1, z, y, x] classes 0..C-1
     loss, parts = g.MixedLoss()(logits, target, epoch=0.0)   # the run's settings (SETTINGS)
+    classes = g.predict_classes(logits)                # [1, z, y, x]: what gdl-lab would predict
+
+A region net (SETTINGS["targets"] == "regions") outputs BraTS's three overlapping regions, WT,
+TC and ET, a sigmoid each: `region_targets` makes them from the classes (as MONAI's
+ConvertToMultiChannelBasedOnBratsClasses does), `MixedLoss` trains them with BCE and MONAI's
+GeneralizedDiceLoss(sigmoid=True), and `predict_classes` writes them back as BraTS's labels.
 
 Axis order: gdl-lab's tensors are [batch, channel, z, y, x], z the file's slowest axis, and its
 kernels are [out, in, kz, ky, kx], as PyTorch's Conv3d expects. nibabel's arrays are [x, y, z],
@@ -121,9 +127,11 @@ def load_net(path, device="cpu"):
         metadata = f.metadata() or {}
     channels = metadata.get("channels")
     channels = channels.split(",") if channels else SETTINGS.get("channels", ["image"])
+    # A region net has three outputs (WT, TC, ET) whatever its label map's classes.
+    outputs = 3 if SETTINGS.get("targets") == "regions" else int(
+        metadata.get("classes", SETTINGS.get("classes", 4)))
     net = NETS[metadata.get("model", SETTINGS.get("model", "unet"))](
-        num_classes=int(metadata.get("classes", SETTINGS.get("classes", 4))),
-        in_channels=len(channels))
+        num_classes=outputs, in_channels=len(channels))
     net.load_state_dict(load_file(path, device=device), strict=True)
     return net.to(device).eval()
 
@@ -207,21 +215,55 @@ def schedule_lambda(epoch, settings=SETTINGS):
     return math.exp(-5.0 * (1.0 - x) ** 2)  # sigmoid
 
 
+# Which of WT, TC and ET each tissue belongs to (SETTINGS["region_tissues"] names the tissue of
+# each class).
+REGIONS_OF_TISSUE = {
+    "background": (0, 0, 0),
+    "oedema": (1, 0, 0),
+    "core": (1, 1, 0),
+    "enhancing": (1, 1, 1),
+}
+
+
+def region_targets(classes, settings=SETTINGS):
+    """[B, z, y, x] classes -> [B, 3, z, y, x] float masks WT, TC, ET (a region net's targets)."""
+    membership = torch.tensor([REGIONS_OF_TISSUE[t] for t in settings["region_tissues"]],
+                              dtype=torch.float32, device=classes.device)
+    return membership[classes].movedim(-1, 1)
+
+
+def predict_classes(logits, settings=SETTINGS):
+    """The classes gdl-lab predicts from `logits` [B, C, z, y, x]: the most probable class, or
+    for a region net each region where its sigmoid exceeds 1/2, written back as BraTS's labels
+    are (the whole tumour as oedema, the core inside it, the enhancing tumour inside that)."""
+    if settings.get("targets") != "regions":
+        return logits.argmax(1)
+    tissues = settings["region_tissues"]
+    inside = torch.sigmoid(logits) > 0.5
+    classes = torch.zeros_like(logits[:, 0], dtype=torch.long)
+    for region, tissue in enumerate(("oedema", "core", "enhancing")):
+        classes[inside[:, region]] = tissues.index(tissue) if tissue in tissues else 0
+    return classes
+
+
 class MixedLoss(nn.Module):
     """(1 - lambda(t)) * bce_weight * warm-up + lambda(t) * gdl_weight * GDL, as gdl-lab trains.
 
     The warm-up is BCE with logits on each one-hot channel (the seed's) or cross-entropy; the
-    GDL is MONAI's GeneralizedDiceLoss on softmax probabilities."""
+    GDL is MONAI's GeneralizedDiceLoss on softmax probabilities. A region net's targets are its
+    regions (`region_targets`): BCE on them, and the GDL with a sigmoid per region."""
 
     def __init__(self, settings=SETTINGS):
         super().__init__()
         from monai.losses import GeneralizedDiceLoss
 
         self.settings = dict(settings)
+        self.regions = settings.get("targets") == "regions"
         self.gdl = GeneralizedDiceLoss(
             include_background=settings.get("include_background", True),
-            to_onehot_y=True,
-            softmax=True,
+            to_onehot_y=not self.regions,
+            softmax=not self.regions,
+            sigmoid=self.regions,
             w_type=settings.get("w_type", "simple"),
             smooth_nr=settings.get("smooth_nr", 1e-5),
             smooth_dr=settings.get("smooth_dr", 1e-5),
@@ -231,12 +273,17 @@ class MixedLoss(nn.Module):
     def forward(self, logits, target, epoch):
         """`logits` [B, C, z, y, x], `target` [B, z, y, x] classes, `epoch` fractional."""
         s = self.settings
-        one_hot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
-        if s.get("warmup", "ce") == "bce":
-            warmup = F.binary_cross_entropy_with_logits(logits, one_hot)
+        if self.regions:
+            masks = region_targets(target, s).to(logits.dtype)
+            warmup = F.binary_cross_entropy_with_logits(logits, masks)
+            gdl = self.gdl(logits, masks)
         else:
-            warmup = F.cross_entropy(logits, target)
-        gdl = self.gdl(logits, target[:, None])
+            one_hot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
+            if s.get("warmup", "ce") == "bce":
+                warmup = F.binary_cross_entropy_with_logits(logits, one_hot)
+            else:
+                warmup = F.cross_entropy(logits, target)
+            gdl = self.gdl(logits, target[:, None])
         lam = schedule_lambda(epoch, s)
         total = (1 - lam) * s.get("bce_weight", 0.5) * warmup + lam * s.get("gdl_weight", 1.0) * gdl
         return total, {"warmup": warmup, "gdl": gdl, "lambda": lam}

@@ -14,7 +14,9 @@
 //!
 //! Why valid GDL lies in [0, 1]: for p, g ∈ [0, 1], `p + g − 2pg = p(1−g) + g(1−p) ≥ 0`, so
 //! `2·I_c ≤ P_c + G_c` for every class, and with w ≥ 0 and smooth_nr ≤ smooth_dr the fraction is
-//! in [0, 1]. A value outside that range always means an input broke one of those assumptions;
+//! in [0, 1]. The proof is per voxel and per channel: it never uses Σ_c p = 1, so it holds for
+//! sigmoid outputs on overlapping region targets (WT, TC, ET) exactly as for softmax on
+//! exclusive classes. A value outside that range always means an input broke one of those assumptions;
 //! see [`super::monitor`].
 
 #[cfg(engine)]
@@ -56,6 +58,10 @@ pub struct GdlConfig {
     pub batch: bool,
     pub smooth_nr: f64,
     pub smooth_dr: f64,
+    /// Probabilities by a sigmoid on each channel (MONAI's `sigmoid=True`: overlapping region
+    /// targets) rather than a softmax over the channels (`softmax=True`: exclusive classes).
+    #[serde(default)]
+    pub sigmoid: bool,
 }
 
 impl Default for GdlConfig {
@@ -66,6 +72,7 @@ impl Default for GdlConfig {
             batch: false,
             smooth_nr: 1e-5,
             smooth_dr: 1e-5,
+            sigmoid: false,
         }
     }
 }

@@ -13,7 +13,7 @@ use super::ce::cross_entropy;
 use super::gdl::GdlConfig;
 use super::misuse::Misuse;
 #[cfg(engine)]
-use super::misuse::{GdlRun, gdl_pipeline};
+use super::misuse::{GdlRun, gdl_pipeline, one_output_channel};
 
 /// How λ goes from 0 (warm-up only) to 1 (GDL only).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,9 +132,15 @@ impl MixedLossConfig {
     /// Every component (so the charts can show them all) and their λ-weighted sum at `epoch`.
     pub fn forward(&self, logits: Tensor<5>, target: Tensor<5>, epoch: f64) -> MixedParts {
         let lambda = self.lambda(epoch);
+        // A one-channel net's warm-up sees its one channel too (CE over it is 0).
+        let (warmup_logits, warmup_target) = if self.misuse == Some(Misuse::OneChannel) {
+            one_output_channel(logits.clone(), target.clone(), self.gdl.sigmoid)
+        } else {
+            (logits.clone(), target.clone())
+        };
         let warmup = match self.warmup_loss {
-            WarmupLoss::Bce => bce_with_logits(logits.clone(), target.clone()),
-            WarmupLoss::Ce => cross_entropy(logits.clone(), target.clone()),
+            WarmupLoss::Bce => bce_with_logits(warmup_logits, warmup_target),
+            WarmupLoss::Ce => cross_entropy(warmup_logits, warmup_target),
         };
         let gdl = gdl_pipeline(logits, target, &self.gdl, self.misuse);
         let total = warmup.clone() * ((1.0 - lambda) * self.bce_weight)

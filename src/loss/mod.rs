@@ -12,6 +12,8 @@ pub mod ce;
 pub mod dice;
 pub mod gdl;
 #[cfg(engine)]
+pub mod half;
+#[cfg(engine)]
 pub mod maxima;
 pub mod misuse;
 pub mod mixed;

@@ -17,9 +17,10 @@ use super::maxima::{MAXIMA, Maxima, volume_maxima};
 use super::misuse::GdlRun;
 use super::misuse::Misuse;
 
-/// How many scalars [`input_statistics`] returns: the GDL, then the [`MAXIMA`].
+/// How many scalars [`input_statistics`] returns: the GDL, the [`MAXIMA`] of p and g, then those
+/// of their sums over the channels at each voxel.
 #[cfg(engine)]
-pub const STATISTICS: usize = 1 + MAXIMA;
+pub const STATISTICS: usize = 1 + 2 * MAXIMA;
 
 /// What the monitor looked at, read back from the device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -44,6 +45,30 @@ pub struct GdlInputStats {
     pub weighted_miss: f32,
     pub smooth_nr: f64,
     pub smooth_dr: f64,
+    /// Channels of p and g (1 for a one-channel prediction).
+    #[serde(default)]
+    pub channels: u32,
+    /// The largest Σ_c g at a voxel: 1 for one-hot classes, 3 for a voxel of BraTS's enhancing
+    /// tumour in the three overlapping regions.
+    #[serde(default)]
+    pub g_channel_sum_max: f32,
+    /// The smallest Σ_c g at a voxel: 1 for one-hot classes, 0 for a voxel outside every region.
+    #[serde(default)]
+    pub g_channel_sum_min: f32,
+    /// The largest |Σ_c p − 1| at a voxel: ~0 when a softmax made p.
+    #[serde(default)]
+    pub p_channel_sum_gap: f32,
+    /// The number of (sample, class) pairs with G > 0 but w = 0: a weight that underflowed.
+    #[serde(default)]
+    pub present_zero_weights: u32,
+    /// 1 when a sum I, P or G is infinite (it overflowed), else 0.
+    #[serde(default)]
+    pub sums_infinite: f32,
+    /// 1 when every sum I, P, G and weight w is a half-precision (fp16) value and some are not
+    /// whole numbers: the loss was computed in fp16 (f32 sums of probabilities almost never
+    /// are), else 0.
+    #[serde(default)]
+    pub sums_in_half: f32,
 }
 
 #[cfg(engine)]
@@ -55,6 +80,7 @@ pub fn input_statistics(run: &GdlRun) -> Vec<Tensor<1>> {
     vec![
         run.value.clone(),
         volume_maxima(run.probs.clone(), run.target.clone()),
+        volume_maxima(run.probs.clone().sum_dim(1), run.target.clone().sum_dim(1)),
     ]
 }
 
@@ -137,6 +163,40 @@ impl GdlRows {
         smallest(self.weight.iter().copied())
     }
 
+    /// The (row, class) pairs whose target is present (G > 0) and whose weight is exactly 0.
+    pub fn present_zero_weights(&self) -> u32 {
+        self.target
+            .iter()
+            .zip(&self.weight)
+            .filter(|&(&g, &w)| g > 0.0 && w == 0.0)
+            .count() as u32
+    }
+
+    /// True when every I, P, G and w is an fp16 value ([`is_half`]) and at least one is not a
+    /// whole number (a saturated net's f32 sums can all be small whole numbers, which fp16
+    /// holds too).
+    pub fn sums_in_half(&self) -> bool {
+        let values = || {
+            [
+                &self.intersection,
+                &self.prediction,
+                &self.target,
+                &self.weight,
+            ]
+            .into_iter()
+            .flatten()
+            .copied()
+        };
+        values().all(is_half) && values().any(|value| value.is_finite() && value.fract() != 0.0)
+    }
+
+    /// True when a sum I, P or G is infinite.
+    pub fn sums_infinite(&self) -> bool {
+        [&self.intersection, &self.prediction, &self.target]
+            .iter()
+            .any(|part| part.iter().any(|value| value.is_infinite()))
+    }
+
     /// The smallest over the rows of `Σ_c w_c·(P_c + G_c − 2·I_c)`.
     pub fn weighted_miss(&self) -> f32 {
         let parts = [
@@ -161,6 +221,22 @@ impl GdlRows {
     }
 }
 
+/// True when `value` is exactly a half-precision (fp16) number, or ±∞.
+pub fn is_half(value: f32) -> bool {
+    let magnitude = value.abs();
+    if value.is_infinite() || value == 0.0 {
+        true
+    } else if value.is_nan() || magnitude > 65_504.0 {
+        false
+    } else if magnitude < 2f32.powi(-14) {
+        // fp16's subnormals: multiples of 2⁻²⁴ (the scaling by a power of two is exact).
+        (magnitude * 2f32.powi(24)).fract() == 0.0
+    } else {
+        // fp16 keeps 10 of f32's 23 fraction bits: the other 13 are zero.
+        value.to_bits() & 0x1FFF == 0
+    }
+}
+
 /// The smallest value, NaN if any is NaN (a broken sum must not pass for a small one).
 fn smallest(values: impl Iterator<Item = f32>) -> f32 {
     values.fold(f32::INFINITY, |least, value| {
@@ -177,7 +253,8 @@ impl GdlInputStats {
     /// The [`STATISTICS`] read-back values of [`input_statistics`] and the run's parts on the
     /// CPU, with the run's options.
     pub fn from_readout(statistics: &[f32], rows: &GdlRows, run: &GdlRun) -> Self {
-        let maxima = Maxima::from_values(&statistics[1..]);
+        let maxima = Maxima::from_values(&statistics[1..1 + MAXIMA]);
+        let channel_sums = Maxima::from_values(&statistics[1 + MAXIMA..]);
         Self {
             gdl: statistics[0],
             p_min: maxima.p_min,
@@ -192,6 +269,15 @@ impl GdlInputStats {
             weighted_miss: rows.weighted_miss(),
             smooth_nr: run.config.smooth_nr,
             smooth_dr: run.config.smooth_dr,
+            channels: run.probs.dims()[1] as u32,
+            g_channel_sum_max: channel_sums.g_max,
+            g_channel_sum_min: channel_sums.g_min,
+            p_channel_sum_gap: (channel_sums.p_max - 1.0)
+                .abs()
+                .max((1.0 - channel_sums.p_min).abs()),
+            present_zero_weights: rows.present_zero_weights(),
+            sums_infinite: f32::from(u8::from(rows.sums_infinite())),
+            sums_in_half: f32::from(u8::from(rows.sums_in_half())),
         }
     }
 
@@ -213,6 +299,26 @@ impl GdlInputStats {
         }
         if self.w_min < 0.0 {
             found.push(Misuse::NegativeWeight);
+        }
+        if self.present_zero_weights > 0 || self.sums_infinite > 0.5 || self.sums_in_half > 0.5 {
+            found.push(Misuse::Fp16Sums);
+        }
+        if self.channels == 1 && self.p_min >= 1.0 - SLACK && self.p_max <= 1.0 + SLACK {
+            found.push(Misuse::OneChannel);
+        }
+        // A mask target whose channels are not exclusive classes (a voxel in several of them,
+        // or in none), against a prediction that sums to 1 over the channels, as a softmax
+        // makes it: a softmax over regions.
+        let mask = self.g_min >= -SLACK && self.g_max <= 1.0 + SLACK;
+        let not_a_partition =
+            self.g_channel_sum_max > 1.0 + SLACK || self.g_channel_sum_min < 1.0 - SLACK;
+        if self.channels > 1
+            && mask
+            && not_a_partition
+            && self.p_channel_sum_gap <= 1e-3
+            && self.p_min >= -SLACK
+        {
+            found.push(Misuse::SoftmaxOverRegions);
         }
         // Valid inputs keep 1 − Dice in [0, 1]; a value in [−1, 0) from them is −Dice.
         if found.is_empty() && (-1.0 - SLACK..-SLACK).contains(&self.gdl) {
@@ -302,6 +408,47 @@ impl GdlInputStats {
                  (nnU-Net's convention), not 1 − Dice; nothing is broken.",
                 self.gdl
             ),
+            Misuse::SoftmaxOverRegions => format!(
+                "The target's channels are not exclusive classes (a voxel lies in {:.0} of them \
+                 and another in {:.0}, as in the overlapping tumour regions WT ⊃ TC ⊃ ET) but the \
+                 prediction sums to 1 over its {} channels, as a softmax makes it: a voxel \
+                 cannot be 1 in every region it belongs to, nor 0 in all, so the GDL has a \
+                 floor above 0. Overlapping regions need a sigmoid per channel.",
+                self.g_channel_sum_max, self.g_channel_sum_min, self.channels
+            ),
+            Misuse::Fp16Sums if self.sums_infinite < 0.5 && self.present_zero_weights == 0 => {
+                "Every sum I, P, G and weight w is a half-precision (fp16) number: the loss was \
+                 computed in fp16, where 1/G² underflows to 0 once G > 255 and P + G overflows \
+                 past 65 504. Compute the loss's sums in float32."
+                    .to_string()
+            }
+            Misuse::Fp16Sums if self.sums_infinite > 0.5 => {
+                "A sum I, P or G is infinite: it overflowed half precision (fp16's largest \
+                 value is 65 504), so the fraction is ∞/∞ or 0·∞. Compute the loss's sums in \
+                 float32."
+                    .to_string()
+            }
+            Misuse::Fp16Sums => format!(
+                "{} class weight{} of present classes (G > 0) {} exactly 0: 1/G² underflowed, as \
+                 in half precision (fp16) once G > 255 (G² passes 65 504), so those classes \
+                 drop out of the loss and the value reads near 0. Compute the loss's sums in \
+                 float32.",
+                self.present_zero_weights,
+                if self.present_zero_weights == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                if self.present_zero_weights == 1 {
+                    "is"
+                } else {
+                    "are"
+                },
+            ),
+            Misuse::OneChannel => "The prediction has one channel and it is 1 at every voxel: \
+                 a softmax over one output channel, so CE is 0 and the GDL a constant with no \
+                 gradient. One channel needs a sigmoid (and BCE), or two channels with a softmax."
+                .to_string(),
         }
     }
 

@@ -12,13 +12,19 @@ use safetensors::SafeTensors;
 
 use super::ModelKind;
 use super::weights::pytorch_key;
+use crate::volume::RegionMap;
 
 /// The net a weights file is for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WeightsInfo {
     pub kind: ModelKind,
     pub in_channels: usize,
+    /// The label map's classes: the net's outputs, or for a region net the classes its three
+    /// regions are made of.
     pub classes: usize,
+    /// A region net's tissue of each class (its outputs are WT, TC and ET), when the file says
+    /// so (`targets=regions` in gdl-lab's metadata).
+    pub regions: Option<RegionMap>,
     /// The input channels by modality (`t1`, `t1ce`, …) when the file names them.
     pub channels: Vec<String>,
     /// The file's label value of each class, when the file says (a net saved from PyTorch
@@ -38,12 +44,18 @@ impl WeightsInfo {
         } else {
             format!(" ({})", self.channels.join(", "))
         };
+        let outputs = match self.regions {
+            Some(_) => format!(
+                "the regions WT, TC and ET of {} classes (a sigmoid each)",
+                self.classes
+            ),
+            None => format!("{} classes", self.classes),
+        };
         format!(
-            "a {} for {} channel{}{channels} and {} classes",
+            "a {} for {} channel{}{channels} and {outputs}",
             self.kind.name(),
             self.in_channels,
             if self.in_channels == 1 { "" } else { "s" },
-            self.classes
         )
     }
 }
@@ -161,8 +173,24 @@ pub fn describe_weights(bytes: &[u8], device: &Device) -> Result<WeightsInfo, St
         .expect("every net has a convolution")
         .0;
     let in_channels = shape_of(first).get(1).copied().unwrap_or(0);
-    let classes = shape_of(last).first().copied().unwrap_or(0);
-    if !(1..=16).contains(&in_channels) || !(2..=255).contains(&classes) {
+    let outputs = shape_of(last).first().copied().unwrap_or(0);
+    let regions = match metadata.get("targets").map(String::as_str) {
+        Some("regions") => Some(
+            RegionMap::from_metadata(metadata.get("region_tissues").map_or("", String::as_str))
+                .map_err(|error| {
+                    format!("The weights file says it is a region net, but {error}.")
+                })?,
+        ),
+        _ => None,
+    };
+    if regions.is_some() && outputs != crate::volume::REGION_NAMES.len() {
+        return Err(format!(
+            "The weights file says it is a region net (WT, TC, ET), but {last} has {outputs} \
+             outputs."
+        ));
+    }
+    let classes = regions.as_ref().map_or(outputs, RegionMap::classes);
+    if !(1..=16).contains(&in_channels) || !(2..=255).contains(&outputs) {
         return Err(format!(
             "The weights file's {first} is {:?} and {last} is {:?}: not a net for 1–16 channels \
              and 2–255 classes.",
@@ -177,13 +205,13 @@ pub fn describe_weights(bytes: &[u8], device: &Device) -> Result<WeightsInfo, St
             path.to_string()
         }
     };
-    for (path, wanted) in parameter_shapes(kind, in_channels, classes, device) {
+    for (path, wanted) in parameter_shapes(kind, in_channels, outputs, device) {
         let key = name(&path);
         let found = shape_of(&key);
         if found != wanted {
             return Err(format!(
                 "The weights file's {key} is {found:?}; a {} for {in_channels} channels and \
-                 {classes} classes has {wanted:?}.",
+                 {outputs} outputs has {wanted:?}.",
                 kind.name()
             ));
         }
@@ -210,6 +238,7 @@ pub fn describe_weights(bytes: &[u8], device: &Device) -> Result<WeightsInfo, St
         kind,
         in_channels,
         classes,
+        regions,
         channels: if channels.len() == in_channels {
             channels
         } else {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::loss::{GdlConfig, Misuse, MixedLossConfig, Schedule, WarmupLoss, WeightType};
 use crate::model::ModelKind;
+use crate::volume::Targets;
 
 /// Everything that decides a run. Flat, so that it reads as `key=value&…` in the page's URL and
 /// as `--key value` flags in the CLI, with the same names.
@@ -12,6 +13,9 @@ use crate::model::ModelKind;
 #[serde(default, deny_unknown_fields)]
 pub struct TrainingConfig {
     pub model: ModelKind,
+    /// What the net's outputs are: the classes (softmax) or BraTS's overlapping regions WT, TC
+    /// and ET (a sigmoid each; the warm-up is BCE and the GDL runs over the regions).
+    pub targets: Targets,
     /// With `model = target`: first train the Simple net for this many epochs, then widen it
     /// (Net2Net) into the Target net and continue. 0 = random initialisation.
     pub pretrain_epochs: usize,
@@ -64,6 +68,7 @@ impl Default for TrainingConfig {
         let loss = MixedLossConfig::default();
         Self {
             model: ModelKind::Unet,
+            targets: Targets::Classes,
             pretrain_epochs: 0,
             warmup: WarmupLoss::Ce,
             schedule: Schedule::Linear,
@@ -172,6 +177,22 @@ impl TrainingConfig {
         {
             return Err(format!("{name} must be a number ≥ 0; it is {value}."));
         }
+        if self.targets == Targets::Regions && self.warmup == WarmupLoss::Ce {
+            return Err(
+                "Region targets overlap (a voxel of the enhancing tumour is in all three), and \
+                 cross-entropy is a softmax over the channels: train regions with warmup=bce, \
+                 a sigmoid per region."
+                    .into(),
+            );
+        }
+        if self.targets == Targets::Regions && !self.include_background {
+            return Err(
+                "With region targets there is no background channel: the first is the whole \
+                 tumour, which include_background=false would drop. Keep include_background \
+                 on."
+                .into(),
+            );
+        }
         if self.pretrain_epochs > 0 && self.model != ModelKind::Target {
             return Err(
                 "Pretraining a Simple net and widening it only makes sense for model=target."
@@ -195,6 +216,7 @@ impl TrainingConfig {
                 batch: self.batch_dice,
                 smooth_nr: self.smooth_nr,
                 smooth_dr: self.smooth_dr,
+                sigmoid: self.targets == Targets::Regions,
             },
             misuse: self.misuse,
         }

@@ -5,6 +5,7 @@
 //! Leptos 0.8, and plotting crates draw to a canvas without hover or a log axis we control.
 
 use crate::report::{StepReport, ValidationReport};
+use crate::volume::REGION_SHORT;
 
 /// One line: (step, value) points in step order.
 #[derive(Clone, Debug, PartialEq)]
@@ -278,7 +279,8 @@ pub mod charts {
             .iter()
             .enumerate()
             .map(|(index, name)| {
-                let class = name.parse::<usize>().unwrap_or(1);
+                // Region channels (WT, TC, ET) take the colours of classes 1–3.
+                let class = name.parse::<usize>().unwrap_or(index + 1);
                 let colour = if class == 0 {
                     GREY.to_string()
                 } else {
@@ -337,13 +339,21 @@ pub mod charts {
     /// the steps they were scored.
     pub fn validation(reports: &[ValidationReport], class_names: &[String]) -> Vec<Series> {
         let classes = reports.first().map_or(0, |r| r.dice.len());
-        (1..classes)
+        let regions = reports.first().is_some_and(|r| r.regions);
+        // Per region every entry counts (WT, TC, ET); per class the background is left out.
+        (usize::from(!regions)..classes)
             .map(|class| Series {
-                name: class_names
-                    .get(class)
-                    .cloned()
-                    .unwrap_or_else(|| format!("class {class}")),
-                colour: class_colour(class),
+                name: if regions {
+                    REGION_SHORT
+                        .get(class)
+                        .map_or(String::new(), |s| s.to_string())
+                } else {
+                    class_names
+                        .get(class)
+                        .cloned()
+                        .unwrap_or_else(|| format!("class {class}"))
+                },
+                colour: class_colour(if regions { class + 1 } else { class }),
                 dashed: false,
                 points: reports
                     .iter()

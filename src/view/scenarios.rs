@@ -38,7 +38,7 @@ macro_rules! small_with_net {
     };
 }
 
-pub const SCENARIOS: [Scenario; 18] = [
+pub const SCENARIOS: [Scenario; 22] = [
     Scenario {
         key: "seed_recipe",
         title: "The seed's recipe: BCE, then a hard switch to the GDL",
@@ -191,6 +191,52 @@ pub const SCENARIOS: [Scenario; 18] = [
         text: "nnU-Net minimises −Dice, which lies in [−1, 0] by design: here every input is \
                valid and the value is negative from step 1. Watch the GDL curve sit below 0 and \
                fall as the net learns.",
+    },
+    Scenario {
+        key: "regions",
+        title: "BraTS's regions: WT, TC and ET, a sigmoid each",
+        settings: small!("targets=regions&warmup=bce&epochs=15"),
+        text: "The label map becomes BraTS's three overlapping regions, as BraTS scores them: \
+               WT (every tumour label), TC (necrotic core and enhancing tumour) and ET, three \
+               outputs with a sigmoid each; BCE on the regions, then the GDL over them. A voxel \
+               of the enhancing tumour counts in all three. Watch the GDL fall below 0.6 within \
+               150 steps (0.41 at best in our runs) and the Dice under the slices per region: \
+               the whole tumour is learned first.",
+    },
+    Scenario {
+        key: "cause_softmax_regions",
+        title: "A softmax over overlapping regions",
+        settings: small!(
+            "targets=regions&warmup=bce&misuse=softmax_over_regions&schedule=switch&warmup_epochs=0&epochs=15"
+        ),
+        text: "The same three regions through a softmax, the GDL alone from step 1. A softmax \
+               sums to 1 at every voxel, but a voxel of the enhancing tumour should be 1 in all \
+               three regions and a background voxel 0 in all: the loss has a floor above 0. \
+               Here the net escapes into the whole-tumour channel everywhere: watch the GDL \
+               stall above 0.75 at every step while the gradient norm falls below 0.001 by step \
+               50; the lab names the cause at every step.",
+    },
+    Scenario {
+        key: "cause_fp16",
+        title: "The GDL's sums in half precision (fp16)",
+        settings: small!("misuse=fp16_sums&w_type=square&schedule=switch&warmup_epochs=0&epochs=5"),
+        text: "The GDL's sums and weights rounded to half precision (fp16), as a mixed-precision \
+               run computes them when the loss is not cast to float32. With 1/G² weights, G² \
+               passes fp16's largest value, 65 504, once a class has more than 255 voxels in the \
+               patch, and 1/∞ = 0. Watch the lab's table: the background's weight is 0 at every \
+               step, and the oedema's whenever it fills more than 255 voxels of the patch; those \
+               classes drop out of the loss. On the page's 32³ patches every present class is \
+               that large and the value reads 0.000 at step 0.",
+    },
+    Scenario {
+        key: "cause_one_channel",
+        title: "One output channel through a softmax",
+        settings: small!("misuse=one_channel&epochs=5"),
+        text: "The net's output narrowed to one channel through a softmax, as a binary net built \
+               with one output and a softmax: the softmax of one channel is 1 at every voxel. \
+               Watch the components chart: the CE is 0 at every step and the gradient norm 0, so \
+               nothing is learned, and the GDL moves only with the patch (1 − 2G/(N + G) for G \
+               tumour voxels of N). One channel needs a sigmoid and BCE.",
     },
 ];
 

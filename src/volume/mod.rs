@@ -12,6 +12,7 @@ pub mod nifti;
 pub mod phantom;
 pub mod preprocess;
 pub mod reading;
+pub mod regions;
 pub mod source;
 pub mod synthetic;
 
@@ -20,6 +21,7 @@ pub use files::{LoadedScan, NamedFile, demo_scan, load_case, load_dropped};
 pub use labels::{BratsConvention, LabelMapping, pair_image_and_labels};
 pub use nifti::{Limits, ReadError, Volume, read_nifti, read_nifti_pair, write_label_map};
 pub use phantom::{PhantomConfig, phantom};
+pub use regions::{REGION_NAMES, REGION_SHORT, RegionMap, Targets, Tissue};
 pub use source::ImageSource;
 pub use synthetic::{SyntheticConfig, synthetic_volume};
 

@@ -17,6 +17,17 @@ pub const CAUSE_NAMES: [(gdl_lab::loss::Misuse, &str); 7] = {
     ]
 };
 
+/// The causes that keep the value in [0, 1] and are wrong all the same, with the word their
+/// sentence must contain (and no other cause's may). scripts/page_check.py has the same list.
+pub const IN_RANGE_CAUSE_NAMES: [(gdl_lab::loss::Misuse, &str); 3] = {
+    use gdl_lab::loss::Misuse;
+    [
+        (Misuse::SoftmaxOverRegions, "overlapping"),
+        (Misuse::Fp16Sums, "fp16"),
+        (Misuse::OneChannel, "one channel"),
+    ]
+};
+
 /// What one convolution check compares: its output and its three gradients.
 pub const CONVOLUTION_PARTS: [&str; 4] = [
     "output",

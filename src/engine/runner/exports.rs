@@ -85,6 +85,13 @@ impl Engine {
             ("label_values", label_values),
             ("steps", steps.to_string()),
             ("settings", self.settings.to_hash()),
+            ("targets", self.settings.config.targets.name().to_string()),
+            (
+                "region_tissues",
+                session
+                    .region_map()
+                    .map_or_else(String::new, |map| map.to_metadata()),
+            ),
         ];
         let name = format!(
             "gdl-lab-{}-step{}{}.safetensors",
@@ -102,6 +109,7 @@ impl Engine {
                 &self.settings.config,
                 &scan.mapping,
                 &channels,
+                session.region_map(),
             )),
             _ => None,
         };

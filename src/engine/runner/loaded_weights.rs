@@ -66,6 +66,22 @@ impl Engine {
                     .into(),
             );
         }
+        match (&info.regions, config.targets) {
+            (Some(_), crate::volume::Targets::Classes) => {
+                return Err(format!(
+                    "The file holds {}: set Outputs to the BraTS regions first.",
+                    info.describe()
+                ));
+            }
+            (None, crate::volume::Targets::Regions) if info.label_values.is_some() => {
+                return Err(format!(
+                    "The file holds {}, one output per class: set Outputs to one per class \
+                     first.",
+                    info.describe()
+                ));
+            }
+            _ => {}
+        }
         let channels = self.channel_names();
         if !info.channels.is_empty() && !generic(&info.channels) && !generic(&channels) {
             if let Some(missing) = info.channels.iter().find(|c| !channels.contains(c)) {
@@ -85,16 +101,22 @@ impl Engine {
             }
         }
         let kind = config.model;
-        let net = kind.init_for(scan.volume.channels, scan.volume.classes, device);
+        let outputs = config.targets.output_channels(scan.volume.classes);
+        let net = kind.init_for(scan.volume.channels, outputs, device);
         from_safetensors(bytes, net).map_err(|error| {
             format!(
                 "{error} The file holds {}; the settings train a {} for {} channel{} and {} \
-                 classes.",
+                 output{} ({}).",
                 info.describe(),
                 kind.name(),
                 scan.volume.channels,
                 if scan.volume.channels == 1 { "" } else { "s" },
-                scan.volume.classes
+                outputs,
+                if outputs == 1 { "" } else { "s" },
+                match config.targets {
+                    crate::volume::Targets::Classes => "one per class",
+                    crate::volume::Targets::Regions => "the regions WT, TC and ET",
+                }
             )
         })?;
         Ok(info.describe())

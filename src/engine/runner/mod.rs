@@ -18,7 +18,7 @@ use crate::volume::cases::load_dropped_cases_with;
 use crate::volume::files::demo_cases;
 use crate::volume::files::{load_pair, read_one_scan};
 use crate::volume::preprocess::prepare;
-use crate::volume::{Dataset, Limits, LoadedScan, demo_scan};
+use crate::volume::{Dataset, Limits, LoadedScan, RegionMap, demo_scan};
 
 use super::probe::{
     PROBE_BUDGET_MS, agreement, decide, describe_settings, probe_config, scale_to_full, time_steps,
@@ -513,6 +513,13 @@ impl Engine {
         };
         let made = TrainingSession::on_cases(self.settings.config.clone(), cases, &device)
             .and_then(|mut session| {
+                if session.region_map().is_some()
+                    && let Some(scan) = self.scan()
+                {
+                    let map = RegionMap::from_class_names(&scan.class_names)
+                        .map_err(TrainError::Config)?;
+                    session.use_region_map(map)?;
+                }
                 self.start_from_loaded_weights(&mut session)?;
                 Ok(session)
             });

@@ -363,10 +363,17 @@ impl Engine {
         for (name, scan, working, preparation) in first.into_iter().chain(others) {
             let evaluation = session.evaluate_normalised(working).await?;
             let labels = preparation.labels_to_original(&evaluation.labels);
-            let dice = hard_dice(&labels, &scan.volume.labels, scan.volume.classes);
+            let dice = match session.region_map() {
+                Some(map) => map.region_dice(&labels, &scan.volume.labels).to_vec(),
+                None => hard_dice(&labels, &scan.volume.labels, scan.volume.classes),
+            };
             cases.push((name.to_string(), dice));
         }
-        Ok((!cases.is_empty()).then(|| ValidationReport::of(session.steps_done(), cases)))
+        let step = session.steps_done();
+        Ok((!cases.is_empty()).then(|| match session.region_map() {
+            Some(_) => ValidationReport::of_regions(step, cases),
+            None => ValidationReport::of(step, cases),
+        }))
     }
 
     /// A prediction on the working grid, its classes put back in the scan's grid (un-resampled,
@@ -385,6 +392,13 @@ impl Engine {
         evaluation.labels = preparation.labels_to_original(&evaluation.labels);
         evaluation.dice = hard_dice(&evaluation.labels, &scan.volume.labels, classes);
         evaluation.mean_foreground_dice = mean_foreground(&evaluation.dice);
+        if let Some(map) = self.session.as_ref().and_then(|s| s.region_map()) {
+            evaluation.region_dice = map
+                .region_dice(&evaluation.labels, &scan.volume.labels)
+                .to_vec();
+            evaluation.mean_foreground_dice =
+                evaluation.region_dice.iter().sum::<f32>() / evaluation.region_dice.len() as f32;
+        }
         evaluation
     }
 }

@@ -29,8 +29,16 @@ impl TrainingSession {
             evaluation.dice =
                 hard_dice(&evaluation.labels, &scan.volume.labels, scan.volume.classes);
             evaluation.mean_foreground_dice = mean_foreground(&evaluation.dice);
+            if let Some(map) = self.region_map() {
+                evaluation.region_dice = map
+                    .region_dice(&evaluation.labels, &scan.volume.labels)
+                    .to_vec();
+                evaluation.mean_foreground_dice = evaluation.region_dice.iter().sum::<f32>()
+                    / evaluation.region_dice.len() as f32;
+            }
         } else {
             evaluation.dice = Vec::new();
+            evaluation.region_dice = Vec::new();
             evaluation.mean_foreground_dice = f32::NAN;
         }
         Ok((evaluation, preparation))

@@ -14,13 +14,14 @@ use crate::loss::gdl_pipeline;
 use crate::loss::{Misuse, MixedLossConfig, WarmupLoss};
 use crate::model::{ModelKind, SegmentationNet, widen_simple_to_target};
 use crate::report::{GdlAnatomy, StepReport};
+use crate::sample::regions_on_device;
 use crate::sample::{Batch, PatchSampler, normalise_channels};
 use crate::train::TrainError;
 use crate::train::adam::Adam;
 use crate::train::buffers::check_largest_buffer;
 use crate::train::clip::clip_global_norm;
 use crate::train::config::TrainingConfig;
-use crate::volume::LabelledVolume;
+use crate::volume::{LabelledVolume, RegionMap, Targets};
 
 mod apply;
 mod predict;
@@ -44,6 +45,9 @@ pub struct TrainingSession {
     steps_done: usize,
     /// The latest step's batch (without autodiff), for the lab's probes.
     last_batch: Option<Batch>,
+    /// With region targets: which class is which tumour tissue (BraTS's class order unless
+    /// [`Self::use_region_map`] said otherwise).
+    regions: Option<RegionMap>,
 }
 
 /// Everything a step changes, taken before it so that a step that fails leaves no trace: the
@@ -123,13 +127,31 @@ impl TrainingSession {
                 "The label map needs at least two classes (background and one more).".into(),
             ));
         }
+        let regions = match config.targets {
+            Targets::Classes => None,
+            Targets::Regions if volume.classes == 4 => Some(RegionMap::brats()),
+            Targets::Regions => {
+                return Err(TrainError::Config(format!(
+                    "Region targets need BraTS's four classes (background, necrotic core, \
+                     oedema, enhancing tumour); this label map has {}.",
+                    volume.classes
+                )));
+            }
+        };
         let train_device = device.clone().autodiff();
         let first_model = if config.pretrain_epochs > 0 {
             ModelKind::Simple
         } else {
             config.model
         };
-        let net = fresh_net(first_model, &volume, &train_device, Some(config.seed));
+        let outputs = config.targets.output_channels(volume.classes);
+        let net = fresh_net(
+            first_model,
+            &volume,
+            outputs,
+            &train_device,
+            Some(config.seed),
+        );
         Ok(Self {
             loss: config.loss(),
             net,
@@ -146,7 +168,52 @@ impl TrainingSession {
             train_device,
             steps_done: 0,
             last_batch: None,
+            regions,
         })
+    }
+
+    /// Which class is which tissue, for region targets (from the classes' names: BraTS's order
+    /// or the Decathlon's); a sentence when this session trains classes or the map has other
+    /// classes.
+    pub fn use_region_map(&mut self, map: RegionMap) -> Result<(), TrainError> {
+        if self.regions.is_none() {
+            return Err(TrainError::Config(
+                "This run trains classes, not regions (targets=classes).".into(),
+            ));
+        }
+        if map.classes() != self.volume().classes {
+            return Err(TrainError::Config(format!(
+                "The region map is for {} classes; the scan has {}.",
+                map.classes(),
+                self.volume().classes
+            )));
+        }
+        self.regions = Some(map);
+        self.last_batch = None;
+        Ok(())
+    }
+
+    /// The region map when this session trains regions.
+    pub fn region_map(&self) -> Option<&RegionMap> {
+        self.regions.as_ref()
+    }
+
+    /// The net's output channels: the classes, or the three regions.
+    pub fn output_channels(&self) -> usize {
+        self.config.targets.output_channels(self.volume().classes)
+    }
+
+    /// `batch` patches with their targets: one-hot classes, or the regions of those.
+    fn draw(&mut self, device: &Device) -> Batch {
+        let cases: Vec<&LabelledVolume> = self.cases.iter().map(|case| case.as_ref()).collect();
+        let batch = self.sampler.sample(&cases, self.config.batch, device);
+        match &self.regions {
+            Some(map) => Batch {
+                target: regions_on_device(batch.target, map),
+                image: batch.image,
+            },
+            None => batch,
+        }
     }
 
     pub fn steps_done(&self) -> usize {
@@ -176,8 +243,10 @@ impl TrainingSession {
     /// Adam's moments, steps and sampler position, read back from the old device.
     pub async fn move_to(&self, compute: &ComputeDevice) -> Result<Self, TrainError> {
         let mut moved = Self::on_cases(self.config.clone(), self.cases.clone(), compute)?;
+        moved.regions = self.regions.clone();
         let volume = self.volume();
-        let net = fresh_net(self.net.kind(), volume, &moved.train_device, None);
+        let outputs = self.output_channels();
+        let net = fresh_net(self.net.kind(), volume, outputs, &moved.train_device, None);
         moved.net = crate::model::weights::copy_parameters(&self.net, net)
             .await
             .map_err(TrainError::Device)?;
@@ -210,7 +279,8 @@ impl TrainingSession {
         sampler_position: usize,
     ) -> Result<(), TrainError> {
         let volume = self.volume();
-        let net = fresh_net(model, volume, &self.train_device, None);
+        let outputs = self.output_channels();
+        let net = fresh_net(model, volume, outputs, &self.train_device, None);
         let net =
             crate::model::weights::from_safetensors(weights, net).map_err(TrainError::Config)?;
         self.optimizer = match moments {
@@ -295,10 +365,8 @@ impl TrainingSession {
         self.widen_when_pretraining_ends();
         let epochs_done = self.steps_done as f64 / self.config.steps_per_epoch as f64;
 
-        let cases: Vec<&LabelledVolume> = self.cases.iter().map(|case| case.as_ref()).collect();
-        let batch = self
-            .sampler
-            .sample(&cases, self.config.batch, &self.train_device);
+        let train_device = self.train_device.clone();
+        let batch = self.draw(&train_device);
         self.last_batch = Some(Batch {
             image: batch.image.clone().without_autodiff(),
             target: batch.target.clone().without_autodiff(),
@@ -375,9 +443,8 @@ impl TrainingSession {
         let batch = match &self.last_batch {
             Some(batch) => batch.clone(),
             None => {
-                let cases: Vec<&LabelledVolume> =
-                    self.cases.iter().map(|case| case.as_ref()).collect();
-                let batch = self.sampler.sample(&cases, self.config.batch, &self.device);
+                let device = self.device.clone();
+                let batch = self.draw(&device);
                 self.last_batch = Some(batch.clone());
                 batch
             }
@@ -429,12 +496,14 @@ impl TrainingSession {
 /// parallel; a probe beside a run) each get the weights their own seed gives.
 static SEEDED_DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// A freshly initialised `kind` net for `volume`'s channels and classes, burn's random state
+/// A freshly initialised `kind` net for `volume`'s channels and `outputs` channels out (its
+/// classes, or the three regions), burn's random state
 /// seeded with `seed` first when given (without one the weights are about to be replaced, and
 /// are drawn under the lock only so as not to disturb a seeded draw).
 fn fresh_net(
     kind: ModelKind,
     volume: &LabelledVolume,
+    outputs: usize,
     device: &Device,
     seed: Option<u64>,
 ) -> SegmentationNet {
@@ -444,7 +513,7 @@ fn fresh_net(
     if let Some(seed) = seed {
         device.seed(seed);
     }
-    let net = kind.init_for(volume.channels, volume.classes, device);
+    let net = kind.init_for(volume.channels, outputs, device);
     // burn draws a parameter's initial values when it is first read, not when the net is made:
     // read every one now, under the lock, rather than at the first step beside other draws.
     net.visit(&mut DrawNow);

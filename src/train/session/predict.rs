@@ -9,8 +9,8 @@ use super::{TrainingSession, normalised};
 use crate::report::{Evaluation, hard_dice, mean_foreground};
 use crate::sample::{blending_weights, normalise_channels, window_starts};
 use crate::train::TrainError;
-use crate::volume::LabelledVolume;
 use crate::volume::boxes::{crop, overlap};
+use crate::volume::{LabelledVolume, RegionMap, Tissue};
 
 impl TrainingSession {
     /// Predicts the whole volume with sliding windows (overlapping by the `overlap` setting, Gaussian
@@ -97,7 +97,7 @@ impl TrainingSession {
         let started = Instant::now();
         let net = self.net.valid();
         let [nx, ny, nz] = volume.dims;
-        let classes = volume.classes;
+        let classes = self.output_channels();
         let edge = self.config.patch;
         let window = edge * edge * edge;
         let weights = blending_weights(edge);
@@ -130,8 +130,16 @@ impl TrainingSession {
                 TensorData::new(patches, [group.len(), volume.channels, edge, edge, edge]),
                 &self.device,
             );
-            let probs =
-                burn::tensor::activation::softmax(net.forward(input), 1) * weight_tensor.clone();
+            let logits = net.forward(input);
+            // A region net's sigmoids; a softmax over its regions when the lab's cause trains
+            // it so, so that its prediction is what that pipeline would make.
+            let sigmoid = self.regions.is_some()
+                && self.config.misuse != Some(crate::loss::Misuse::SoftmaxOverRegions);
+            let probs = if sigmoid {
+                burn::tensor::activation::sigmoid(logits)
+            } else {
+                burn::tensor::activation::softmax(logits, 1)
+            } * weight_tensor.clone();
             let probs = read_back(probs).await?;
             for (index, &origin) in group.iter().enumerate() {
                 let one = &probs[index * classes * window..(index + 1) * classes * window];
@@ -156,6 +164,16 @@ impl TrainingSession {
         }
 
         let voxels = volume.voxel_count();
+        if let Some(map) = &self.regions {
+            return Ok(region_evaluation(
+                map,
+                volume,
+                sum,
+                &weight_sum,
+                windows,
+                started.elapsed().as_secs_f64() * 1000.0,
+            ));
+        }
         let mut labels = vec![0u8; voxels];
         for (voxel, label) in labels.iter_mut().enumerate() {
             let norm = weight_sum[voxel].max(f32::MIN_POSITIVE);
@@ -174,11 +192,55 @@ impl TrainingSession {
         Ok(Evaluation {
             dice,
             mean_foreground_dice,
+            region_dice: Vec::new(),
             labels,
             probabilities: sum,
             windows,
             millis: started.elapsed().as_secs_f64() * 1000.0,
         })
+    }
+}
+
+/// The evaluation of a region net from its blended sigmoid sums (three planes: WT, TC, ET):
+/// each region where its probability exceeds ½, the classes written back as BraTS does
+/// ([`RegionMap::class_of`]), Dice per region (BraTS's score, whose mean ranks the runs) and per
+/// class, and class probabilities split down the regions' nesting (background 1 − WT, oedema
+/// WT·(1 − TC), core WT·TC·(1 − ET), enhancing WT·TC·ET), so that they sum to 1 as a softmax's do.
+fn region_evaluation(
+    map: &RegionMap,
+    volume: &LabelledVolume,
+    sums: Vec<f32>,
+    weight_sum: &[f32],
+    windows: usize,
+    millis: f64,
+) -> Evaluation {
+    let voxels = volume.voxel_count();
+    let classes = map.classes();
+    let mut labels = vec![0u8; voxels];
+    let mut probabilities = vec![0.0f32; classes * voxels];
+    for (voxel, label) in labels.iter_mut().enumerate() {
+        let norm = weight_sum[voxel].max(f32::MIN_POSITIVE);
+        let [wt, tc, et] = [0, 1, 2].map(|region| sums[region * voxels + voxel] / norm);
+        *label = map.class_of([wt > 0.5, tc > 0.5, et > 0.5]);
+        for (class, tissue) in map.tissues.iter().enumerate() {
+            probabilities[class * voxels + voxel] = match tissue {
+                Tissue::Background => 1.0 - wt,
+                Tissue::Oedema => wt * (1.0 - tc),
+                Tissue::Core => wt * tc * (1.0 - et),
+                Tissue::Enhancing => wt * tc * et,
+            };
+        }
+    }
+    let dice = hard_dice(&labels, &volume.labels, classes);
+    let region_dice = map.region_dice(&labels, &volume.labels).to_vec();
+    Evaluation {
+        dice,
+        mean_foreground_dice: region_dice.iter().sum::<f32>() / region_dice.len() as f32,
+        region_dice,
+        labels,
+        probabilities,
+        windows,
+        millis,
     }
 }
 
@@ -213,6 +275,52 @@ fn accumulate_window(
                     sum[to + i] += probs[from + i];
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each region where its sigmoid exceeds ½, written back as BraTS writes its labels (ET
+    /// wins, then TC, then WT), class probabilities that sum to 1, and Dice per region.
+    #[test]
+    fn region_outputs_are_written_back_as_brats_classes() {
+        let volume = LabelledVolume {
+            dims: [4, 1, 1],
+            image: vec![0.0; 4],
+            channels: 1,
+            labels: vec![3, 1, 2, 0],
+            classes: 4,
+        };
+        let sums = [
+            [0.9, 0.9, 0.9, 0.1], // WT
+            [0.9, 0.8, 0.2, 0.1], // TC
+            [0.9, 0.1, 0.1, 0.7], // ET
+        ]
+        .concat()
+        .iter()
+        .map(|p| p * 2.0) // blended over windows of weight 2 in all
+        .collect();
+        let evaluation = region_evaluation(&RegionMap::brats(), &volume, sums, &[2.0; 4], 1, 0.0);
+        // ET; TC inside WT: the necrotic core; WT alone: oedema; ET alone still ET.
+        assert_eq!(evaluation.labels, [3, 1, 2, 3]);
+        for voxel in 0..4 {
+            let total: f32 = (0..4)
+                .map(|class| evaluation.probabilities[class * 4 + voxel])
+                .sum();
+            assert!((total - 1.0).abs() < 1e-6, "voxel {voxel}: {total}");
+        }
+        // Truth WT {0, 1, 2}, predicted {0, 1, 2, 3}: 6/7; TC {0, 1} vs {0, 1, 3}: 4/5;
+        // ET {0} vs {0, 3}: 2/3.
+        let expected = [6.0 / 7.0, 0.8, 2.0 / 3.0];
+        for (ours, expected) in evaluation.region_dice.iter().zip(expected) {
+            assert!(
+                (ours - expected).abs() < 1e-6,
+                "{:?}",
+                evaluation.region_dice
+            );
         }
     }
 }

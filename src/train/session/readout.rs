@@ -7,6 +7,7 @@ use crate::loss::GdlRun;
 use crate::loss::monitor::{GdlInputStats, GdlRows, STATISTICS, input_statistics};
 use crate::report::GdlAnatomy;
 use crate::train::TrainError;
+use crate::volume::REGION_SHORT;
 
 /// The tensors [`GdlAnatomy::from_readout`] reads: the monitor's statistics, then the run's
 /// per-class parts as they are ([`GdlRows`]).
@@ -25,6 +26,8 @@ impl GdlAnatomy {
         let first_class = usize::from(!include_background);
         let names = if run.target.dims()[1] == 1 {
             vec!["foreground".to_string()]
+        } else if run.regions {
+            REGION_SHORT.map(String::from).to_vec()
         } else {
             (first_class..first_class + channels)
                 .map(|c| c.to_string())
