@@ -46,6 +46,9 @@ CASES = [
     ("small, auto", "model=simple&patch=16&batch=1&steps_per_epoch=10&demo_size=32"),
     ("U-Net, 1 × 16³, WebGPU (SwiftShader)",
      "patch=16&batch=1&steps_per_epoch=10&demo_size=32&backend=gpu"),
+    # The slow notice's small settings since 2026-12-07 (`PageState::small`).
+    ("small (Target, 2 × 16³), CPU",
+     "model=target&patch=16&batch=2&steps_per_epoch=10&demo_size=32&backend=cpu"),
 ]
 
 

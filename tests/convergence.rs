@@ -204,3 +204,51 @@ fn the_default_recipe_learns_every_class_of_the_demo_on_a_held_out_phantom() {
         "the median seed's mean foreground Dice is {mean} ({results:?})"
     );
 }
+
+/// The settings the slow notice offers (`PageState::small`: the Target net, two 16³ patches a
+/// step of the 32³ demo, the default recipe, 20 epochs of 10 steps) learn every class: scored on
+/// a held-out 32³ phantom after their 200 steps, each class's hard Dice passes 0.5 for the median
+/// of three seeds. (Our runs, AVX-512 EPYC, 2026-12-07: necrotic core 0.81 / 0.82 / 0.80, oedema
+/// 0.70 / 0.71 / 0.66, enhancing 0.61 / 0.70 / 0.68 for seeds 1, 2, 3, and 0.81 / 0.72 / 0.51 for
+/// seed 42. The Simple net they used to offer never learned the necrotic core; the Target net on
+/// one patch a step missed it for seeds 2 and 3.)
+#[test]
+fn the_small_settings_learn_every_class_of_a_held_out_phantom() {
+    use gdl_lab::view::PageState;
+    use gdl_lab::volume::{PhantomConfig, phantom};
+    let small = PageState::default().small();
+    let demo = phantom(PhantomConfig {
+        size: small.page.demo_size,
+        ..PhantomConfig::default()
+    });
+    let held_out = phantom(PhantomConfig {
+        size: small.page.demo_size,
+        seed: 1234,
+        ..PhantomConfig::default()
+    });
+    let mut results = Vec::new();
+    for seed in [1, 2, 3] {
+        let config = TrainingConfig {
+            seed,
+            ..small.config.clone()
+        };
+        let steps = config.total_steps();
+        let (session, _) = train(config, &demo, steps);
+        let evaluation =
+            pollster::block_on(session.evaluate_on(&held_out)).expect("held-out evaluation");
+        println!(
+            "small settings, seed {seed}, {steps} steps: held-out hard Dice per class {:?}",
+            evaluation.dice
+        );
+        results.push(evaluation.dice);
+    }
+    for class in 1..results[0].len() {
+        let mut per_seed: Vec<f32> = results.iter().map(|dice| dice[class]).collect();
+        per_seed.sort_by(f32::total_cmp);
+        assert!(
+            per_seed[1] >= 0.5,
+            "class {class}: the median seed reached a held-out Dice of {} ({results:?})",
+            per_seed[1]
+        );
+    }
+}

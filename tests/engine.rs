@@ -30,9 +30,12 @@ fn engine() -> (Engine, Events) {
     (engine, events)
 }
 
-/// The small settings (Simple net, 16³ patches, 32³ demo) with `change` applied.
+/// The scenarios' small settings (the Simple net, one 16³ patch a step, the 32³ demo: the
+/// quickest run) with `change` applied.
 fn small(change: impl FnOnce(&mut PageState)) -> String {
     let mut state = PageState::default().small();
+    state.config.model = gdl_lab::model::ModelKind::Simple;
+    state.config.batch = 1;
     state.page.backend = BackendChoice::Cpu;
     change(&mut state);
     state.to_hash()

@@ -15,7 +15,8 @@ pub struct AbsentClass {
     pub largest_present_weight: f32,
     /// Its predicted mass P = Σp on the batch.
     pub predicted: f32,
-    /// Its soft Dice with the smoothing, (2·0 + smooth_nr)/(P + 0 + smooth_dr).
+    /// Its soft Dice with the smoothing, (2·0 + smooth_nr)/(P + 0 + smooth_dr) for each sample,
+    /// averaged over the batch.
     pub smoothed_dice: f32,
 }
 
@@ -48,9 +49,10 @@ impl AbsentClass {
         format!(
             "{} has no voxel in this batch (G = 0), so its weight 1/G is infinite; MONAI, and \
              gdl-lab with it, give it the largest finite weight of its sample instead: w = \
-             {:.3e} (largest present weight {:.3e}). Its Dice is 0/0. With the smoothing this \
-             batch's soft Dice reads (0 + smooth_nr)/(P + smooth_dr) = {:.4} for a predicted \
-             mass P = {:.1}: near 0 once anything is predicted there, 1 only when nothing is.",
+             {:.3e} (largest present weight {:.3e}). Its Dice is 0/0. With the smoothing each \
+             sample's soft Dice reads (0 + smooth_nr)/(P + smooth_dr), here {:.4} on average for \
+             a predicted mass P = {:.1} over the batch: near 0 once anything is predicted there, \
+             1 only when nothing is.",
             self.channel,
             self.weight,
             self.largest_present_weight,

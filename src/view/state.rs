@@ -122,14 +122,18 @@ impl PageState {
         same_lr == self.config && next.page.backend == self.page.backend
     }
 
-    /// Settings that keep a software adapter (SwiftShader, lavapipe) or the CPU interactive:
-    /// the Simple net on 16³ patches of a 32³ demo scan, evaluated every 10 steps.
+    /// Settings that keep a software adapter (SwiftShader, lavapipe) or the CPU interactive and
+    /// still learn every class: the seed's Target net on two 16³ patches a step of a 32³ demo
+    /// scan, evaluated every 10 steps, the loss as it was. With the default recipe every class
+    /// of a held-out phantom passes a hard Dice of 0.5 within its 200 steps for each seed we
+    /// tried (`tests/convergence.rs`); the Simple net never learned the necrotic core, and the
+    /// Target net on one patch a step missed it for two seeds in four.
     pub fn small(&self) -> Self {
         let mut smaller = self.clone();
-        smaller.config.model = ModelKind::Simple;
+        smaller.config.model = ModelKind::Target;
         smaller.config.pretrain_epochs = 0;
         smaller.config.patch = 16;
-        smaller.config.batch = 1;
+        smaller.config.batch = 2;
         smaller.config.steps_per_epoch = 10;
         smaller.page.demo_size = 32;
         smaller.page.eval_every = 10;
