@@ -74,7 +74,10 @@ def measure(webdriver, origin, settings, steps):
         return done >= steps
     wait(f"{steps} steps", 1800, enough)
     webdriver.click("pause")
+    # The last whole-volume prediction's hard Dice, as the slices' status line says it.
+    prediction = webdriver.test_text("prediction-status") or ""
     return {
+        "prediction": prediction,
         "first_button_ms": first_button,
         "longest_task_ms": webdriver.script("return window.gdlLongest;"),
         "median_step_ms": statistics.median(millis.values()) if millis else float("nan"),

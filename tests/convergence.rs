@@ -224,7 +224,6 @@ fn the_small_settings_learn_every_class_of_a_held_out_phantom() {
     let held_out = phantom(PhantomConfig {
         size: small.page.demo_size,
         seed: 1234,
-        ..PhantomConfig::default()
     });
     let mut results = Vec::new();
     for seed in [1, 2, 3] {
