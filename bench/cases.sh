@@ -8,18 +8,10 @@
 # Extra arguments go to both `gdl-lab train` runs, e.g. --epochs 24 or --backend wgpu.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gdl-lab/target}"
+# shellcheck source=bench/gdl_lab.sh
+source bench/gdl_lab.sh
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
-# PROFILE=dev uses the dev build (burn at opt-level 2, gdl-lab's own code unoptimised), which
-# is there after `./x test`; the release build is what users get, and takes ~30 min cold.
-if [ "${PROFILE:-release}" = dev ]; then
-  cargo build --locked --quiet
-  gdl_lab="$CARGO_TARGET_DIR/debug/gdl-lab"
-else
-  cargo build --release --locked --quiet
-  gdl_lab="$CARGO_TARGET_DIR/release/gdl-lab"
-fi
 "$gdl_lab" phantom --modalities 4 --cases 6 --dims 96x96x64 --brats --seed 11 --out "$dir/four" >/dev/null
 # The same cases with T1 with contrast alone.
 for case in "$dir"/four/case_*; do

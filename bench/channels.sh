@@ -6,16 +6,8 @@
 # GDL_LAB=path/to/gdl-lab uses that binary; PROFILE=dev the dev build that `./x test` leaves.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gdl-lab/target}"
-if [ -n "${GDL_LAB:-}" ]; then
-  gdl_lab="$GDL_LAB"
-elif [ "${PROFILE:-release}" = dev ]; then
-  cargo build --locked --quiet
-  gdl_lab="$CARGO_TARGET_DIR/debug/gdl-lab"
-else
-  cargo build --release --locked --quiet
-  gdl_lab="$CARGO_TARGET_DIR/release/gdl-lab"
-fi
+# shellcheck source=bench/gdl_lab.sh
+source bench/gdl_lab.sh
 rounds="${ROUNDS:-5}"
 grep -m1 "model name" /proc/cpuinfo || true
 for model in simple target unet; do

@@ -8,17 +8,10 @@
 # per region) and its last lines on stderr. Extra arguments go to both runs, e.g. --epochs 8.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gdl-lab/target}"
+# shellcheck source=bench/gdl_lab.sh
+source bench/gdl_lab.sh
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
-# PROFILE=dev uses the dev build that `./x test` leaves; the release build is what users get.
-if [ "${PROFILE:-release}" = dev ]; then
-  cargo build --locked --quiet
-  gdl_lab="$CARGO_TARGET_DIR/debug/gdl-lab"
-else
-  cargo build --release --locked --quiet
-  gdl_lab="$CARGO_TARGET_DIR/release/gdl-lab"
-fi
 "$gdl_lab" phantom --modalities 4 --cases 6 --dims 96x96x64 --brats --seed 11 --out "$dir/four" >/dev/null
 echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
 for run in sigmoid softmax; do

@@ -97,19 +97,26 @@ def clip_case(grads, max_norm):
     }
 
 
-def compute(case):
-    """Fills `expected`, `grad` and `clip` of a case from its inputs."""
+def values_and_gradients(case, table):
+    """The case's logits and labels, and `expected` and `grad` of each loss of
+    `table(logits, labels)` (name -> a function of the logits)."""
     shape = case["shape"]
     b, c, d, h, w = shape
     logits = torch.tensor(case["logits"]).reshape(shape)
     labels = torch.tensor(case["labels"], dtype=torch.long).reshape(b, d, h, w)
     expected, grad = {}, {}
-    for name, loss_fn in losses(logits, labels).items():
+    for name, loss_fn in table(logits, labels).items():
         x = logits.clone().requires_grad_(True)
         value = loss_fn(x)
         value.backward()
         expected[name] = value.item()
         grad[name] = x.grad.flatten().tolist()
+    return logits, labels, expected, grad
+
+
+def compute(case):
+    """Fills `expected`, `grad` and `clip` of a case from its inputs."""
+    logits, labels, expected, grad = values_and_gradients(case, losses)
     expected.update(misuse_values(logits, labels))
     case["expected"] = expected
     case["grad"] = grad
@@ -180,17 +187,8 @@ def region_losses(logits, labels):
 
 
 def compute_regions(case):
-    shape = case["shape"]
-    b, c, d, h, w = shape
-    logits = torch.tensor(case["logits"]).reshape(shape)
-    labels = torch.tensor(case["labels"], dtype=torch.long).reshape(b, d, h, w)
-    expected, grad = {}, {}
-    for name, loss_fn in region_losses(logits, labels).items():
-        x = logits.clone().requires_grad_(True)
-        value = loss_fn(x)
-        value.backward()
-        expected[name] = value.item()
-        grad[name] = x.grad.flatten().tolist()
+    """Fills `expected` and `grad` of a region case from its inputs."""
+    _, _, expected, grad = values_and_gradients(case, region_losses)
     case["expected"] = expected
     case["grad"] = grad
     return case
@@ -235,6 +233,20 @@ def largest_difference(ours, theirs):
     return abs(ours - theirs)
 
 
+def check(directory, recompute, keys):
+    """Recomputes every case_*.json in `directory`; exits at the first difference."""
+    worst = 0.0
+    for path in sorted(directory.glob("case_*.json")):
+        stored = json.loads(path.read_text())
+        fresh = recompute(json.loads(path.read_text()))
+        for key in keys:
+            difference = largest_difference(fresh[key], stored[key])
+            worst = max(worst, difference)
+            if difference > 1e-12:
+                sys.exit(f"{path}: {key} differs by {difference:.3e}")
+    print(f"every case in {directory} recomputed; largest difference {worst:.1e}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", type=pathlib.Path, help="recompute every case_*.json here")
@@ -246,27 +258,9 @@ def main():
     args = parser.parse_args()
     print(f"torch {torch.__version__}", file=sys.stderr)
     if args.check:
-        worst = 0.0
-        for path in sorted(args.check.glob("case_*.json")):
-            stored = json.loads(path.read_text())
-            fresh = compute(json.loads(path.read_text()))
-            for key in ("expected", "grad", "clip"):
-                difference = largest_difference(fresh[key], stored[key])
-                worst = max(worst, difference)
-                if difference > 1e-12:
-                    sys.exit(f"{path}: {key} differs by {difference:.3e}")
-        print(f"every case in {args.check} recomputed; largest difference {worst:.1e}")
+        check(args.check, compute, ("expected", "grad", "clip"))
     if args.check_regions:
-        worst = 0.0
-        for path in sorted(args.check_regions.glob("case_*.json")):
-            stored = json.loads(path.read_text())
-            fresh = compute_regions(json.loads(path.read_text()))
-            for key in ("expected", "grad"):
-                difference = largest_difference(fresh[key], stored[key])
-                worst = max(worst, difference)
-                if difference > 1e-12:
-                    sys.exit(f"{path}: {key} differs by {difference:.3e}")
-        print(f"every region case in {args.check_regions} recomputed; largest difference {worst:.1e}")
+        check(args.check_regions, compute_regions, ("expected", "grad"))
     if args.regions:
         args.regions.mkdir(parents=True, exist_ok=True)
         for stem, (seed, shape, margin, noise, absent) in REGION_CASES.items():

@@ -138,6 +138,35 @@ fn with_the_label_map_as_target_gdl_goes_negative_as_the_net_improves() {
     assert!(sentence.contains("label map"), "{sentence}");
 }
 
+/// `config` trained `steps` steps on `demo` for seeds 1, 2 and 3 (each run's reports checked by
+/// `check`), and each scored on `held_out`: the hard Dice per class, a row per seed.
+fn held_out_dice(
+    config: &TrainingConfig,
+    demo: &LabelledVolume,
+    held_out: &LabelledVolume,
+    steps: usize,
+    check: impl Fn(&[StepReport]),
+) -> Vec<Vec<f32>> {
+    [1, 2, 3]
+        .into_iter()
+        .map(|seed| {
+            let config = TrainingConfig {
+                seed,
+                ..config.clone()
+            };
+            let (session, reports) = train(config, demo, steps);
+            check(&reports);
+            let evaluation =
+                pollster::block_on(session.evaluate_on(held_out)).expect("held-out evaluation");
+            println!(
+                "seed {seed}, {steps} steps: held-out hard Dice per class {:?}",
+                evaluation.dice
+            );
+            evaluation.dice
+        })
+        .collect()
+}
+
 /// The page's default recipe, unchanged (U-Net, CE warm-up 2 epochs, a linear ramp over 4 to
 /// the GDL with 1/G weights, Adam at 1e-2, 32³ patches of the 64³ demo phantom), for three seeds:
 /// 151 steps to reach λ = 1, then as many at λ = 1 (the GDL-dominated phase), scored on a
@@ -158,22 +187,9 @@ fn the_default_recipe_learns_every_class_of_the_demo_on_a_held_out_phantom() {
         * defaults.steps_per_epoch as f64)
         .ceil() as usize
         + 1;
-    let mut results = Vec::new();
-    for seed in [1, 2, 3] {
-        let config = TrainingConfig {
-            seed,
-            ..defaults.clone()
-        };
-        let (session, reports) = train(config, &demo, 2 * hand_over);
+    let results = held_out_dice(&defaults, &demo, &held_out, 2 * hand_over, |reports| {
         assert_eq!(reports[hand_over - 1].lambda, 1.0);
-        let evaluation =
-            pollster::block_on(session.evaluate_on(&held_out)).expect("held-out evaluation");
-        println!(
-            "seed {seed}: held-out hard Dice per class {:?}",
-            evaluation.dice
-        );
-        results.push(evaluation.dice);
-    }
+    });
     // Our runs: on an AVX2 EPYC (2026-11-27) core 0.69 / 0.86 / 0.39, oedema 0.51 / 0.59 / 0.59,
     // enhancing 0.55 / 0.69 / 0.66 for seeds 1, 2, 3; on an AVX-512 EPYC (2026-12-06, the same
     // code) core 0.53 / 0.00 / 0.79, oedema 0.56 / 0.75 / 0.69, enhancing 0.52 / 0.67 / 0.67.
@@ -225,22 +241,8 @@ fn the_small_settings_learn_every_class_of_a_held_out_phantom() {
         size: small.page.demo_size,
         seed: 1234,
     });
-    let mut results = Vec::new();
-    for seed in [1, 2, 3] {
-        let config = TrainingConfig {
-            seed,
-            ..small.config.clone()
-        };
-        let steps = config.total_steps();
-        let (session, _) = train(config, &demo, steps);
-        let evaluation =
-            pollster::block_on(session.evaluate_on(&held_out)).expect("held-out evaluation");
-        println!(
-            "small settings, seed {seed}, {steps} steps: held-out hard Dice per class {:?}",
-            evaluation.dice
-        );
-        results.push(evaluation.dice);
-    }
+    let steps = small.config.total_steps();
+    let results = held_out_dice(&small.config, &demo, &held_out, steps, |_| {});
     for class in 1..results[0].len() {
         let mut per_seed: Vec<f32> = results.iter().map(|dice| dice[class]).collect();
         per_seed.sort_by(f32::total_cmp);

@@ -65,8 +65,12 @@ fn reference_dir() -> PathBuf {
 }
 
 fn cases() -> Vec<(String, Value)> {
-    let dir = reference_dir();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|error| {
+    cases_in(&reference_dir())
+}
+
+/// Every `case_*.json` in `dir`, sorted by name; fails on none (a check of nothing).
+fn cases_in(dir: &std::path::Path) -> Vec<(String, Value)> {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|error| {
         panic!(
             "cannot read the reference directory {}: {error}",
             dir.display()
@@ -105,21 +109,33 @@ fn floats(value: &Value) -> Vec<f32> {
         .collect()
 }
 
-/// A case's logits (requiring gradients) and the one-hot of its labels, `[B, C, D, H, W]`.
+/// A case's logits (requiring gradients) and its target (the one-hot of its labels, or their
+/// regions), both `[B, C, D, H, W]`.
 struct Inputs {
     logits: Tensor<5>,
-    onehot: Tensor<5>,
+    target: Tensor<5>,
 }
 
 fn inputs(case: &Value, device: &Device) -> Inputs {
+    let classes = shape_of(case)[1];
+    inputs_with(case, device, |sample| one_hot(sample, classes))
+}
+
+fn shape_of(case: &Value) -> [usize; 5] {
     let shape: Vec<usize> = case["shape"]
         .as_array()
         .expect("shape")
         .iter()
         .map(|v| v.as_u64().expect("a dimension") as usize)
         .collect();
-    let shape: [usize; 5] = shape.try_into().expect("shape has five entries");
-    let [batch, classes, d, h, w] = shape;
+    shape.try_into().expect("shape has five entries")
+}
+
+/// A case's logits (requiring gradients) and, as `target`, the planes `target_of` makes
+/// from each sample's labels (as many planes as the logits have channels).
+fn inputs_with(case: &Value, device: &Device, target_of: impl Fn(&[u8]) -> Vec<f32>) -> Inputs {
+    let shape = shape_of(case);
+    let [batch, channels, d, h, w] = shape;
     let labels: Vec<u8> = case["labels"]
         .as_array()
         .expect("labels")
@@ -128,26 +144,24 @@ fn inputs(case: &Value, device: &Device) -> Inputs {
         .collect();
     let voxels = d * h * w;
     assert_eq!(labels.len(), batch * voxels, "labels match the shape");
-    let onehot: Vec<f32> = labels
-        .chunks(voxels)
-        .flat_map(|sample| one_hot(sample, classes))
-        .collect();
+    let target: Vec<f32> = labels.chunks(voxels).flat_map(&target_of).collect();
     let logits = floats(&case["logits"]);
     assert_eq!(
         logits.len(),
-        batch * classes * voxels,
+        batch * channels * voxels,
         "logits match the shape"
     );
+    assert_eq!(target.len(), logits.len(), "the targets match the logits");
     Inputs {
         logits: Tensor::from_data(TensorData::new(logits, shape), device).require_grad(),
-        onehot: Tensor::from_data(TensorData::new(onehot, shape), device),
+        target: Tensor::from_data(TensorData::new(target, shape), device),
     }
 }
 
 /// The loss named `name` (see the reference README) computed by gdl-lab.
 fn loss_by_name(name: &str, inputs: &Inputs) -> Tensor<1> {
     let logits = inputs.logits.clone();
-    let onehot = inputs.onehot.clone();
+    let onehot = inputs.target.clone();
     let probs = || softmax(logits.clone(), 1);
     let square = GdlConfig::default();
     match name {
@@ -321,48 +335,16 @@ fn global_norm_clipping_matches_pytorch() {
 /// region logits each through a sigmoid, as `scripts/reference_cases.py --regions` writes them
 /// with MONAI's `GeneralizedDiceLoss(sigmoid=True)`.
 fn region_cases() -> Vec<(String, Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference-regions");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", dir.display()))
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no region cases in {}", dir.display());
-    paths
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).expect("readable case");
-            let case = serde_json::from_str(&text).expect("a JSON case");
-            (path.display().to_string(), case)
-        })
-        .collect()
+    cases_in(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference-regions"))
 }
 
 /// The region loss `name` of a case: `bce_with_logits_regions` or
 /// `gdl_sigmoid_{square|simple|uniform}_batch{0|1}` (MONAI's sigmoid GDL, background included).
 fn region_loss(name: &str, case: &Value, device: &Device) -> (Tensor<5>, Tensor<1>) {
-    let shape: Vec<usize> = case["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(|v| v.as_u64().expect("a dimension") as usize)
-        .collect();
-    let shape: [usize; 5] = shape.try_into().expect("five dimensions");
-    let labels: Vec<u8> = case["labels"]
-        .as_array()
-        .expect("labels")
-        .iter()
-        .map(|v| v.as_u64().expect("a label") as u8)
-        .collect();
-    let voxels = shape[2] * shape[3] * shape[4];
-    let masks: Vec<f32> = labels
-        .chunks(voxels)
-        .flat_map(|sample| gdl_lab::volume::RegionMap::brats().masks(sample))
-        .collect();
-    let logits = Tensor::<5>::from_data(TensorData::new(floats(&case["logits"]), shape), device)
-        .require_grad();
-    let target = Tensor::<5>::from_data(TensorData::new(masks, shape), device);
+    let inputs = inputs_with(case, device, |sample| {
+        gdl_lab::volume::RegionMap::brats().masks(sample)
+    });
+    let (logits, target) = (inputs.logits, inputs.target);
     let loss = if name == "bce_with_logits_regions" {
         bce_with_logits(logits.clone(), target)
     } else {

@@ -131,7 +131,6 @@ pub fn class_sums(probs: Tensor<5>, target: Tensor<5>, pooled: bool) -> ClassSum
 /// the row's largest finite weight). Weights carry no gradient, as in MONAI.
 pub fn class_weights(target_sum: Tensor<2>, weight_type: WeightType) -> Tensor<2> {
     let target_sum = target_sum.detach();
-    let [rows, classes] = target_sum.dims();
     if weight_type == WeightType::Uniform {
         return target_sum.ones_like();
     }
@@ -141,25 +140,52 @@ pub fn class_weights(target_sum: Tensor<2>, weight_type: WeightType) -> Tensor<2
     let finite = match weight_type {
         WeightType::Square => safe.square().recip(),
         _ => safe.recip(),
-    }
-    .mask_fill(absent.clone(), 0.0);
+    };
+    absent_take_row_max(finite, absent)
+}
+
+#[cfg(engine)]
+/// MONAI's rule for the weights of absent classes (`absent`, where G = 0): they take the
+/// largest weight of the other classes of their row.
+pub fn absent_take_row_max(weight: Tensor<2>, absent: Tensor<2, Bool>) -> Tensor<2> {
+    let [rows, classes] = weight.dims();
+    let finite = weight.mask_fill(absent.clone(), 0.0);
     let row_max = finite.clone().max_dim(1).expand([rows, classes]);
     finite.mask_where(absent, row_max)
 }
 
 #[cfg(engine)]
+/// How [`gdl_from_parts_rounded`] rounds each intermediate: not at all, or (the lab's fp16
+/// cause) to another precision.
+pub type Rounding = fn(Tensor<2>) -> Tensor<2>;
+
+#[cfg(engine)]
 /// The GDL fraction from given sums and weights. Split from [`generalized_dice`] so that the lab
 /// can inject a wrong weight and still go through this exact formula.
 pub fn gdl_from_parts(sums: ClassSums, weight: Tensor<2>, config: &GdlConfig) -> GdlParts {
+    gdl_from_parts_rounded(sums, weight, config, |exact| exact)
+}
+
+#[cfg(engine)]
+/// [`gdl_from_parts`] with each sum, product and ratio passed through `round` as it is made (the
+/// lab's fp16 cause: `super::half`); the same operations in the same order.
+pub fn gdl_from_parts_rounded(
+    sums: ClassSums,
+    weight: Tensor<2>,
+    config: &GdlConfig,
+    round: Rounding,
+) -> GdlParts {
     let [rows, classes] = weight.dims();
-    let union = sums.prediction.clone() + sums.target.clone();
-    let numerator =
-        (sums.intersection.clone() * weight.clone()).sum_dim(1) * 2.0 + config.smooth_nr;
-    let denominator = (union.clone() * weight.clone()).sum_dim(1) + config.smooth_dr;
-    let per_row = (numerator / denominator.clone()).neg().add_scalar(1.0);
-    let dice = (sums.intersection.clone() * 2.0 + config.smooth_nr) / (union + config.smooth_dr);
-    let contribution =
-        sums.intersection.clone() * weight.clone() * 2.0 / denominator.expand([rows, classes]);
+    let union = round(sums.prediction.clone() + sums.target.clone());
+    let weighted_intersection = round(sums.intersection.clone() * weight.clone());
+    let numerator = round(round(weighted_intersection.clone().sum_dim(1)) * 2.0 + config.smooth_nr);
+    let denominator =
+        round(round(round(union.clone() * weight.clone()).sum_dim(1)) + config.smooth_dr);
+    let per_row = round(numerator / denominator.clone()).neg().add_scalar(1.0);
+    let dice = round(
+        round(sums.intersection.clone() * 2.0 + config.smooth_nr) / round(union + config.smooth_dr),
+    );
+    let contribution = round(weighted_intersection * 2.0 / denominator.expand([rows, classes]));
     GdlParts {
         loss: per_row.mean(),
         sums,

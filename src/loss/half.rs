@@ -9,7 +9,10 @@
 
 use burn::prelude::*;
 
-use super::gdl::{ClassSums, GdlConfig, GdlParts, drop_background};
+use super::gdl::{
+    ClassSums, GdlConfig, GdlParts, WeightType, absent_take_row_max, class_sums, drop_background,
+    gdl_from_parts_rounded,
+};
 
 /// fp16's largest finite value.
 pub const HALF_MAX: f32 = 65_504.0;
@@ -45,55 +48,35 @@ pub fn round_to_half<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// NaN.
 pub fn half_precision_gdl(probs: Tensor<5>, target: Tensor<5>, config: &GdlConfig) -> GdlParts {
     let (probs, target) = drop_background(probs, target, config.include_background);
-    let sums = super::gdl::class_sums(probs, target, config.batch);
+    let sums = class_sums(probs, target, config.batch);
     let sums = ClassSums {
         intersection: round_to_half(sums.intersection),
         prediction: round_to_half(sums.prediction),
         target: round_to_half(sums.target),
     };
-    let weight = half_weights(sums.target.clone(), config);
-    let [rows, classes] = weight.dims();
-    let h = round_to_half::<2>;
-    let smooth_nr = config.smooth_nr;
-    let smooth_dr = config.smooth_dr;
-    let union = h(sums.prediction.clone() + sums.target.clone());
-    let weighted_intersection = h(sums.intersection.clone() * weight.clone());
-    let numerator = h(h(weighted_intersection.clone().sum_dim(1)) * 2.0 + smooth_nr);
-    let denominator = h(h(h(union.clone() * weight.clone()).sum_dim(1)) + smooth_dr);
-    let per_row = h(numerator / denominator.clone()).neg().add_scalar(1.0);
-    let dice = h(h(sums.intersection.clone() * 2.0 + smooth_nr) / h(union + smooth_dr));
-    let contribution = h(weighted_intersection * 2.0 / denominator.expand([rows, classes]));
-    GdlParts {
-        loss: per_row.mean(),
-        sums,
-        weight,
-        dice,
-        contribution,
-    }
+    let weight = half_weights(sums.target.clone(), config.weight_type);
+    gdl_from_parts_rounded(sums, weight, config, round_to_half::<2>)
 }
 
 /// MONAI's weights in fp16: `1/G²` is 1/∞ = 0 once G² overflows; an absent class (1/0 = ∞)
 /// takes the row's largest weight, as MONAI replaces infinities (so 0 when every present class
 /// underflowed).
-fn half_weights(target_sum: Tensor<2>, config: &GdlConfig) -> Tensor<2> {
+fn half_weights(target_sum: Tensor<2>, weight_type: WeightType) -> Tensor<2> {
     let target_sum = target_sum.detach();
-    let [rows, classes] = target_sum.dims();
-    if config.weight_type == super::WeightType::Uniform {
+    if weight_type == WeightType::Uniform {
         return target_sum.ones_like();
     }
     let absent = target_sum.clone().equal_elem(0.0);
     let safe = target_sum.mask_fill(absent.clone(), 1.0);
-    let power = match config.weight_type {
-        super::WeightType::Square => round_to_half(safe.clone() * safe),
+    let power = match weight_type {
+        WeightType::Square => round_to_half(safe.square()),
         _ => safe,
     };
     // 1/∞ is 0 in IEEE arithmetic; written as a mask so that no backend needs to divide by ∞.
     let overflowed = power.clone().greater_elem(HALF_MAX);
-    let finite = round_to_half(power.mask_fill(overflowed.clone(), 1.0).recip())
-        .mask_fill(overflowed, 0.0)
-        .mask_fill(absent.clone(), 0.0);
-    let row_max = finite.clone().max_dim(1).expand([rows, classes]);
-    finite.mask_where(absent, row_max)
+    let weight =
+        round_to_half(power.mask_fill(overflowed.clone(), 1.0).recip()).mask_fill(overflowed, 0.0);
+    absent_take_row_max(weight, absent)
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
