@@ -138,19 +138,47 @@ const TILED_CASES: [TiledCase; 9] = [
     ([48, 8], [5, 6, 9], 3, 1, 1, 1),
 ];
 
-/// The tiled kernels' extension on flex is burn's convolution, but its backward pass is ours
-/// (the input gradient of a stride-1 layer as a convolution by the flipped, transposed
-/// weights): it must give burn's gradients on the CPU, where no GPU is needed.
+/// On flex the extension is gdl-lab's CPU convolution (`model/kernels/cpu.rs`) and its backward
+/// pass: output, input gradient, weight gradient and bias gradient must be burn's on the CPU.
 #[test]
-fn the_tiled_convolutions_backward_pass_gives_burns_gradients_on_flex() {
+fn the_cpu_convolutions_give_burns_numbers_on_flex() {
     let cpu = Device::flex();
     cpu.seed(5);
     for ([cin, cout], dims, k, stride, padding, batch) in TILED_CASES {
         let data = case_data(cin, cout, dims, k, batch);
         let reference = run(&cpu, Path::Burn, &data, stride, padding);
         let ours = run(&cpu, Path::Tiled, &data, stride, padding);
+        let what =
+            format!("CPU {k}³ stride-{stride} pad-{padding} conv {cin}→{cout} on {dims:?} on flex");
+        common::assert_convolutions_agree(&ours, &reference, &what);
+    }
+}
+
+/// The same on shapes drawn at random (a fixed seed, so a failure repeats): kernel 1 or 3,
+/// stride 1 or 2, padding 0 or 1, odd and even edges, batches of 1 to 3, and channel counts up to
+/// 40 (a layer of 40 × 27 columns rows splits into several tiles and weight-gradient groups).
+#[test]
+fn the_cpu_convolutions_give_burns_numbers_on_random_shapes() {
+    use rand::{RngExt, SeedableRng};
+    let cpu = Device::flex();
+    cpu.seed(9);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(30);
+    for _ in 0..24 {
+        let k = if rng.random_bool(0.7) { 3 } else { 1 };
+        let stride = rng.random_range(1..=2);
+        let padding = if k == 3 { rng.random_range(0..=1) } else { 0 };
+        let dims = [0; 3].map(|_| rng.random_range(3..=13));
+        let cin = if rng.random_bool(0.2) {
+            40
+        } else {
+            rng.random_range(1..=6)
+        };
+        let (cout, batch) = (rng.random_range(1..=9), rng.random_range(1..=3));
+        let data = case_data(cin, cout, dims, k, batch);
+        let reference = run(&cpu, Path::Burn, &data, stride, padding);
+        let ours = run(&cpu, Path::Tiled, &data, stride, padding);
         let what = format!(
-            "tiled {k}³ stride-{stride} pad-{padding} conv {cin}→{cout} on {dims:?} on flex"
+            "CPU {k}³ stride-{stride} pad-{padding} conv {cin}→{cout} on {batch}×{dims:?} on flex"
         );
         common::assert_convolutions_agree(&ours, &reference, &what);
     }

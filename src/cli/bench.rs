@@ -36,8 +36,9 @@ pub struct BenchArgs {
     /// blending, --size windows) of a volume of these dims, e.g. 240x240x155
     #[arg(long)]
     predict: Option<Dims>,
-    /// How the nets run their 3D convolutions: auto (the tiled kernels on a GPU, burn's conv3d on
-    /// flex), tiled (gdl-lab's own kernels), gemm (im2col + matmul) or burn (burn's conv3d)
+    /// How the nets run their 3D convolutions: auto and tiled (gdl-lab's own kernels: tiled on a
+    /// GPU, im2col tiles and gemm on flex), gemm (im2col + matmul in burn's tensor operations)
+    /// or burn (burn's conv3d)
     #[arg(long, default_value = "auto", value_parser = parse_conv_algorithm)]
     conv: ConvAlgorithm,
     /// The tiled convolution kernels' tile sizes, to compare them on one GPU without a rebuild:
@@ -159,8 +160,8 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
         "size": size,
         "channels": args.channels,
         "conv": args.conv.name(),
-        // The path the net's layers take (`--conv auto` picks by device).
-        "conv_path": args.conv.path(&device.device).name(),
+        // The path the net's layers take.
+        "conv_path": args.conv.path().name(),
         "tiles": tiles[0].to_string(),
         "peak_rss_mib": peak_resident_mib(),
         "threads": rayon::current_num_threads(),

@@ -1,6 +1,7 @@
 //! The nets' 3D convolutions, by one of three paths ([`ConvAlgorithm`]): burn's `conv3d`, the
-//! project's tiled kernels ([`super::kernels`], the default on a GPU), or im2col + batched
-//! matmul built from burn's own tensor ops (this file).
+//! project's own kernels ([`super::kernels`], the default: tiled kernels on a GPU, im2col tiles
+//! and `gemm` on the CPU), or im2col + batched matmul built from burn's own tensor ops (this
+//! file).
 //!
 //! Why im2col by hand: on the GPU backends burn-cubecl 0.22 runs the forward 3D convolution
 //! through a direct kernel that was 60 % of a Target 64³ step on an H200, and above 64³ burn's
@@ -27,7 +28,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use burn::nn::PaddingConfig3d;
 use burn::nn::conv::Conv3d;
 use burn::prelude::*;
-use burn::tensor::Device;
 use burn::tensor::module::conv3d as burn_conv3d;
 use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Slice, s};
@@ -46,16 +46,17 @@ const TARGET_CHUNK_VOXELS: usize = 4096;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConvAlgorithm {
-    /// On a GPU, the tiled kernels; on flex, burn's `conv3d` (already an im2col + gemm on the
-    /// CPU, with less memory traffic). The tiled kernels need no autotuning, so the browser,
-    /// where it is off, runs the same kernels as native; on lavapipe they made the nets' steps
-    /// 1.5–2.6× faster than burn's, with a first step of seconds where burn's autotuning took
-    /// minutes, and the page's WebGPU steps 3.7–4.6× faster (BENCHMARKS.md, "GPU").
+    /// The project's own kernels on every device: on a GPU the tiled kernels, on flex the CPU
+    /// convolution (`kernels/cpu.rs`: im2col tiles and `gemm` on rayon's threads, 2.2× faster
+    /// than burn-flex's `conv3d` for a Target 64³ step, BENCHMARKS.md, section a). The tiled
+    /// kernels need no autotuning, so the browser, where it is off, runs the same kernels as
+    /// native; on lavapipe they made the nets' steps 1.5–2.6× faster than burn's, with a first
+    /// step of seconds where burn's autotuning took minutes, and the page's WebGPU steps
+    /// 3.7–4.6× faster (BENCHMARKS.md, "GPU").
     #[default]
     Auto,
     /// Always the project's own kernels ([`super::kernels`], and the U-Net's fused
-    /// InstanceNorm + LeakyReLU, [`super::norm`]); on flex, burn's `conv3d` and the fused
-    /// operation written in burn's tensor operations.
+    /// InstanceNorm + LeakyReLU, [`super::norm`], written in burn's tensor operations on flex).
     Tiled,
     /// Always im2col + matmul ([`conv3d_gemm`]).
     Gemm,
@@ -75,10 +76,10 @@ impl ConvAlgorithm {
         }
     }
 
-    /// The path a layer takes on `device`: never [`ConvAlgorithm::Auto`].
-    pub fn path(self, device: &Device) -> ConvAlgorithm {
+    /// The path a layer takes: never [`ConvAlgorithm::Auto`]. (The device decides what the
+    /// project's kernels are, not whether they run.)
+    pub fn path(self) -> ConvAlgorithm {
         match self {
-            Self::Auto if *device == Device::flex() => Self::Burn,
             Self::Auto => Self::Tiled,
             chosen => chosen,
         }
@@ -124,7 +125,7 @@ fn forward_with_bias(conv: &Conv3d, input: Tensor<5>, bias: Option<Tensor<1>>) -
     let [_, _, kd, kh, kw] = weight.dims();
     let uniform = |axes: [usize; 3]| axes.iter().all(|axis| *axis == axes[0]);
     let tiled_applies = uniform(conv.stride) && uniform(padding) && kd == kh && kh == kw;
-    match algorithm().path(&input.device()) {
+    match algorithm().path() {
         ConvAlgorithm::Gemm => conv3d_gemm(input, weight, bias, conv.stride, padding),
         ConvAlgorithm::Tiled if tiled_applies => {
             super::kernels::conv3d_tiled(input, weight, bias, conv.stride[0], padding[0])

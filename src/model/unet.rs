@@ -48,8 +48,8 @@ impl ConvBlock {
     pub fn forward(&self, input: Tensor<5>) -> Tensor<5> {
         // Where the convolutions take the project's kernels, so does the norm (one operation
         // instead of ~13, norm/mod.rs), and the conv's bias, which the norm cancels, is left
-        // out; burn's modules otherwise, and on flex by default.
-        let own_kernels = conv::algorithm().path(&input.device()) == ConvAlgorithm::Tiled;
+        // out; burn's modules otherwise.
+        let own_kernels = conv::algorithm().path() == ConvAlgorithm::Tiled;
         if own_kernels && norm::fusable(&self.norm, &self.activation) {
             let x = conv::forward_without_bias(&self.conv, input);
             norm::instance_norm_leaky_relu(&self.norm, &self.activation, x)

@@ -23,11 +23,14 @@
 //!   with two variants written for a GPU's memory, for a GPU run to choose by measurement
 //!   (`forward_columns.rs`, `weight_grad_lanes.rs`; `bench/tiles.py`).
 //!
-//! On flex the same operation is burn's `conv3d` and its backward passes (the extension routes
-//! by device), so the autodiff wiring is checked on the CPU too.
+//! On flex the same operation runs on the CPU (`cpu.rs`: im2col tiles and the `gemm` crate, on
+//! rayon's threads; `flex.rs` routes to it, and to burn's convolution where it does not apply),
+//! so the autodiff wiring is checked on the CPU too.
 
 mod autodiff;
+pub mod cpu;
 mod cube;
+mod flex;
 mod forward;
 mod forward_columns;
 mod input_grad;
@@ -36,9 +39,8 @@ pub mod tiles;
 mod weight_grad;
 mod weight_grad_lanes;
 
-use burn::backend::ops::{ConvOptions, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::prelude::*;
 use burn::tensor::Shape;
 
@@ -93,48 +95,6 @@ pub fn conv_output_shape(
     let edge = |size: usize| (size + 2 * padding - weight[2]) / stride + 1;
     let channels_out = if *transposed { weight[1] } else { weight[0] };
     Shape::new([x[0], channels_out, edge(x[2]), edge(x[3]), edge(x[4])])
-}
-
-fn options(stride: usize, padding: usize) -> ConvOptions<3> {
-    ConvOptions::new([stride; 3], [padding; 3], [1; 3], 1)
-}
-
-/// On the CPU the operation is burn's own convolution.
-impl ConvKernels for Flex {
-    fn tiled_conv3d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        stride: usize,
-        padding: usize,
-        transposed: bool,
-    ) -> FloatTensor<Self> {
-        let weight = if transposed {
-            Self::float_flip(Self::float_swap_dims(weight, 0, 1), &[2, 3, 4])
-        } else {
-            weight
-        };
-        Self::conv3d(x, weight, None, options(stride, padding))
-    }
-
-    fn tiled_conv3d_input_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        stride: usize,
-        padding: usize,
-    ) -> FloatTensor<Self> {
-        Self::conv3d_x_backward(x, weight, output_grad, options(stride, padding))
-    }
-
-    fn tiled_conv3d_weight_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        stride: usize,
-        padding: usize,
-    ) -> FloatTensor<Self> {
-        Self::conv3d_weight_backward(x, weight, output_grad, options(stride, padding))
-    }
 }
 
 /// A 3D convolution of `input` `[B, C, D, H, W]` by `weight` `[Cout, C, k, k, k]` (k odd or 1)
