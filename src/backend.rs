@@ -62,7 +62,7 @@ impl ComputeDevice {
             device: Device::flex(),
             adapter: AdapterSummary {
                 backend: BackendKind::Flex,
-                name: "flex, burn's pure-Rust CPU backend".into(),
+                name: format!("flex, burn's pure-Rust CPU backend, {}", cpu_description()),
                 architecture: std::env::consts::ARCH.into(),
                 software: true,
                 max_buffer_size: None,
@@ -88,6 +88,36 @@ impl ComputeDevice {
             line.push_str(&format!(", max buffer {}", format_bytes(bytes)));
         }
         line
+    }
+}
+
+#[cfg(engine)]
+/// How many threads flex's convolutions use, and whether the browser's wasm runs their matrix
+/// products on SIMD128: "2 threads", "1 thread, SIMD128". In the page the worker trains on one
+/// thread (wasm threads would need a second, atomics-enabled build of the worker: issue 30).
+pub fn cpu_description() -> String {
+    let threads = cpu_threads();
+    let simd = if cfg!(target_arch = "wasm32") && gemm::get_wasm_simd128() {
+        ", SIMD128"
+    } else {
+        ""
+    };
+    format!(
+        "{threads} thread{}{simd}",
+        if threads == 1 { "" } else { "s" }
+    )
+}
+
+#[cfg(engine)]
+/// The threads flex trains on: rayon's pool natively, one in the browser's worker.
+pub fn cpu_threads() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        1
     }
 }
 

@@ -342,3 +342,16 @@ async fn webgpu_rounds_to_half_precision_exactly_as_flex() {
     assert_eq!(ours, theirs, "WebGPU's fp16 rounding differs from flex's");
     assert_eq!(theirs[10], f32::INFINITY);
 }
+
+/// The worker's CPU path runs its convolutions' matrix products on SIMD128 (gemm's wasm kernels,
+/// chosen at run time by a flag that burn's `simd` feature and gdl-lab's `gemm` dependency set):
+/// without it a page's CPU step would fall back to scalar loops. The device panel says so.
+#[wasm_bindgen_test]
+fn the_workers_cpu_path_uses_simd128_on_one_thread() {
+    let flex = backend::ComputeDevice::flex(None);
+    assert!(
+        flex.adapter.name.ends_with("1 thread, SIMD128"),
+        "flex in the browser: {}",
+        flex.adapter.name
+    );
+}

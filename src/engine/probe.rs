@@ -124,6 +124,7 @@ pub fn decide(
     gpu: Option<&ComputeDevice>,
     gpu_ms: Result<f64, String>,
     cpu_ms: f64,
+    cpu_threads: usize,
 ) -> ProbeReport {
     let choice = match &gpu_ms {
         Ok(gpu_ms) if *gpu_ms < cpu_ms => gpu.map_or(BackendKind::Flex, |g| g.adapter.backend),
@@ -149,7 +150,9 @@ pub fn decide(
         choice.label().to_string()
     };
     let sentence = format!(
-        "{gpu_part} · CPU: {cpu_ms:.0} ms/step, timed at {probed_at} → training on {target}"
+        "{gpu_part} · CPU: {cpu_ms:.0} ms/step on {cpu_threads} thread{}, timed at {probed_at} \
+         → training on {target}",
+        if cpu_threads == 1 { "" } else { "s" }
     );
     ProbeReport {
         probed_at,
@@ -191,22 +194,30 @@ mod tests {
             Some(&swiftshader),
             Ok(722.0),
             33.0,
+            1,
         );
         assert_eq!(slow.choice, BackendKind::Flex);
         assert_eq!(
             slow.sentence,
-            "WebGPU: 722 ms/step (SwiftShader Device (Subzero), software) · CPU: 33 ms/step, \
-             timed at simple, 1 × 16³ → training on the CPU"
+            "WebGPU: 722 ms/step (SwiftShader Device (Subzero), software) · CPU: 33 ms/step on \
+             1 thread, timed at simple, 1 × 16³ → training on the CPU"
         );
         let real = gpu(false);
-        let fast = decide("unet, 2 × 32³".into(), Some(&real), Ok(40.0), 2600.0);
+        let fast = decide("unet, 2 × 32³".into(), Some(&real), Ok(40.0), 2600.0, 8);
+        assert!(fast.sentence.contains("CPU: 2600 ms/step on 8 threads,"));
         assert_eq!(fast.choice, BackendKind::WebGpu);
         assert!(fast.sentence.ends_with("→ training on WebGPU"));
         // A software adapter that measures faster is still chosen: the measurement decides.
-        let odd = decide("simple, 1 × 16³".into(), Some(&swiftshader), Ok(20.0), 33.0);
+        let odd = decide(
+            "simple, 1 × 16³".into(),
+            Some(&swiftshader),
+            Ok(20.0),
+            33.0,
+            1,
+        );
         assert_eq!(odd.choice, BackendKind::WebGpu);
         // A tie goes to the CPU, which has no device to lose.
-        let tie = decide("simple, 1 × 16³".into(), Some(&real), Ok(33.0), 33.0);
+        let tie = decide("simple, 1 × 16³".into(), Some(&real), Ok(33.0), 33.0, 1);
         assert_eq!(tie.choice, BackendKind::Flex);
     }
 
@@ -217,6 +228,7 @@ mod tests {
             None,
             Err("navigator.gpu is missing".into()),
             150.0,
+            1,
         );
         assert_eq!(none.choice, BackendKind::Flex);
         assert!(
@@ -228,6 +240,7 @@ mod tests {
             Some(&gpu(false)),
             Err("The device failed: lost".into()),
             150.0,
+            1,
         );
         assert_eq!(failed.choice, BackendKind::Flex);
     }
@@ -248,6 +261,7 @@ mod tests {
             Some(&gpu(false)),
             Err(garbage),
             33.0,
+            1,
         );
         assert_eq!(report.choice, BackendKind::Flex);
         assert!(

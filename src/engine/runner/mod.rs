@@ -478,6 +478,9 @@ impl Engine {
             gpu.as_ref().ok(),
             gpu_ms,
             on_cpu.median_ms,
+            // flex times its steps on the threads it will train on (rayon's pool natively, the
+            // worker's one thread in the browser).
+            crate::backend::cpu_threads(),
         );
         self.probe = Some((key, report.clone()));
         self.emit(Event::Probe(report.clone()));
