@@ -47,7 +47,7 @@ const TARGET_CHUNK_VOXELS: usize = 4096;
 #[serde(rename_all = "lowercase")]
 pub enum ConvAlgorithm {
     /// The project's own kernels on every device: on a GPU the tiled kernels, on flex the CPU
-    /// convolution (`kernels/cpu.rs`: im2col tiles and `gemm` on rayon's threads, 2.2× faster
+    /// convolution (`kernels/cpu.rs`: im2col tiles and `gemm` on rayon's threads, 2.1× faster
     /// than burn-flex's `conv3d` for a Target 64³ step, BENCHMARKS.md, section a). The tiled
     /// kernels need no autotuning, so the browser, where it is off, runs the same kernels as
     /// native; on lavapipe they made the nets' steps 1.5–2.6× faster than burn's, with a first
