@@ -641,6 +641,62 @@ mod tests {
         }
     }
 
+    /// The passes give the same bits on any number of threads: each output element is one
+    /// tile's `gemm`, the scatter adds its planes in a fixed order, and the weight gradient's
+    /// groups are fixed and added in order (partials per thread would fail this).
+    #[test]
+    #[cfg(not(target_arch = "wasm32"))]
+    fn every_pass_gives_the_same_bits_on_any_thread_count() {
+        let shapes = [(1, 3), (2, 2)].map(|(stride, batch)| ConvShape {
+            batch,
+            channels: 24,
+            channels_out: 8,
+            input: [12, 11, 10],
+            kernel: 3,
+            stride,
+            padding: 1,
+        });
+        for shape in shapes {
+            // Enough tiles for every weight-gradient group (stride 1), or several scatter planes
+            // per phase (stride 2).
+            let enough = if shape.stride == 1 {
+                WEIGHT_GRAD_GROUPS
+            } else {
+                2
+            };
+            assert!(row_tiles(shape).len() > enough, "{shape:?}: too few tiles");
+            let input = ramp(shape.batch * shape.channels * shape.input_voxels(), 0.1);
+            let weight = ramp(shape.channels_out * shape.column_rows(), 0.7);
+            let grad = ramp(
+                shape.batch * shape.channels_out * shape.output_voxels(),
+                1.3,
+            );
+            let on = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a thread pool");
+                pool.install(|| {
+                    [
+                        forward(&input, &weight, shape),
+                        input_grad(&weight, &grad, shape),
+                        weight_grad(&input, &grad, shape),
+                    ]
+                })
+            };
+            let bits = |passes: [Vec<f32>; 3]| {
+                passes.map(|p| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            };
+            let one = bits(on(1));
+            for threads in [2, 3, 5] {
+                assert!(
+                    one == bits(on(threads)),
+                    "{shape:?}: {threads} threads give other bits"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_tiles_cover_every_output_row_once() {
         let shape = ConvShape {
