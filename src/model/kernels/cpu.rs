@@ -365,28 +365,59 @@ fn row_tiles(shape: ConvShape) -> Vec<Tile> {
 
 /// The tile's columns, `[C·k³, rows · out_w]`, from one batch item's input `[C, D, H, W]`.
 fn im2col(input: &[f32], shape: ConvShape, tile: Tile, columns: &mut Vec<f32>) {
+    let (width, out_w) = (shape.input[2], shape.output_dims()[2]);
+    columns.resize(shape.column_rows() * tile.rows * out_w, 0.0);
+    for_each_column_row(shape, tile, |start, kw, input_row| {
+        let segment = &mut columns[start..start + out_w];
+        match input_row {
+            Some(first) => copy_row(&input[first..first + width], segment, shape, kw),
+            None => segment.fill(0.0),
+        }
+    });
+}
+
+/// Adds a plane's `[C·k³, rows · out_w]` column gradients back onto the input `[C, D, H, W]`.
+fn col2im(columns: &[f32], shape: ConvShape, tile: Tile, input_grad: &mut [f32]) {
+    let (width, out_w) = (shape.input[2], shape.output_dims()[2]);
+    for_each_column_row(shape, tile, |start, kw, input_row| {
+        let Some(first) = input_row else { return };
+        let target = &mut input_grad[first..first + width];
+        for (x, value) in columns[start..start + out_w].iter().enumerate() {
+            let ix = (x * shape.stride + kw).wrapping_sub(shape.padding);
+            if let Some(t) = target.get_mut(ix) {
+                *t += value;
+            }
+        }
+    });
+}
+
+/// Every output row of every column row of a tile, in the columns' order (channel, kd, kh, kw,
+/// then the tile's rows): where its `out_w` values start in the columns, its `kw`, and where the
+/// input row it reads starts in the batch item's input (`None` in the padding above or below).
+fn for_each_column_row(
+    shape: ConvShape,
+    tile: Tile,
+    mut visit: impl FnMut(usize, usize, Option<usize>),
+) {
     let [_, out_h, out_w] = shape.output_dims();
     let [depth, height, width] = shape.input;
     let (k, s, p) = (shape.kernel, shape.stride, shape.padding);
-    let voxels = tile.rows * out_w;
-    columns.resize(shape.column_rows() * voxels, 0.0);
-    let mut rows = columns.chunks_exact_mut(voxels);
+    let mut start = 0;
     for channel in 0..shape.channels {
-        let plane = &input[channel * depth * height * width..][..depth * height * width];
+        let plane = channel * depth * height * width;
         for kd in 0..k {
             for kh in 0..k {
                 for kw in 0..k {
-                    let target = rows.next().expect("one column row per (channel, tap)");
-                    for (r, segment) in target.chunks_exact_mut(out_w).enumerate() {
-                        let row = tile.first_row + r;
+                    for row in tile.first_row..tile.first_row + tile.rows {
                         let (z, y) = (row / out_h, row % out_h);
                         let (iz, iy) = ((z * s + kd).wrapping_sub(p), (y * s + kh).wrapping_sub(p));
-                        if iz >= depth || iy >= height {
-                            segment.fill(0.0);
-                            continue;
-                        }
-                        let source = &plane[(iz * height + iy) * width..][..width];
-                        copy_row(source, segment, s, kw, p);
+                        let inside = iz < depth && iy < height;
+                        visit(
+                            start,
+                            kw,
+                            inside.then(|| plane + (iz * height + iy) * width),
+                        );
+                        start += out_w;
                     }
                 }
             }
@@ -395,7 +426,8 @@ fn im2col(input: &[f32], shape: ConvShape, tile: Tile, columns: &mut Vec<f32>) {
 }
 
 /// `target[x] = source[x·stride + kw − p]`, 0 where that lies outside the row.
-fn copy_row(source: &[f32], target: &mut [f32], stride: usize, kw: usize, p: usize) {
+fn copy_row(source: &[f32], target: &mut [f32], shape: ConvShape, kw: usize) {
+    let (stride, p) = (shape.stride, shape.padding);
     if stride == 1 {
         // The x whose source index lies in the row: [p − kw, width + p − kw) ∩ [0, out_w).
         let first = p.saturating_sub(kw).min(target.len());
@@ -409,40 +441,6 @@ fn copy_row(source: &[f32], target: &mut [f32], stride: usize, kw: usize, p: usi
         for (x, value) in target.iter_mut().enumerate() {
             let ix = (x * stride + kw).wrapping_sub(p);
             *value = source.get(ix).copied().unwrap_or(0.0);
-        }
-    }
-}
-
-/// Adds a plane's `[C·k³, rows · out_w]` column gradients back onto the input `[C, D, H, W]`.
-fn col2im(columns: &[f32], shape: ConvShape, tile: Tile, input_grad: &mut [f32]) {
-    let [_, out_h, out_w] = shape.output_dims();
-    let [depth, height, width] = shape.input;
-    let (k, s, p) = (shape.kernel, shape.stride, shape.padding);
-    let voxels = tile.rows * out_w;
-    let mut rows = columns.chunks_exact(voxels);
-    for channel in 0..shape.channels {
-        let plane = &mut input_grad[channel * depth * height * width..][..depth * height * width];
-        for kd in 0..k {
-            for kh in 0..k {
-                for kw in 0..k {
-                    let source = rows.next().expect("one column row per (channel, tap)");
-                    for (r, segment) in source.chunks_exact(out_w).enumerate() {
-                        let row = tile.first_row + r;
-                        let (z, y) = (row / out_h, row % out_h);
-                        let (iz, iy) = ((z * s + kd).wrapping_sub(p), (y * s + kh).wrapping_sub(p));
-                        if iz >= depth || iy >= height {
-                            continue;
-                        }
-                        let target = &mut plane[(iz * height + iy) * width..][..width];
-                        for (x, value) in segment.iter().enumerate() {
-                            let ix = (x * s + kw).wrapping_sub(p);
-                            if let Some(t) = target.get_mut(ix) {
-                                *t += value;
-                            }
-                        }
-                    }
-                }
-            }
         }
     }
 }
