@@ -318,7 +318,17 @@ fn cli_models_lists_each_net_with_its_parameter_count() {
 fn cli_bench_times_the_steps_it_was_asked_for_and_ends_with_json() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
         .args([
-            "bench", "--model", "unet", "--size", "8", "--steps", "3", "--warmup", "1",
+            "bench",
+            "--model",
+            "unet",
+            "--size",
+            "8",
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
         ])
         .output()
         .expect("the gdl-lab binary runs");
@@ -330,6 +340,10 @@ fn cli_bench_times_the_steps_it_was_asked_for_and_ends_with_json() {
     assert_eq!(summary["steps"], 3);
     assert_eq!(summary["model"], "unet");
     assert_eq!(summary["backend"], "Flex");
+    // `--threads` pins flex's pool (bench/compare.py gives both sides the same count), and the
+    // device line says so: the pool must be pinned before the device is described.
+    assert_eq!(summary["threads"], 1, "{stderr}");
+    assert!(stderr.contains("CPU backend, 1 thread"), "{stderr}");
     let median = summary["median_step_s"].as_f64().unwrap();
     assert!(median > 0.0 && summary["first_step_s"].as_f64().unwrap() > 0.0);
     assert_eq!(stderr.matches("timed").count(), 3, "{stderr}");

@@ -101,16 +101,23 @@ fn bench_config(model: ModelKind, size: usize) -> TrainingConfig {
     }
 }
 
-pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
-    eprintln!("device: {}", device.describe());
+/// `--threads`: flex's thread pool, pinned before anything starts it (rayon's global pool is
+/// made once, at its first use; describing the CPU device counts its threads, so this must come
+/// before the device is chosen).
+pub fn pin_threads(args: &BenchArgs) -> Result<(), ExitCode> {
     if args.threads > 0
         && let Err(error) = rayon::ThreadPoolBuilder::new()
             .num_threads(args.threads)
             .build_global()
     {
         eprintln!("error: cannot set {} threads: {error}", args.threads);
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
+    Ok(())
+}
+
+pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
+    eprintln!("device: {}", device.describe());
     conv::set_algorithm(args.conv);
     let tiles = match args.tiles.as_slice() {
         [] => vec![Tiles::default()],

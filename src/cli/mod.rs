@@ -118,10 +118,12 @@ pub fn main() -> ExitCode {
             Ok(device) => predict::predict(&device, &args),
             Err(code) => code,
         },
-        Command::Bench(args) => match device_for(args.backend) {
-            Ok(device) => bench::bench(&device, &args),
-            Err(code) => code,
-        },
+        Command::Bench(args) => {
+            match bench::pin_threads(&args).and_then(|()| device_for(args.backend)) {
+                Ok(device) => bench::bench(&device, &args),
+                Err(code) => code,
+            }
+        }
         Command::Phantom(args) => phantom::write_phantom(&args),
         Command::Demo {
             backend,
