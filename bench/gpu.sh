@@ -89,6 +89,20 @@ python3 bench/tiles.py --gdl-lab "$BIN" --rows "${TILE_ROWS:-target:64,unet:64}"
   ${TILES:+--tiles "$TILES"} --timeout 200 || echo "tiles.py failed"
 
 echo
+echo "## The tuning pass (gdl-lab bench --tune): what the page and train choose on this GPU"
+# Each row: the pass's sentence (the default's and the chosen kernels' median steps), then the
+# chosen kernels timed again by the same process, 10 steps.
+for row in ${TUNE_ROWS:-target:32 target:64 unet:64}; do
+  model=${row%%:*} size=${row##*:}
+  GDL_LAB_CACHE="$(mktemp -d)" timeout 300 "$BIN" bench --backend wgpu --model "$model" \
+    --size "$size" --steps 10 --tune 2>/dev/null | tail -n 1 | python3 -c "
+import json, sys
+s = json.loads(sys.stdin.read()); t = s['tuning']
+print(f\"- $model ${size}³: {t['sentence']}; then {s['median_step_s'] * 1000:.1f} ms/step\")
+" || echo "- $model ${size}³: the tuning pass failed"
+done
+
+echo
 echo "## Per-kernel GPU time of Target 64³ steps (CubeCL's profiler; logs in \$OUT)"
 # The tiled kernels with their defaults, with the two variants for a GPU's memory (kernel by
 # kernel: which of forward/forward_columns and weight_grad/weight_grad_lanes is faster on which

@@ -566,6 +566,21 @@ def main():
                   f"loss {webdriver.test_text('loss')}")
             expect(0 < float(webdriver.test_text("loss") or "nan") < 10,
                    f"WebGPU's first loss: {webdriver.test_text('loss')}")
+            # Before that first step the GPU's kernels were tuned; a second visit keeps the
+            # choice (the browser's local storage) and runs no second pass.
+            tuned = webdriver.test_text("tuning") or ""
+            print(tuned)
+            expect(tuned.startswith("GPU kernels: tuned in"), f"no tuning pass: {tuned!r}")
+            webdriver.script("location.reload(); return 0;")
+            wait("the page after a reload", 120, lambda: webdriver.exists("scan-summary"))
+            shown = step_count(webdriver)
+            webdriver.click("step-once")
+            wait("a step on WebGPU after a reload", 600, lambda: step_count(webdriver) > shown
+                 and webdriver.exists("tuning"))
+            again = webdriver.test_text("tuning") or ""
+            print(f"after a reload: {again}")
+            expect(again.startswith("GPU kernels: kernels kept from an earlier tuning pass"),
+                   f"the second visit did not use the kept choice: {again!r}")
 
         # A blown-up learning rate stops training with the diagnosis; the run is kept, and a
         # lower learning rate goes on with it.

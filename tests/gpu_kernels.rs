@@ -55,6 +55,7 @@ impl Drop for Exclusive {
     fn drop(&mut self) {
         gdl_lab::model::conv::set_algorithm(gdl_lab::model::conv::ConvAlgorithm::Auto);
         gdl_lab::model::kernels::tiles::set_tiles(Default::default());
+        gdl_lab::model::kernels::planted::plant_wrong_gradients(false);
     }
 }
 
@@ -615,4 +616,166 @@ fn the_auto_probe_finds_wgpu_agreeing_with_flex() {
         probe.gpu_ms.as_ref().is_ok_and(|ms| *ms > 0.0),
         "wgpu's first step disagreed with flex's, or failed: {probe:?}"
     );
+}
+
+/// The small settings on one 32³ patch with the Simple net (the quickest on lavapipe), normalised, for the tuning pass's tests.
+fn tuning_case() -> (
+    gdl_lab::train::TrainingConfig,
+    std::sync::Arc<gdl_lab::volume::LabelledVolume>,
+) {
+    let mut config = gdl_lab::view::PageState::default().small().config;
+    config.model = gdl_lab::model::ModelKind::Simple;
+    config.patch = 32;
+    config.batch = 1;
+    let mut volume = gdl_lab::volume::synthetic_volume(gdl_lab::volume::SyntheticConfig {
+        size: 32,
+        ..Default::default()
+    });
+    gdl_lab::sample::normalise_channels(&mut volume);
+    (config, std::sync::Arc::new(volume))
+}
+
+/// The tuning pass on lavapipe, with a planted candidate: the lanes setting made to return
+/// zeros for the weight and input gradients without running (`kernels::planted`), wrong
+/// gradients that are also the fastest. It is timed faster than the defaults, and the agreement with the CPU's first two
+/// steps refuses it; the choice is a candidate that agreed.
+#[test]
+fn the_tuning_pass_refuses_a_faster_kernel_whose_gradient_is_wrong() {
+    use gdl_lab::engine::probe::{PROBE_STEPS, time_steps};
+    use gdl_lab::engine::tuning::{Reference, tune};
+    use gdl_lab::model::kernel_choice::KernelChoice;
+
+    let _guard = exclusive();
+    let gpu = wgpu_compute();
+    let (config, volume) = tuning_case();
+    let cpu = pollster::block_on(time_steps(
+        &config,
+        &volume,
+        &gdl_lab::backend::ComputeDevice::flex(None),
+        None,
+        PROBE_STEPS,
+    ))
+    .expect("the CPU's reference steps");
+    let planted: KernelChoice = "tiled:weight_grad=lanes".parse().unwrap();
+    gdl_lab::model::kernels::planted::plant_wrong_gradients(true);
+    let reference = Reference {
+        config: &config,
+        volume: &volume,
+        cpu: &cpu,
+    };
+    let tuning = pollster::block_on(tune(
+        &reference,
+        &gpu,
+        &[KernelChoice::default(), planted],
+        600.0,
+        None,
+        &mut |_| {},
+    ));
+    let [default, wrong] = &tuning.tried[..] else {
+        panic!("both candidates timed: {tuning:?}")
+    };
+    assert!(default.outcome.is_ok(), "the defaults: {default:?}");
+    eprintln!(
+        "median step: the defaults {:.1} ms, the planted kernels {:.1} ms",
+        default.timed_ms.unwrap(),
+        wrong.timed_ms.unwrap()
+    );
+    assert!(
+        wrong.timed_ms.unwrap() < default.timed_ms.unwrap(),
+        "the planted kernels skip both gradients, so they must time faster: {tuning:?}"
+    );
+    let refused = wrong
+        .outcome
+        .as_ref()
+        .expect_err("the planted kernel was not refused");
+    assert!(
+        refused.contains("the gradient norm"),
+        "refused for another reason: {refused}"
+    );
+    assert_eq!(
+        tuning.chosen().map(|(choice, _)| choice),
+        Some(KernelChoice::default())
+    );
+}
+
+/// `train` on a GPU: the first engine runs the tuning pass and says what it keeps; a second,
+/// given that choice as an earlier visit's, uses it without a pass.
+#[test]
+fn a_kept_kernel_choice_skips_the_tuning_pass() {
+    use gdl_lab::engine::protocol::TuningReport;
+    use gdl_lab::engine::{Command, Devices, Engine, Envelope, Event};
+    use gdl_lab::view::{BackendChoice, PageState};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let _guard = exclusive();
+    let first_step = |kept| {
+        let events: Rc<RefCell<Vec<Envelope<Event>>>> = Rc::default();
+        let sink = events.clone();
+        let mut engine = Engine::new(
+            Devices {
+                gpu: Ok(wgpu_compute()),
+                cpu: gdl_lab::backend::ComputeDevice::flex(None),
+            },
+            Box::new(move |event| sink.borrow_mut().push(event)),
+        );
+        let mut state = PageState::default().small();
+        state.config.model = gdl_lab::model::ModelKind::Simple;
+        state.config.batch = 1;
+        state.page.backend = BackendChoice::Gpu;
+        for command in [
+            Command::KeptTunings { kept },
+            Command::Configure {
+                settings: state.to_hash(),
+            },
+            Command::LoadDemo { size: 24 },
+            Command::Step,
+        ] {
+            pollster::block_on(engine.handle(Envelope::new(command)));
+        }
+        let events = events.take();
+        let tuning: Vec<TuningReport> = events
+            .iter()
+            .filter_map(|event| match &event.message {
+                Event::Tuning(report) => Some(report.clone()),
+                _ => None,
+            })
+            .collect();
+        let passes = events
+            .iter()
+            .filter(|event| {
+                matches!(&event.message, Event::Progress { task, .. } if task.contains("tuning"))
+            })
+            .count();
+        let stepped = events
+            .iter()
+            .any(|event| matches!(event.message, Event::Step { .. }));
+        assert!(stepped, "no step was taken");
+        (tuning, passes)
+    };
+    let (tuned, passes) = first_step(Vec::new());
+    let [report] = &tuned[..] else {
+        panic!("one tuning report: {tuned:?}")
+    };
+    assert!(passes > 0, "the first run showed no tuning progress");
+    assert!(
+        report.sentence.starts_with("tuned in "),
+        "{}",
+        report.sentence
+    );
+    let kept = report.keep.clone().expect("a choice to keep");
+    let (again, passes) = first_step(vec![kept.clone()]);
+    assert_eq!(passes, 0, "the kept choice was tuned again: {again:?}");
+    assert_eq!(
+        again.iter().map(|r| r.sentence.clone()).collect::<Vec<_>>(),
+        [format!(
+            "kernels kept from an earlier tuning pass: {}",
+            kept.found
+        )]
+    );
+    // A choice from another build is not used: the kernels may have changed.
+    let mut other_build = kept;
+    other_build.build = "another build".into();
+    let (_, passes) = first_step(vec![other_build]);
+    assert!(passes > 0, "a choice from another build skipped the pass");
 }

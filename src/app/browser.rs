@@ -359,3 +359,27 @@ pub fn save_kept_runs(runs: &[crate::view::runs::KeptRun]) -> Result<(), String>
     let text = serde_json::to_string(runs).map_err(|error| error.to_string())?;
     storage.set_item(KEPT_RUNS_KEY, &text).map_err(describe)
 }
+
+const KEPT_TUNINGS_KEY: &str = "gdl-lab-gpu-kernels";
+
+/// The GPU kernel choices of earlier tuning passes on this machine (localStorage); none when
+/// there are none or they cannot be read (the GPU is then tuned again).
+pub fn load_kept_tunings() -> Vec<crate::engine::protocol::KeptTuning> {
+    window()
+        .local_storage()
+        .ok()
+        .flatten()
+        .and_then(|storage| storage.get_item(KEPT_TUNINGS_KEY).ok().flatten())
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// Stores the kernel choices for the next visit; a sentence when the browser refuses.
+pub fn save_kept_tunings(kept: &[crate::engine::protocol::KeptTuning]) -> Result<(), String> {
+    let storage = window()
+        .local_storage()
+        .map_err(describe)?
+        .ok_or("this browser offers no local storage")?;
+    let text = serde_json::to_string(kept).map_err(|error| error.to_string())?;
+    storage.set_item(KEPT_TUNINGS_KEY, &text).map_err(describe)
+}

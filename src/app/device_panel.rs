@@ -51,6 +51,9 @@ pub fn DevicePanel(trainer: Trainer) -> impl IntoView {
                                 .into(),
                         }}
                     </p>
+                    {move || trainer.tuning.get().map(|sentence| view! {
+                        <p class="probe" data-test="tuning">"GPU kernels: " {sentence}</p>
+                    })}
                     <p>"Training on: " <span data-test="run-device-panel">{move || trainer.device_label.get()}</span></p>
                     <h3>"GPU"</h3>
                     {gpu}

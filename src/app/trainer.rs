@@ -14,7 +14,7 @@ use super::engine_download::EngineDownload;
 use super::worker_link::WorkerLink;
 use crate::engine::protocol::{
     Checkpoint, DeviceReport, Failure, LabReading, ProbeReport, ScanView, evaluation_with_buffers,
-    f32_values,
+    f32_values, update_kept,
 };
 use crate::engine::{Command, Envelope, Event};
 use crate::loss::Misuse;
@@ -66,6 +66,8 @@ pub struct Trainer {
     pub engine_download: RwSignal<Option<EngineDownload>>,
     pub devices: RwSignal<Option<DeviceReport>>,
     pub probe: RwSignal<Option<ProbeReport>>,
+    /// Which kernels the GPU trains with (a tuning pass's result or a kept choice).
+    pub tuning: RwSignal<Option<String>>,
     /// The device the current session trains on.
     pub device_label: RwSignal<String>,
     /// The net being trained and its parameter count (it changes when Simple is widened).
@@ -141,6 +143,7 @@ impl Trainer {
             engine_download: RwSignal::new(None),
             devices: RwSignal::new(None),
             probe: RwSignal::new(None),
+            tuning: RwSignal::new(None),
             device_label: RwSignal::new(String::new()),
             net_label: RwSignal::new(String::new()),
             progress: RwSignal::new(None),
@@ -219,6 +222,10 @@ impl Trainer {
         match started {
             Ok(link) => {
                 self.link.set_value(Some(link));
+                // Before the settings: a GPU tuned on an earlier visit skips the pass.
+                self.send(Command::KeptTunings {
+                    kept: browser::load_kept_tunings(),
+                });
                 self.configure();
             }
             Err(reason) => self.crashed.set(Some(format!(
@@ -539,6 +546,19 @@ impl Trainer {
         match message {
             Event::Devices(report) => self.devices.set(Some(report)),
             Event::Probe(report) => self.probe.set(Some(report)),
+            Event::Tuning(report) => {
+                let kept = update_kept(browser::load_kept_tunings(), &report);
+                let sentence = match browser::save_kept_tunings(&kept) {
+                    Err(reason) if report.keep.is_some() => {
+                        format!(
+                            "{} (not kept for the next visit: {reason})",
+                            report.sentence
+                        )
+                    }
+                    _ => report.sentence,
+                };
+                self.tuning.set(Some(sentence));
+            }
             Event::Scan(view) => match view.with_buffers(buffers) {
                 Ok(view) => {
                     self.pending_files.update_value(|pending| {

@@ -9,11 +9,17 @@ use web_time::Instant;
 
 use super::BackendChoice;
 use crate::backend::ComputeDevice;
+use crate::engine::probe;
+use crate::engine::protocol::TuningReport;
+use crate::engine::tuning::{self, Reference, TUNING_BUDGET_S, tuning_key};
 use crate::model::ModelKind;
 use crate::model::conv::{self, ConvAlgorithm};
+use crate::model::kernel_choice::KernelChoice;
 use crate::model::kernels::tiles::{Tiles, set_tiles};
+use crate::sample::normalise_channels;
 use crate::train::{TrainingConfig, TrainingSession};
 use crate::volume::{LabelledVolume, SyntheticConfig, synthetic_volume};
+use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -51,6 +57,12 @@ pub struct BenchArgs {
     /// to time what a four-modality case costs against one
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
     channels: u8,
+    /// Before timing, run the GPU's tuning pass at these settings as `train` does before its
+    /// first step (each candidate kernel set checked against the CPU), keep its choice for
+    /// `train`, and time the chosen kernels; the summary's `tuning` holds what each candidate
+    /// took, the default's step time among them
+    #[arg(long, conflicts_with = "tiles")]
+    tune: bool,
     /// CPU threads for flex (rayon's pool), to match `pytorch_step.py --threads`; 0: one per core
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -119,7 +131,7 @@ pub fn pin_threads(args: &BenchArgs) -> Result<(), ExitCode> {
 pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
     eprintln!("device: {}", device.describe());
     conv::set_algorithm(args.conv);
-    let tiles = match args.tiles.as_slice() {
+    let mut tiles = match args.tiles.as_slice() {
         [] => vec![Tiles::default()],
         given => given.to_vec(),
     };
@@ -139,6 +151,18 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
             .extend(first.iter().map(|v| v * (1.0 + channel as f32)));
         volume.channels += 1;
     }
+    let tuning = match args.tune {
+        true => match tune(device, &bench_config(model, size), &volume) {
+            Ok((summary, chosen)) => {
+                if let KernelChoice::Tiled(chosen) = chosen {
+                    tiles = vec![chosen];
+                }
+                Some(summary)
+            }
+            Err(code) => return code,
+        },
+        false => None,
+    };
     let mut session = match TrainingSession::on(bench_config(model, size), &volume, device) {
         Ok(session) => session,
         Err(error) => {
@@ -175,12 +199,91 @@ pub fn bench(device: &ComputeDevice, args: &BenchArgs) -> ExitCode {
         "parameters": burn::module::Module::num_params(session.net()),
         "warmup_steps": args.warmup,
         "lambda": session.config().loss().lambda(0.0),
+        "tuning": tuning,
     });
     if let (Some(summary), serde_json::Value::Object(extra)) = (summary.as_object_mut(), extra) {
         summary.extend(extra);
     }
     println!("{summary}");
     ExitCode::SUCCESS
+}
+
+/// `--tune`: the engine's tuning pass on `device` at `config`, against flex's first steps; the
+/// choice is set, kept for `train`, and returned with a summary of every candidate.
+fn tune(
+    device: &ComputeDevice,
+    config: &TrainingConfig,
+    volume: &LabelledVolume,
+) -> Result<(serde_json::Value, KernelChoice), ExitCode> {
+    if !device.is_gpu_backend() {
+        eprintln!("error: --tune chooses the GPU's kernels; add --backend wgpu");
+        return Err(ExitCode::from(2));
+    }
+    let mut normalised = volume.clone();
+    normalise_channels(&mut normalised);
+    let volume = Arc::new(normalised);
+    let cpu = ComputeDevice::flex(None);
+    let on_cpu = match pollster::block_on(probe::time_steps(
+        config,
+        &volume,
+        &cpu,
+        None,
+        probe::PROBE_STEPS,
+    )) {
+        Ok(timed) => timed,
+        Err(error) => {
+            eprintln!("error: the CPU's reference steps failed: {error}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let candidates = KernelChoice::candidates();
+    let reference = Reference {
+        config,
+        volume: &volume,
+        cpu: &on_cpu,
+    };
+    let tuning = pollster::block_on(tuning::tune(
+        &reference,
+        device,
+        &candidates,
+        TUNING_BUDGET_S,
+        None,
+        &mut |index| eprintln!("tuning: timing {}", candidates[index].describe()),
+    ));
+    eprintln!("GPU kernels: {}", tuning.sentence());
+    let chosen = tuning
+        .chosen()
+        .map(|(choice, _)| choice)
+        .unwrap_or_default();
+    chosen.apply();
+    let report = TuningReport {
+        sentence: tuning.sentence(),
+        keep: tuning.to_keep(tuning_key(device, config)),
+        forget: None,
+    };
+    if let Err(message) = super::tuning_store::keep(&report) {
+        eprintln!("warning: {message}");
+    }
+    let tried: Vec<serde_json::Value> = tuning
+        .tried
+        .iter()
+        .map(|tried| match &tried.outcome {
+            Ok(ms) => {
+                serde_json::json!({"kernels": tried.choice.to_string(), "median_step_ms": ms})
+            }
+            Err(why) => serde_json::json!({"kernels": tried.choice.to_string(), "refused": why}),
+        })
+        .collect();
+    let summary = serde_json::json!({
+        "sentence": report.sentence,
+        "chosen": chosen.to_string(),
+        "chosen_ms": tuning.chosen().map(|(_, ms)| ms),
+        "default_ms": tuning.default_ms(),
+        "seconds": tuning.seconds,
+        "untimed": tuning.untimed,
+        "tried": tried,
+    });
+    Ok((summary, chosen))
 }
 
 /// [`time_steps`] with each of `tiles` in turn: the first's times, and with more than one,

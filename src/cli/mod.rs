@@ -4,6 +4,7 @@ mod bench;
 mod phantom;
 mod predict;
 mod train;
+mod tuning_store;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;

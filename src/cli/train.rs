@@ -314,6 +314,12 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
     };
     run(
         &mut engine,
+        Command::KeptTunings {
+            kept: super::tuning_store::load(),
+        },
+    );
+    run(
+        &mut engine,
         Command::Configure {
             settings: settings.to_hash(),
         },
@@ -417,6 +423,12 @@ pub fn train(device: &ComputeDevice, args: &TrainArgs) -> ExitCode {
                         eprintln!("monitor: {explanation}");
                     }
                 });
+            }
+            if let Event::Tuning(report) = &event.message {
+                bar.suspend(|| eprintln!("GPU kernels: {}", report.sentence));
+                if let Err(message) = super::tuning_store::keep(report) {
+                    bar.suspend(|| eprintln!("warning: {message}"));
+                }
             }
             if let Event::Validation { report, .. } = &event.message {
                 let per_label: Vec<String> = if report.regions {

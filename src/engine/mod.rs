@@ -8,6 +8,8 @@ pub mod protocol;
 pub mod pytorch;
 #[cfg(engine)]
 pub mod runner;
+#[cfg(engine)]
+pub mod tuning;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

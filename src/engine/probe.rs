@@ -15,8 +15,19 @@ use crate::volume::LabelledVolume;
 
 use super::protocol::ProbeReport;
 
-/// Steps timed per device after one untimed step (which builds the net and compiles kernels).
-pub const TIMED_STEPS: usize = 2;
+/// How many steps a timing runs: `untimed` first (the first builds the net and compiles
+/// kernels), then `timed`, whose median counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepCounts {
+    pub untimed: usize,
+    pub timed: usize,
+}
+
+/// What the probe times on each device: 2 steps after one untimed step.
+pub const PROBE_STEPS: StepCounts = StepCounts {
+    untimed: 1,
+    timed: 2,
+};
 
 /// A CPU step at the current settings projected above this is too slow to probe: the probe
 /// then times the same net on one 16³ patch instead.
@@ -54,65 +65,105 @@ pub fn scale_to_full(config: &TrainingConfig) -> f64 {
     (config.batch * config.patch.pow(3)) as f64 / (small.batch * small.patch.pow(3)) as f64
 }
 
+/// What one training step showed, for comparing two devices' (or two kernels') steps from the
+/// same weights and patch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reading {
+    pub total: f32,
+    pub warmup: f32,
+    pub gdl: f32,
+    /// The global gradient norm before clipping: a wrong gradient shows here first.
+    pub grad_norm: f32,
+}
+
+impl Reading {
+    fn of(report: &crate::report::StepReport) -> Self {
+        Self {
+            total: report.total,
+            warmup: report.warmup,
+            gdl: report.gdl,
+            grad_norm: report.grad_norm,
+        }
+    }
+}
+
 /// What [`time_steps`] measured on one device.
 pub struct Timed {
     /// The median step time, in milliseconds.
     pub median_ms: f64,
-    /// The first (untimed) step's total, warm-up term and GDL.
-    pub first: [f32; 3],
-    /// The net as it was before that step, for the other device to start from.
+    /// The first two steps (the untimed one and the first timed one): the second starts from the
+    /// weights the first step's gradient moved, so a wrong gradient shows in its losses.
+    pub first_steps: [Reading; 2],
+    /// The net as it was before the first step, for another device to start from.
     pub initial: SegmentationNet,
 }
 
-/// Times `TIMED_STEPS` steps (after one untimed step) of a throwaway session, started from
-/// `start`'s weights when given (so that two devices' first steps can be compared).
+/// Times `steps` of a throwaway session, started from `start`'s weights when given (so that
+/// two devices' first steps can be compared).
 pub async fn time_steps(
     config: &TrainingConfig,
     volume: &Arc<LabelledVolume>,
     device: &ComputeDevice,
     start: Option<&SegmentationNet>,
+    steps: StepCounts,
 ) -> Result<Timed, TrainError> {
     let mut session = TrainingSession::on_normalised(config.clone(), volume.clone(), device)?;
     if let Some(start) = start {
         session.adopt_weights(start).await?;
     }
     let initial = session.net().clone();
-    let report = session.step().await?;
-    let first = [report.total, report.warmup, report.gdl];
-    let mut times = Vec::with_capacity(TIMED_STEPS);
-    for _ in 0..TIMED_STEPS {
+    let mut readings = Vec::with_capacity(2);
+    let mut times = Vec::with_capacity(steps.timed);
+    for index in 0..steps.untimed.max(1) + steps.timed.max(1) {
         let started = Instant::now();
-        session.step().await?;
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        let report = session.step().await?;
+        if index >= steps.untimed.max(1) {
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        if readings.len() < 2 {
+            readings.push(Reading::of(&report));
+        }
     }
     times.sort_by(f64::total_cmp);
     Ok(Timed {
         median_ms: times[times.len() / 2],
-        first,
+        first_steps: [readings[0], readings[1]],
         initial,
     })
 }
 
-/// How far a GPU's first step may land from the CPU's, from the same weights and patch: f32
-/// sums in another order differ by ~1e-5 (`tests/web.rs`); garbage differs by far more.
+/// How far a GPU's losses may land from the CPU's, from the same weights and patch: f32 sums in
+/// another order differ by ~1e-5 (`tests/web.rs`); garbage differs by far more. The gradient
+/// norm is held to the same bound relative to its size.
 pub const AGREEMENT: f32 = 1e-3;
 
-/// Whether the GPU computed what the CPU did on the first probe step (`[total, warm-up, GDL]`
-/// each): a driver or kernel that trains on garbage (as CubeCL's autotuned kernels once did on
-/// SwiftShader) must not win the probe by being fast. The sentence says what differed.
-pub fn agreement(cpu: [f32; 3], gpu: [f32; 3]) -> Result<(), String> {
-    for (name, cpu, gpu) in [
-        ("the total loss", cpu[0], gpu[0]),
-        ("the warm-up term", cpu[1], gpu[1]),
-        ("the GDL", cpu[2], gpu[2]),
-    ] {
-        let close = (gpu - cpu).abs() <= AGREEMENT;
-        // A NaN on either side is not close.
-        if !close {
-            return Err(format!(
-                "its numbers differ from the CPU's on the same weights and patch: {name} is \
-                 {gpu:.5} on the GPU, {cpu:.5} on the CPU"
-            ));
+/// Whether the GPU computed what the CPU did on the first two steps from the same weights and
+/// patch: a driver or kernel that trains on garbage (as CubeCL's autotuned kernels once did on
+/// SwiftShader) must not win the probe, or the tuning pass, by being fast. The first step checks
+/// the forward pass and the gradient's norm, the second the update the gradient made. The
+/// sentence says what differed.
+pub fn agreement(cpu: &[Reading; 2], gpu: &[Reading; 2]) -> Result<(), String> {
+    for (step, (cpu, gpu)) in cpu.iter().zip(gpu).enumerate() {
+        let when = if step == 0 { "" } else { "after one update, " };
+        for (name, cpu, gpu, bound) in [
+            ("the total loss", cpu.total, gpu.total, AGREEMENT),
+            ("the warm-up term", cpu.warmup, gpu.warmup, AGREEMENT),
+            ("the GDL", cpu.gdl, gpu.gdl, AGREEMENT),
+            (
+                "the gradient norm",
+                cpu.grad_norm,
+                gpu.grad_norm,
+                AGREEMENT * cpu.grad_norm.abs().max(1.0),
+            ),
+        ] {
+            // A NaN on either side is not close.
+            let close = (gpu - cpu).abs() <= bound;
+            if !close {
+                return Err(format!(
+                    "its numbers differ from the CPU's on the same weights and patch: {when}{name} \
+                     is {gpu:.5} on the GPU, {cpu:.5} on the CPU"
+                ));
+            }
         }
     }
     Ok(())
@@ -247,15 +298,46 @@ mod tests {
 
     #[test]
     fn a_gpu_whose_first_step_differs_from_the_cpus_is_not_used() {
-        let cpu = [0.35121, 0.70243, 0.98853];
-        assert_eq!(agreement(cpu, [0.35122, 0.70241, 0.98853]), Ok(()));
-        let garbage = agreement(cpu, [0.35121, 0.70243, 0.5]).unwrap_err();
+        let reading = |total, warmup, gdl, grad_norm| Reading {
+            total,
+            warmup,
+            gdl,
+            grad_norm,
+        };
+        let cpu = [
+            reading(0.35121, 0.70243, 0.98853, 2.5),
+            reading(0.35021, 0.70043, 0.98803, 2.4),
+        ];
+        let mut close = cpu;
+        close[0].total += 1e-5;
+        close[1].grad_norm *= 1.0 + 1e-4;
+        assert_eq!(agreement(&cpu, &close), Ok(()));
+        let mut wrong_gdl = cpu;
+        wrong_gdl[0].gdl = 0.5;
+        let garbage = agreement(&cpu, &wrong_gdl).unwrap_err();
         assert_eq!(
             garbage,
             "its numbers differ from the CPU's on the same weights and patch: the GDL is 0.50000 \
              on the GPU, 0.98853 on the CPU"
         );
-        assert!(agreement(cpu, [f32::NAN, 0.70243, 0.98853]).is_err());
+        let mut nan = cpu;
+        nan[0].total = f32::NAN;
+        assert!(agreement(&cpu, &nan).is_err());
+        // A wrong gradient: the first step's losses agree, its norm and the next step do not.
+        let mut wrong_gradient = cpu;
+        wrong_gradient[0].grad_norm = 1.9;
+        assert!(
+            agreement(&cpu, &wrong_gradient)
+                .unwrap_err()
+                .contains("the gradient norm is 1.90000 on the GPU, 2.50000 on the CPU")
+        );
+        let mut wrong_update = cpu;
+        wrong_update[1].total = 0.3515;
+        assert!(
+            agreement(&cpu, &wrong_update)
+                .unwrap_err()
+                .contains("after one update, the total loss is 0.35150")
+        );
         let report = decide(
             "simple, 1 × 16³".into(),
             Some(&gpu(false)),

@@ -137,6 +137,11 @@ pub enum Command {
         checkpoint: Checkpoint,
         history: Vec<StepReport>,
     },
+    /// Kernel choices tuned on an earlier visit (the page's local storage, the CLI's cache
+    /// folder): a GPU with one for the settings it trains at skips the tuning pass.
+    KeptTunings {
+        kept: Vec<KeptTuning>,
+    },
     /// Test only: panic, as a bug inside burn would, to prove the page survives it.
     Crash,
 }
@@ -193,6 +198,9 @@ pub enum Event {
     Devices(DeviceReport),
     /// The auto probe's measurements and choice.
     Probe(ProbeReport),
+    /// Which kernels the GPU trains with: a tuning pass's result (with a choice to keep), a
+    /// kept choice used, or why none was tuned.
+    Tuning(TuningReport),
     /// A scan was loaded; buffers: the first channel's intensities (f32, little-endian) and
     /// the classes (u8).
     Scan(ScanView),
@@ -325,6 +333,66 @@ pub struct ProbeReport {
     pub choice: BackendKind,
     /// "WebGPU: 722 ms/step (SwiftShader, software) · CPU: 33 ms/step → training on the CPU".
     pub sentence: String,
+}
+
+/// The GPU kernels chosen for a GPU and the settings it trains at, as the device panel says it
+/// and as it is kept for the next visit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TuningReport {
+    /// "tuned in 6.2 s (7 candidates at unet, 2 × 32³): tiles 16×8, 1.3× faster than the
+    /// default (31 against 40 ms/step)".
+    pub sentence: String,
+    /// A fresh pass's choice, to keep (replacing any kept for the same key).
+    pub keep: Option<KeptTuning>,
+    /// A kept choice that failed the agreement check: to forget.
+    pub forget: Option<TuningKey>,
+}
+
+/// What a kernel choice is kept for: the same adapter (its name and driver), net, patch and
+/// batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TuningKey {
+    pub adapter: String,
+    pub model: String,
+    pub patch: usize,
+    pub batch: usize,
+}
+
+/// A kernel choice kept from a tuning pass. `build` is the build that chose it: another build
+/// (whose kernels may differ) tunes again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeptTuning {
+    pub key: TuningKey,
+    pub build: String,
+    /// The kernels, as `KernelChoice` writes them (`tiled:channels=16,…`, `gemm`).
+    pub kernels: String,
+    /// What the pass found, for the device panel on later visits.
+    pub found: String,
+}
+
+impl KeptTuning {
+    /// Whether this choice applies to `key` in this build.
+    pub fn is_for(&self, key: &TuningKey) -> bool {
+        self.key == *key && self.build == BUILD
+    }
+}
+
+/// `kept` with `report`'s choice kept and its forgotten one dropped (what the page and the CLI
+/// store after a [`TuningReport`]).
+pub fn update_kept(mut kept: Vec<KeptTuning>, report: &TuningReport) -> Vec<KeptTuning> {
+    let dropped = |entry: &KeptTuning| {
+        report.forget.as_ref() == Some(&entry.key)
+            || report.keep.as_ref().is_some_and(|new| new.key == entry.key)
+            || entry.build != BUILD
+    };
+    kept.retain(|entry| !dropped(entry));
+    kept.extend(report.keep.clone());
+    kept
+}
+
+/// Which sources this build is, as messages and kept tunings carry it.
+pub fn build() -> &'static str {
+    BUILD
 }
 
 /// What the page shows of a loaded scan: its description, and (in the envelope's buffers) the

@@ -5,6 +5,8 @@
 #[cfg(engine)]
 pub mod conv;
 #[cfg(engine)]
+pub mod kernel_choice;
+#[cfg(engine)]
 pub mod kernels;
 #[cfg(engine)]
 pub mod norm;

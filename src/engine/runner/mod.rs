@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::backend::{BackendKind, ComputeDevice};
 use crate::loss::Misuse;
 use crate::model::SegmentationNet;
+use crate::model::kernel_choice::KernelChoice;
 use crate::report::{Evaluation, StepReport, ValidationReport, history_csv};
 use crate::train::{TrainError, TrainingConfig, TrainingSession};
 use crate::view::{BackendChoice, PageState};
@@ -18,18 +19,21 @@ use crate::volume::cases::load_dropped_cases_with;
 use crate::volume::files::demo_cases;
 use crate::volume::files::{load_pair, read_one_scan};
 use crate::volume::preprocess::prepare;
-use crate::volume::{Dataset, Limits, LoadedScan, RegionMap, demo_scan};
+use crate::volume::{Dataset, LabelledVolume, Limits, LoadedScan, RegionMap, demo_scan};
 
 use super::probe::{
-    PROBE_BUDGET_MS, agreement, decide, describe_settings, probe_config, scale_to_full, time_steps,
+    PROBE_BUDGET_MS, PROBE_STEPS, Timed, decide, describe_settings, probe_config, scale_to_full,
+    time_steps,
 };
 use super::protocol::{
-    Command, DeviceReport, Envelope, Event, Failure, LabReading, ProbeReport, evaluation_envelope,
+    Command, DeviceReport, Envelope, Event, Failure, KeptTuning, LabReading, ProbeReport,
+    evaluation_envelope,
 };
 
 mod apply;
 mod checkpoints;
 mod exports;
+mod kernels;
 mod loaded_weights;
 mod saved_runs;
 mod scan;
@@ -82,6 +86,8 @@ pub struct Engine {
     device: Option<ComputeDevice>,
     /// The auto probe's result, for the settings it was measured at.
     probe: Option<(TrainingConfig, ProbeReport)>,
+    /// Kernel choices from tuning passes, earlier visits' and this one's (`kernels.rs`).
+    kept_tunings: Vec<KeptTuning>,
     run: u64,
     playing: bool,
     /// Set by a failure; cleared by Play, Step, Resume and Reset.
@@ -123,6 +129,7 @@ impl Engine {
             session: None,
             device: None,
             probe: None,
+            kept_tunings: Vec::new(),
             run: 0,
             playing: false,
             failed: false,
@@ -365,6 +372,7 @@ impl Engine {
                 checkpoint,
                 history,
             } => self.restore(run, checkpoint, history, buffers).await,
+            Command::KeptTunings { kept } => self.kept_tunings = kept,
             Command::Crash => panic!("a test asked the engine to crash"),
         }
     }
@@ -421,23 +429,63 @@ impl Engine {
     }
 
     /// The device the settings ask for; with `auto`, the probe's choice (probing first when
-    /// these settings have not been measured).
+    /// these settings have not been measured). On a GPU, its kernels are set too: kept from an
+    /// earlier tuning pass or tuned now; on the CPU, the defaults.
     async fn choose_device(&mut self) -> Result<ComputeDevice, TrainError> {
-        let gpu_or_cpu = |devices: &Devices| match &devices.gpu {
-            Ok(gpu) => gpu.clone(),
-            Err(reason) => ComputeDevice::flex(Some(reason.clone())),
+        let gpu = match self.settings.page.backend {
+            BackendChoice::Cpu => None,
+            BackendChoice::Gpu => self.devices.gpu.clone().ok(),
+            BackendChoice::Auto => match self.auto_probe().await?.choice {
+                BackendKind::Flex => None,
+                _ => self.devices.gpu.clone().ok(),
+            },
         };
-        match self.settings.page.backend {
-            BackendChoice::Cpu => Ok(self.devices.cpu.clone()),
-            BackendChoice::Gpu => Ok(gpu_or_cpu(&self.devices)),
-            BackendChoice::Auto => {
-                let report = self.auto_probe().await?;
-                Ok(match report.choice {
-                    BackendKind::Flex => self.devices.cpu.clone(),
-                    _ => gpu_or_cpu(&self.devices),
-                })
-            }
+        let Some(gpu) = gpu else {
+            KernelChoice::leave_the_cpu_its_kernels();
+            return Ok(match (&self.settings.page.backend, &self.devices.gpu) {
+                (BackendChoice::Gpu, Err(reason)) => ComputeDevice::flex(Some(reason.clone())),
+                _ => self.devices.cpu.clone(),
+            });
+        };
+        // The probe (this one, or an earlier one for these settings) has tuned or checked the
+        // kept choice already.
+        if self.settings.page.backend == BackendChoice::Auto
+            && let Some((_, choice)) = self.kept_kernels(&gpu)
+        {
+            choice.apply();
+            return Ok(gpu);
         }
+        let volume = self.working_volume()?;
+        self.set_gpu_kernels(&gpu, &volume).await?;
+        Ok(gpu)
+    }
+
+    /// The CPU's steps at the settings the probe and the tuning pass time: `config` when a
+    /// step of it is affordable, else the small probe (one 16³ patch).
+    async fn time_cpu(
+        &mut self,
+        config: &TrainingConfig,
+        volume: &Arc<LabelledVolume>,
+        task: &str,
+    ) -> Result<(TrainingConfig, Timed), TrainError> {
+        let key = probe_config(config, false);
+        let cpu = self.devices.cpu.clone();
+        // First the small probe on the CPU, to see whether the full settings can be timed.
+        self.progress(task, 0, 2);
+        let small = probe_config(config, true);
+        let cpu_small = time_steps(&small, volume, &cpu, None, PROBE_STEPS).await?;
+        let full_is_affordable = cpu_small.median_ms * scale_to_full(config) <= PROBE_BUDGET_MS;
+        let timed = if full_is_affordable && small != key {
+            self.progress(task, 1, 2);
+            (
+                key.clone(),
+                time_steps(&key, volume, &cpu, None, PROBE_STEPS).await?,
+            )
+        } else {
+            (small, cpu_small)
+        };
+        self.progress(task, 2, 2);
+        Ok(timed)
     }
 
     async fn auto_probe(&mut self) -> Result<ProbeReport, TrainError> {
@@ -449,30 +497,17 @@ impl Engine {
             return Ok(report.clone());
         }
         let volume = &self.working_volume()?;
-        let cpu = self.devices.cpu.clone();
+        let (probed, on_cpu) = self.time_cpu(&config, volume, "measuring the CPU").await?;
+        // The GPU from the CPU's starting weights, so that the first steps must agree: the
+        // kept kernels, or a tuning pass whose fastest agreeing choice is the GPU's time.
         let gpu = self.devices.gpu.clone();
-        let task = "measuring the CPU and the GPU";
-        // First the small probe on the CPU, to see whether the full settings can be timed.
-        self.progress(task, 0, 3);
-        let small = probe_config(&config, true);
-        let cpu_small = time_steps(&small, volume, &cpu, None).await?;
-        let full_is_affordable = cpu_small.median_ms * scale_to_full(&config) <= PROBE_BUDGET_MS;
-        let (probed, on_cpu) = if full_is_affordable && small != key {
-            self.progress(task, 1, 3);
-            (key.clone(), time_steps(&key, volume, &cpu, None).await?)
-        } else {
-            (small, cpu_small)
-        };
-        self.progress(task, 2, 3);
-        // From the CPU's starting weights, so that the first steps must agree.
         let gpu_ms = match &gpu {
-            Ok(gpu) => match time_steps(&probed, volume, gpu, Some(&on_cpu.initial)).await {
-                Ok(on_gpu) => agreement(on_cpu.first, on_gpu.first).map(|()| on_gpu.median_ms),
-                Err(error) => Err(error.to_string()),
-            },
+            Ok(gpu) => {
+                self.time_gpu_kernels(gpu, &probed, volume, &on_cpu, Some(on_cpu.median_ms))
+                    .await
+            }
             Err(reason) => Err(reason.clone()),
         };
-        self.progress(task, 3, 3);
         let report = decide(
             describe_settings(&probed),
             gpu.as_ref().ok(),

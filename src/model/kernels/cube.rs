@@ -86,6 +86,12 @@ impl ConvKernels for CubeBackend {
         let weight = into_contiguous(weight);
         let shape = conv_output_shape(&x.shape(), &weight.shape(), &stride, &padding, &transposed);
         let tiles = tiles();
+        if transposed && tiles.weight_grad == WeightGrad::Lanes && super::planted::wrong_gradients()
+        {
+            // The planted fault (tests only): a stride-1 input gradient of zeros, no kernel.
+            let device = x.device.clone();
+            return Self::float_zeros(shape, &device, x.dtype.into());
+        }
         let channel_tile = tiles.channel_tile(shape[1]);
         let cube_count = tile_workgroups(
             &shape,
@@ -207,6 +213,11 @@ impl ConvKernels for CubeBackend {
         let channel_tile = tiles.channel_tile(channels_out);
         let units_per_chunk = channels * kernel;
         let weights = weight_shape.num_elements();
+        if tiles.weight_grad == WeightGrad::Lanes && super::planted::wrong_gradients() {
+            // The planted fault (tests only): no kernel at all, so the fastest candidate.
+            let device = x.device.clone();
+            return Self::float_zeros(weight_shape, &device, x.dtype.into());
+        }
         let (layout, lanes) = weight_grad_layout(&tiles, weights);
         let threads_per_chunk = (channels_out / channel_tile) * units_per_chunk * lanes;
         // Each partial sum is written once and read once more by the reduction: at most a

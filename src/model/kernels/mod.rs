@@ -44,6 +44,26 @@ use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::prelude::*;
 use burn::tensor::Shape;
 
+/// A fault for tests to plant: with it on, the lanes weight gradient (`weight_grad=lanes`)
+/// returns zeros without running a kernel, and so does the stride-1 input gradient under the
+/// same setting: wrong gradients that are also the fastest, so that the tuning pass's tests can
+/// show its agreement check refuses them (`tests/gpu_kernels.rs`). Off unless a test turns it
+/// on; nothing else reads it.
+#[doc(hidden)]
+pub mod planted {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static WRONG_GRADIENTS: AtomicBool = AtomicBool::new(false);
+
+    pub fn plant_wrong_gradients(on: bool) {
+        WRONG_GRADIENTS.store(on, Ordering::Relaxed);
+    }
+
+    pub fn wrong_gradients() -> bool {
+        WRONG_GRADIENTS.load(Ordering::Relaxed)
+    }
+}
+
 /// The 3D convolution (groups 1, dilation 1, the same stride and padding on every axis, no
 /// bias) and its gradients, on every backend gdl-lab trains on.
 #[backend_extension(Cube, Flex, Fusion, Autodiff)]
