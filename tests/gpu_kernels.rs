@@ -618,17 +618,17 @@ fn the_auto_probe_finds_wgpu_agreeing_with_flex() {
     );
 }
 
-/// The small settings on one 32³ patch with the Simple net (the quickest on lavapipe), normalised, for the tuning pass's tests.
+/// The tuning pass's case: the small settings (Target, 16³) on one patch of a normalised
+/// volume. The convolutions are most of its step, so kernels that skip the gradients time
+/// clearly faster (with Simple at 32³ they were only 12–40 % faster).
 fn tuning_case() -> (
     gdl_lab::train::TrainingConfig,
     std::sync::Arc<gdl_lab::volume::LabelledVolume>,
 ) {
     let mut config = gdl_lab::view::PageState::default().small().config;
-    config.model = gdl_lab::model::ModelKind::Simple;
-    config.patch = 32;
     config.batch = 1;
     let mut volume = gdl_lab::volume::synthetic_volume(gdl_lab::volume::SyntheticConfig {
-        size: 32,
+        size: 24,
         ..Default::default()
     });
     gdl_lab::sample::normalise_channels(&mut volume);
@@ -778,4 +778,161 @@ fn a_kept_kernel_choice_skips_the_tuning_pass() {
     other_build.build = "another build".into();
     let (_, passes) = first_step(vec![other_build]);
     assert!(passes > 0, "a choice from another build skipped the pass");
+}
+
+/// Under `backend=auto` the probe checks a kept choice against the CPU like any GPU timing: a
+/// kept choice whose numbers no longer agree (here the planted wrong gradients) is dropped,
+/// said, and tuned again.
+#[test]
+fn a_kept_choice_that_no_longer_agrees_is_dropped() {
+    use gdl_lab::engine::protocol::{KeptTuning, TuningReport, build};
+    use gdl_lab::engine::tuning::tuning_key;
+    use gdl_lab::engine::{Command, Devices, Engine, Envelope, Event};
+    use gdl_lab::view::{BackendChoice, PageState};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let _guard = exclusive();
+    gdl_lab::model::kernels::planted::plant_wrong_gradients(true);
+    let events: Rc<RefCell<Vec<Envelope<Event>>>> = Rc::default();
+    let sink = events.clone();
+    let gpu = wgpu_compute();
+    let mut engine = Engine::new(
+        Devices {
+            gpu: Ok(gpu.clone()),
+            cpu: gdl_lab::backend::ComputeDevice::flex(None),
+        },
+        Box::new(move |event| sink.borrow_mut().push(event)),
+    );
+    let mut state = PageState::default().small();
+    state.config.model = gdl_lab::model::ModelKind::Simple;
+    state.config.batch = 1;
+    state.page.backend = BackendChoice::Auto;
+    let key = tuning_key(&gpu, &state.config);
+    let kept = KeptTuning {
+        key: key.clone(),
+        build: build().to_string(),
+        kernels: "tiled:weight_grad=lanes".into(),
+        found: "planted".into(),
+    };
+    for command in [
+        Command::KeptTunings { kept: vec![kept] },
+        Command::Configure {
+            settings: state.to_hash(),
+        },
+        Command::LoadDemo { size: 24 },
+        Command::Step,
+    ] {
+        pollster::block_on(engine.handle(Envelope::new(command)));
+    }
+    let reports: Vec<TuningReport> = events
+        .borrow()
+        .iter()
+        .filter_map(|event| match &event.message {
+            Event::Tuning(report) => Some(report.clone()),
+            _ => None,
+        })
+        .collect();
+    let [report] = &reports[..] else {
+        panic!("one tuning report: {reports:?}")
+    };
+    assert_eq!(report.forget.as_ref(), Some(&key), "{report:?}");
+    assert!(
+        report.sentence.starts_with(
+            "the kept choice (tiles 8×8, lanes weight gradient) was dropped: its numbers differ"
+        ),
+        "{}",
+        report.sentence
+    );
+    assert!(
+        report
+            .keep
+            .as_ref()
+            .is_none_or(|new| new.kernels != "tiled:weight_grad=lanes"),
+        "{report:?}"
+    );
+}
+
+/// The CLI: `bench --tune` keeps its choice in the cache folder, and `train` on the same
+/// adapter, net, patch and batch uses it without a pass.
+#[test]
+fn the_cli_keeps_the_tuned_kernels_for_train() {
+    let _guard = exclusive();
+    let dir = std::env::temp_dir().join(format!("gdl-lab-tuning-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
+            .args(args)
+            .env("GDL_LAB_CACHE", &dir)
+            .env("CUBECL_AUTOTUNE_LEVEL", "minimal")
+            .output()
+            .expect("the gdl-lab binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        (String::from_utf8_lossy(&output.stdout).to_string(), stderr)
+    };
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (stdout, stderr) = cli(&[
+        "bench",
+        "--backend",
+        "wgpu",
+        "--model",
+        "simple",
+        "--size",
+        "16",
+        "--tune",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+    ]);
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
+    let tuning = &summary["tuning"];
+    assert!(
+        tuning["sentence"]
+            .as_str()
+            .unwrap()
+            .starts_with("tuned in "),
+        "{stderr}"
+    );
+    assert_eq!(tuning["tried"].as_array().unwrap().len(), 7, "{tuning}");
+    assert!(tuning["default_ms"].as_f64().unwrap() > 0.0, "{tuning}");
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("gpu-kernels.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept.as_array().unwrap().len(), 1, "{kept}");
+    assert_eq!(kept[0]["kernels"], tuning["chosen"]);
+    cli(&[
+        "phantom",
+        "--dims",
+        "24x24x24",
+        "--image",
+        &path("t1.nii.gz"),
+        "--label",
+        &path("seg.nii.gz"),
+    ]);
+    let (_, stderr) = cli(&[
+        "train",
+        "--backend",
+        "wgpu",
+        "--image",
+        &path("t1.nii.gz"),
+        "--label",
+        &path("seg.nii.gz"),
+        "--model",
+        "simple",
+        "--patch",
+        "16",
+        "--batch",
+        "1",
+        "--steps",
+        "1",
+    ]);
+    assert!(
+        stderr.contains("GPU kernels: kernels kept from an earlier tuning pass"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -248,7 +248,10 @@ fn tune(
         &candidates,
         TUNING_BUDGET_S,
         None,
-        &mut |index| eprintln!("tuning: timing {}", candidates[index].describe()),
+        &mut |index| match candidates.get(index) {
+            Some(choice) => eprintln!("tuning: timing {}", choice.describe()),
+            None => eprintln!("tuning: the fastest and the defaults again"),
+        },
     ));
     eprintln!("GPU kernels: {}", tuning.sentence());
     let chosen = tuning
@@ -267,11 +270,13 @@ fn tune(
     let tried: Vec<serde_json::Value> = tuning
         .tried
         .iter()
-        .map(|tried| match &tried.outcome {
-            Ok(ms) => {
-                serde_json::json!({"kernels": tried.choice.to_string(), "median_step_ms": ms})
-            }
-            Err(why) => serde_json::json!({"kernels": tried.choice.to_string(), "refused": why}),
+        .map(|tried| {
+            serde_json::json!({
+                "kernels": tried.choice.to_string(),
+                "median_step_ms": tried.timed_ms,
+                "refused": tried.outcome.as_ref().err(),
+                "seconds": tried.seconds,
+            })
         })
         .collect();
     let summary = serde_json::json!({

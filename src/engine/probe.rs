@@ -16,17 +16,25 @@ use crate::volume::LabelledVolume;
 use super::protocol::ProbeReport;
 
 /// How many steps a timing runs: `untimed` first (the first builds the net and compiles
-/// kernels), then `timed`, whose median counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// kernels), then at least `timed`, and more (up to `most`) until they add up to `at_least_ms`;
+/// their median counts. A second step longer than `give_up_above_ms` ends the timing there: it
+/// is the step time.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepCounts {
     pub untimed: usize,
     pub timed: usize,
+    pub at_least_ms: f64,
+    pub most: usize,
+    pub give_up_above_ms: f64,
 }
 
 /// What the probe times on each device: 2 steps after one untimed step.
 pub const PROBE_STEPS: StepCounts = StepCounts {
     untimed: 1,
     timed: 2,
+    at_least_ms: 0.0,
+    most: 2,
+    give_up_above_ms: f64::INFINITY,
 };
 
 /// A CPU step at the current settings projected above this is too slow to probe: the probe
@@ -113,16 +121,27 @@ pub async fn time_steps(
     }
     let initial = session.net().clone();
     let mut readings = Vec::with_capacity(2);
-    let mut times = Vec::with_capacity(steps.timed);
-    for index in 0..steps.untimed.max(1) + steps.timed.max(1) {
+    let mut times: Vec<f64> = Vec::with_capacity(steps.timed);
+    let enough = |times: &[f64]| {
+        times.len() >= steps.most.max(1)
+            || (times.len() >= steps.timed.max(1) && times.iter().sum::<f64>() >= steps.at_least_ms)
+    };
+    let mut index = 0;
+    while !enough(&times) {
         let started = Instant::now();
         let report = session.step().await?;
-        if index >= steps.untimed.max(1) {
-            times.push(started.elapsed().as_secs_f64() * 1000.0);
-        }
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
         if readings.len() < 2 {
             readings.push(Reading::of(&report));
         }
+        if index == 1 && ms > steps.give_up_above_ms {
+            times = vec![ms];
+            break;
+        }
+        if index >= steps.untimed.max(1) {
+            times.push(ms);
+        }
+        index += 1;
     }
     times.sort_by(f64::total_cmp);
     Ok(Timed {

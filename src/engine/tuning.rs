@@ -21,8 +21,10 @@ use crate::volume::LabelledVolume;
 use super::probe::{StepCounts, Timed, agreement, describe_settings, time_steps};
 use super::protocol::{KeptTuning, TuningKey};
 
-/// The pass stops starting candidates after this many seconds (the default is always timed):
-/// a real GPU times all of them in a second or two; a software adapter may not.
+/// The pass's budget: a candidate (or the second round) starts only when it fits, at the
+/// average candidate's time so far (the default is always timed). A real GPU times all of them
+/// in a second or two; a software adapter may time only the default (SwiftShader: 11 s for
+/// Target 2 × 16³).
 pub const TUNING_BUDGET_S: f64 = 20.0;
 
 /// The most a choice of kernels is expected to gain over the defaults (bench/tiles.py's sweeps
@@ -33,11 +35,21 @@ pub const MOST_TUNING_GAINS: f64 = 3.0;
 
 /// What each candidate runs: two untimed steps (the kernels' compilation, and the device's
 /// first allocations, which on lavapipe made the first candidate's next steps 4× slow), then the
-/// median of three. The first two are the ones checked against the CPU.
+/// median of at least three, and of more (up to 20) until they add up to half a second: medians
+/// of three 40 ms steps (Simple 16³ on lavapipe) differed by 25 % for the same kernels. The first
+/// two steps are the ones checked against the CPU.
 pub const CANDIDATE_STEPS: StepCounts = StepCounts {
     untimed: 2,
     timed: 3,
+    at_least_ms: 500.0,
+    most: 20,
+    give_up_above_ms: f64::INFINITY,
 };
+
+/// A candidate whose second step (compiled by then) takes this many times the fastest median
+/// so far is not timed further: it cannot win, and on a software adapter one such candidate
+/// took 40 s (im2col + matmul, U-Net 32³ on lavapipe, 6 s a step).
+pub const GIVE_UP_FACTOR: f64 = 2.0;
 
 /// How much faster than the defaults another choice must be to replace them: steps of the same
 /// kernels vary by ±25 % at small sizes on a busy machine (Simple 16³ on lavapipe: 30–48 ms),
@@ -211,7 +223,7 @@ pub struct Reference<'a> {
 /// first candidate is always timed, the others while the pass is within `budget_s`. With
 /// `cpu_ms`, the pass stops after the first candidate when that leaves the GPU more than
 /// [`MOST_TUNING_GAINS`] times slower than the CPU. `timing(index)` is told before each
-/// candidate. Leaves the kernels set to the last candidate's: the caller applies the choice.
+/// candidate, and `timing(candidates.len())` before the second round. Leaves the kernels set to the last candidate's: the caller applies the choice.
 pub async fn tune(
     reference: &Reference<'_>,
     gpu: &ComputeDevice,
@@ -226,10 +238,14 @@ pub async fn tune(
         cpu,
     } = *reference;
     let started = Instant::now();
-    let time_one = async |choice: KernelChoice| {
+    let time_one = async |choice: KernelChoice, fastest_ms: Option<f64>| {
         let candidate_started = Instant::now();
         choice.apply();
-        let timed = time_steps(config, volume, gpu, Some(&cpu.initial), CANDIDATE_STEPS).await;
+        let steps = StepCounts {
+            give_up_above_ms: fastest_ms.map_or(f64::INFINITY, |ms| GIVE_UP_FACTOR * ms),
+            ..CANDIDATE_STEPS
+        };
+        let timed = time_steps(config, volume, gpu, Some(&cpu.initial), steps).await;
         let outcome = match &timed {
             Ok(timed) => agreement(&cpu.first_steps, &timed.first_steps).map(|()| timed.median_ms),
             Err(error) => Err(error.to_string()),
@@ -257,23 +273,29 @@ pub async fn tune(
             if tuning.beyond_reach_of.is_some() {
                 break;
             }
-            if started.elapsed().as_secs_f64() > budget_s {
+            // Started only when a candidate as long as the average so far still fits.
+            let elapsed = started.elapsed().as_secs_f64();
+            if elapsed + elapsed / index as f64 > budget_s {
                 tuning.untimed = candidates.len() - index;
                 break;
             }
         }
         timing(index);
-        tuning.tried.push(time_one(*choice).await);
+        let fastest_ms = tuning.fastest().map(|(_, ms)| ms);
+        tuning.tried.push(time_one(*choice, fastest_ms).await);
     }
     // A second round for the fastest and the defaults, to tell a faster kernel from a noisy
     // step: each keeps the lower of its two medians (noise only ever adds time).
+    let elapsed = started.elapsed().as_secs_f64();
+    let each = elapsed / tuning.tried.len().max(1) as f64;
     if let Some((fastest, _)) = tuning.fastest()
         && fastest != KernelChoice::default()
         && tuning.default_ms().is_some()
+        && elapsed + 2.0 * each <= budget_s
     {
         timing(candidates.len());
         for choice in [fastest, KernelChoice::default()] {
-            let again = time_one(choice).await;
+            let again = time_one(choice, None).await;
             if let Some(first) = tuning.tried.iter_mut().find(|t| t.choice == choice) {
                 first.seconds += again.seconds;
                 first.outcome = match (&first.outcome, again.outcome) {

@@ -110,7 +110,8 @@ impl Engine {
         }
         let candidates = KernelChoice::candidates();
         let task = "tuning the GPU's kernels";
-        let total = candidates.len();
+        // One more for the second round.
+        let total = candidates.len() + 1;
         let reference = Reference {
             config: probed,
             volume,
