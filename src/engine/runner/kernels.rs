@@ -36,11 +36,7 @@ impl Engine {
         }
         if let Some((kept, choice)) = self.kept_kernels(gpu) {
             choice.apply();
-            self.emit(Event::Tuning(TuningReport {
-                sentence: format!("kernels kept from an earlier tuning pass: {}", kept.found),
-                keep: None,
-                forget: None,
-            }));
+            self.emit(Event::Tuning(kept_report(&kept)));
             return Ok(());
         }
         let config = self.settings.config.clone();
@@ -90,14 +86,7 @@ impl Engine {
                 };
             match checked {
                 Ok(ms) => {
-                    self.emit(Event::Tuning(TuningReport {
-                        sentence: format!(
-                            "kernels kept from an earlier tuning pass: {}",
-                            kept.found
-                        ),
-                        keep: None,
-                        forget: None,
-                    }));
+                    self.emit(Event::Tuning(kept_report(&kept)));
                     return Ok(ms);
                 }
                 Err(why) => {
@@ -162,5 +151,14 @@ impl Engine {
                 .and_then(|first| first.outcome.clone().err())
                 .unwrap_or_else(|| "no kernels agreed with the CPU".into())),
         }
+    }
+}
+
+/// What the driver is told when a kept choice is used.
+fn kept_report(kept: &KeptTuning) -> TuningReport {
+    TuningReport {
+        sentence: format!("kernels kept from an earlier tuning pass: {}", kept.found),
+        keep: None,
+        forget: None,
     }
 }
