@@ -573,41 +573,59 @@ fn the_monitors_maxima_on_wgpu_are_flexs() {
     );
 }
 
-/// The engine's auto probe with a real wgpu device beside flex: the GPU session starts from the
-/// CPU's weights and its first step agrees with the CPU's (so a correct GPU is timed, not
-/// refused), and the probe says which device won.
-#[test]
-fn the_auto_probe_finds_wgpu_agreeing_with_flex() {
-    use gdl_lab::engine::{Command, Devices, Engine, Envelope, Event};
-    use gdl_lab::view::{BackendChoice, PageState};
-    use std::cell::RefCell;
-    use std::rc::Rc;
-
-    let _guard = exclusive();
-    let events: Rc<RefCell<Vec<Envelope<Event>>>> = Rc::default();
+/// A fresh engine with the wgpu device as its GPU beside flex, given `commands` in order: the
+/// events it told.
+fn engine_events(commands: Vec<gdl_lab::engine::Command>) -> Vec<gdl_lab::engine::Event> {
+    use gdl_lab::engine::{Devices, Engine, Envelope, Event};
+    let events: std::rc::Rc<std::cell::RefCell<Vec<Event>>> = Default::default();
     let sink = events.clone();
     let mut engine = Engine::new(
         Devices {
             gpu: Ok(wgpu_compute()),
             cpu: gdl_lab::backend::ComputeDevice::flex(None),
         },
-        Box::new(move |event| sink.borrow_mut().push(event)),
+        Box::new(move |event| sink.borrow_mut().push(event.message)),
     );
+    for command in commands {
+        pollster::block_on(engine.handle(Envelope::new(command)));
+    }
+    events.take()
+}
+
+/// The tuning reports among `events`.
+fn tuning_reports(
+    events: &[gdl_lab::engine::Event],
+) -> Vec<gdl_lab::engine::protocol::TuningReport> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            gdl_lab::engine::Event::Tuning(report) => Some(report.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The engine's auto probe with a real wgpu device beside flex: the GPU session starts from the
+/// CPU's weights and its first step agrees with the CPU's (so a correct GPU is timed, not
+/// refused), and the probe says which device won.
+#[test]
+fn the_auto_probe_finds_wgpu_agreeing_with_flex() {
+    use gdl_lab::engine::{Command, Event};
+    use gdl_lab::view::{BackendChoice, PageState};
+
+    let _guard = exclusive();
     let mut state = PageState::default().small();
     state.page.backend = BackendChoice::Auto;
-    for command in [
+    let events = engine_events(vec![
         Command::Configure {
             settings: state.to_hash(),
         },
         Command::LoadDemo { size: 32 },
         Command::Step,
-    ] {
-        pollster::block_on(engine.handle(Envelope::new(command)));
-    }
+    ]);
     let probe = events
-        .borrow()
         .iter()
-        .find_map(|event| match &event.message {
+        .find_map(|event| match event {
             Event::Probe(report) => Some(report.clone()),
             _ => None,
         })
@@ -702,56 +720,34 @@ fn the_tuning_pass_refuses_a_faster_kernel_whose_gradient_is_wrong() {
 /// given that choice as an earlier visit's, uses it without a pass.
 #[test]
 fn a_kept_kernel_choice_skips_the_tuning_pass() {
-    use gdl_lab::engine::protocol::TuningReport;
-    use gdl_lab::engine::{Command, Devices, Engine, Envelope, Event};
+    use gdl_lab::engine::{Command, Event};
     use gdl_lab::view::{BackendChoice, PageState};
-    use std::cell::RefCell;
-    use std::rc::Rc;
 
     let _guard = exclusive();
     let first_step = |kept| {
-        let events: Rc<RefCell<Vec<Envelope<Event>>>> = Rc::default();
-        let sink = events.clone();
-        let mut engine = Engine::new(
-            Devices {
-                gpu: Ok(wgpu_compute()),
-                cpu: gdl_lab::backend::ComputeDevice::flex(None),
-            },
-            Box::new(move |event| sink.borrow_mut().push(event)),
-        );
         let mut state = PageState::default().small();
         state.config.model = gdl_lab::model::ModelKind::Simple;
         state.config.batch = 1;
         state.page.backend = BackendChoice::Gpu;
-        for command in [
+        let events = engine_events(vec![
             Command::KeptTunings { kept },
             Command::Configure {
                 settings: state.to_hash(),
             },
             Command::LoadDemo { size: 24 },
             Command::Step,
-        ] {
-            pollster::block_on(engine.handle(Envelope::new(command)));
-        }
-        let events = events.take();
-        let tuning: Vec<TuningReport> = events
-            .iter()
-            .filter_map(|event| match &event.message {
-                Event::Tuning(report) => Some(report.clone()),
-                _ => None,
-            })
-            .collect();
+        ]);
         let passes = events
             .iter()
-            .filter(|event| {
-                matches!(&event.message, Event::Progress { task, .. } if task.contains("tuning"))
-            })
+            .filter(
+                |event| matches!(event, Event::Progress { task, .. } if task.contains("tuning")),
+            )
             .count();
         let stepped = events
             .iter()
-            .any(|event| matches!(event.message, Event::Step { .. }));
+            .any(|event| matches!(event, Event::Step { .. }));
         assert!(stepped, "no step was taken");
-        (tuning, passes)
+        (tuning_reports(&events), passes)
     };
     let (tuned, passes) = first_step(Vec::new());
     let [report] = &tuned[..] else {
@@ -785,54 +781,32 @@ fn a_kept_kernel_choice_skips_the_tuning_pass() {
 /// said, and tuned again.
 #[test]
 fn a_kept_choice_that_no_longer_agrees_is_dropped() {
-    use gdl_lab::engine::protocol::{KeptTuning, TuningReport, build};
+    use gdl_lab::engine::Command;
+    use gdl_lab::engine::protocol::{KeptTuning, build};
     use gdl_lab::engine::tuning::tuning_key;
-    use gdl_lab::engine::{Command, Devices, Engine, Envelope, Event};
     use gdl_lab::view::{BackendChoice, PageState};
-    use std::cell::RefCell;
-    use std::rc::Rc;
 
     let _guard = exclusive();
     gdl_lab::model::kernels::planted::plant_wrong_gradients(true);
-    let events: Rc<RefCell<Vec<Envelope<Event>>>> = Rc::default();
-    let sink = events.clone();
-    let gpu = wgpu_compute();
-    let mut engine = Engine::new(
-        Devices {
-            gpu: Ok(gpu.clone()),
-            cpu: gdl_lab::backend::ComputeDevice::flex(None),
-        },
-        Box::new(move |event| sink.borrow_mut().push(event)),
-    );
     let mut state = PageState::default().small();
     state.config.model = gdl_lab::model::ModelKind::Simple;
     state.config.batch = 1;
     state.page.backend = BackendChoice::Auto;
-    let key = tuning_key(&gpu, &state.config);
+    let key = tuning_key(&wgpu_compute(), &state.config);
     let kept = KeptTuning {
         key: key.clone(),
         build: build().to_string(),
         kernels: "tiled:weight_grad=lanes".into(),
         found: "planted".into(),
     };
-    for command in [
+    let reports = tuning_reports(&engine_events(vec![
         Command::KeptTunings { kept: vec![kept] },
         Command::Configure {
             settings: state.to_hash(),
         },
         Command::LoadDemo { size: 24 },
         Command::Step,
-    ] {
-        pollster::block_on(engine.handle(Envelope::new(command)));
-    }
-    let reports: Vec<TuningReport> = events
-        .borrow()
-        .iter()
-        .filter_map(|event| match &event.message {
-            Event::Tuning(report) => Some(report.clone()),
-            _ => None,
-        })
-        .collect();
+    ]));
     let [report] = &reports[..] else {
         panic!("one tuning report: {reports:?}")
     };
@@ -862,15 +836,13 @@ fn the_cli_keeps_the_tuned_kernels_for_train() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let cli = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
-            .args(args)
-            .env("GDL_LAB_CACHE", &dir)
-            .env("CUBECL_AUTOTUNE_LEVEL", "minimal")
-            .output()
-            .expect("the gdl-lab binary runs");
-        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-        assert!(output.status.success(), "{args:?}: {stderr}");
-        (String::from_utf8_lossy(&output.stdout).to_string(), stderr)
+        let env = [
+            ("GDL_LAB_CACHE", dir.as_os_str()),
+            ("CUBECL_AUTOTUNE_LEVEL", "minimal".as_ref()),
+        ];
+        let (success, stdout, stderr) = common::gdl_lab_with_env(args, &env);
+        assert!(success, "{args:?}: {stderr}");
+        (stdout, stderr)
     };
     let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let (stdout, stderr) = cli(&[

@@ -337,49 +337,48 @@ pub fn expose_test_hooks(trainer: super::Trainer) {
 
 const KEPT_RUNS_KEY: &str = "gdl-lab-kept-runs";
 
-/// The runs kept by this page in an earlier visit (localStorage: they stay on this machine);
-/// none when there are none or they cannot be read.
-pub fn load_kept_runs() -> Vec<crate::view::runs::KeptRun> {
+/// The value stored under `key` in localStorage (it stays on this machine); none when there is
+/// none or it cannot be read.
+fn load_stored<T: serde::de::DeserializeOwned + Default>(key: &str) -> T {
     window()
         .local_storage()
         .ok()
         .flatten()
-        .and_then(|storage| storage.get_item(KEPT_RUNS_KEY).ok().flatten())
+        .and_then(|storage| storage.get_item(key).ok().flatten())
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default()
 }
 
-/// Stores the kept runs for the next visit; a sentence when the browser refuses (storage full
-/// or disabled).
-pub fn save_kept_runs(runs: &[crate::view::runs::KeptRun]) -> Result<(), String> {
+/// Stores `value` under `key` for the next visit; a sentence when the browser refuses (storage
+/// full or disabled).
+fn store<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Result<(), String> {
     let storage = window()
         .local_storage()
         .map_err(describe)?
         .ok_or("this browser offers no local storage")?;
-    let text = serde_json::to_string(runs).map_err(|error| error.to_string())?;
-    storage.set_item(KEPT_RUNS_KEY, &text).map_err(describe)
+    let text = serde_json::to_string(value).map_err(|error| error.to_string())?;
+    storage.set_item(key, &text).map_err(describe)
+}
+
+/// The runs kept by this page in an earlier visit.
+pub fn load_kept_runs() -> Vec<crate::view::runs::KeptRun> {
+    load_stored(KEPT_RUNS_KEY)
+}
+
+/// Stores the kept runs for the next visit.
+pub fn save_kept_runs(runs: &[crate::view::runs::KeptRun]) -> Result<(), String> {
+    store(KEPT_RUNS_KEY, runs)
 }
 
 const KEPT_TUNINGS_KEY: &str = "gdl-lab-gpu-kernels";
 
-/// The GPU kernel choices of earlier tuning passes on this machine (localStorage); none when
-/// there are none or they cannot be read (the GPU is then tuned again).
+/// The GPU kernel choices of earlier tuning passes on this machine (the GPU is tuned again when
+/// they cannot be read).
 pub fn load_kept_tunings() -> Vec<crate::engine::protocol::KeptTuning> {
-    window()
-        .local_storage()
-        .ok()
-        .flatten()
-        .and_then(|storage| storage.get_item(KEPT_TUNINGS_KEY).ok().flatten())
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default()
+    load_stored(KEPT_TUNINGS_KEY)
 }
 
-/// Stores the kernel choices for the next visit; a sentence when the browser refuses.
+/// Stores the kernel choices for the next visit.
 pub fn save_kept_tunings(kept: &[crate::engine::protocol::KeptTuning]) -> Result<(), String> {
-    let storage = window()
-        .local_storage()
-        .map_err(describe)?
-        .ok_or("this browser offers no local storage")?;
-    let text = serde_json::to_string(kept).map_err(|error| error.to_string())?;
-    storage.set_item(KEPT_TUNINGS_KEY, &text).map_err(describe)
+    store(KEPT_TUNINGS_KEY, kept)
 }

@@ -69,8 +69,14 @@ pub fn assert_convolutions_agree(
 
 /// Runs the `gdl-lab` binary with `args`: (success, stdout, stderr).
 pub fn gdl_lab(args: &[&str]) -> (bool, String, String) {
+    gdl_lab_with_env(args, &[])
+}
+
+/// [`gdl_lab`] with these environment variables set for it.
+pub fn gdl_lab_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (bool, String, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-lab"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("the gdl-lab binary runs");
     (
