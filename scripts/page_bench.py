@@ -49,10 +49,20 @@ CASES = [
     # The slow notice's small settings since 2026-12-07 (`PageState::small`).
     ("small (Target, 2 × 16³), CPU",
      "model=target&patch=16&batch=2&steps_per_epoch=10&demo_size=32&backend=cpu"),
+    # The same two on one worker (no helper workers splitting the batch), for the speed-up.
+    ("defaults, CPU, one worker", "backend=cpu&cpu_workers=1"),
+    ("small (Target, 2 × 16³), CPU, one worker",
+     "model=target&patch=16&batch=2&steps_per_epoch=10&demo_size=32&backend=cpu&cpu_workers=1"),
+    # The page journey's heavier starts (`--slow-start`), which must meet the slow notice.
+    ("defaults at batch 8, CPU", "backend=cpu&batch=8"),
+    ("defaults at batch 12, CPU", "backend=cpu&batch=12"),
 ]
 
 
 def measure(webdriver, origin, settings, steps):
+    # A new page for each case (a link that differs only in its hash would not reload it, and
+    # a page-only setting such as cpu_workers keeps the run it has).
+    webdriver.session_call("POST", "/url", {"url": "about:blank"})
     webdriver.session_call("POST", "/url", {"url": f"{origin}/#{settings}&eval_every=10"})
     wait("the page", 120, lambda: webdriver.script(
         "return window.gdlFirstButton !== undefined;"))

@@ -284,6 +284,13 @@ def main():
         expect(not webdriver.exists("train-error"), f"{webdriver.test_text('train-error')}")
         device = webdriver.test_text("run-device") or ""
         expect("CPU" in device or "flex" in device, f"trained on {device!r}")
+        # On the CPU every core takes a share of the batch (two patches here): a helper worker
+        # per core besides the training worker's, as many as the batch has patches.
+        cores = webdriver.script("return navigator.hardwareConcurrency;") or 1
+        line = webdriver.test_text("run-device-panel") or ""
+        print(f"cores {cores}: {line}")
+        expect(("split across 2 workers" in line) if cores >= 2 else ("one worker" in line),
+               f"{cores} cores, and the device line says {line!r}")
         # The page draws while the worker trains: a slider moved now redraws its canvas.
         before = canvas_pixels(webdriver, "axial")
         centre = webdriver.script("return document.getElementById('slice-axial').value;")

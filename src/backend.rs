@@ -93,8 +93,9 @@ impl ComputeDevice {
 
 #[cfg(engine)]
 /// How many threads flex's convolutions use, and whether the browser's wasm runs their matrix
-/// products on SIMD128: "2 threads", "1 thread, SIMD128". In the page the worker trains on one
-/// thread (wasm threads would need a second, atomics-enabled build of the worker: issue 30).
+/// products on SIMD128: "2 threads", "1 thread, SIMD128". In the page each worker trains on one
+/// thread (wasm threads would need a second, atomics-enabled build of the worker); the other
+/// cores take shares of the batch in helper workers (`engine::helper_workers`).
 pub fn cpu_description() -> String {
     let threads = cpu_threads();
     let simd = if cfg!(target_arch = "wasm32") && gemm::get_wasm_simd128() {

@@ -15,6 +15,7 @@ use wasm_bindgen::prelude::Closure;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::backend::{self, ComputeDevice};
+use crate::engine::helper_workers::{self, WorkerHelpers};
 use crate::engine::web::{from_js, to_js};
 use crate::engine::{Command, Devices, Engine, Envelope, Event};
 
@@ -29,10 +30,15 @@ fn post(envelope: &Envelope<Event>) {
     }
 }
 
-/// Starts the worker: listens for commands, finds the devices, then runs the engine's loop.
+/// Starts the worker: listens for commands, finds the devices, then runs the engine's loop;
+/// or, in a helper worker that the engine started, computes the shares of batches it is sent.
 pub fn start() {
     backend::run_static_constructors();
     console_error_panic_hook::set_once();
+    if helper_workers::is_helper() {
+        helper_workers::serve();
+        return;
+    }
     let (sender, receiver) = mpsc::unbounded::<Envelope<Command>>();
     let cancel: Rc<RefCell<Option<Arc<AtomicBool>>>> = Rc::default();
     let heard_cancel = cancel.clone();
@@ -69,7 +75,12 @@ async fn run(
         cpu: ComputeDevice::flex(None),
     };
     // Checkpoints: the page keeps the latest, to give a new worker if this one crashes.
-    let mut engine = Engine::new(devices, Box::new(|envelope| post(&envelope))).keep_checkpoints();
+    // On the CPU, each batch is split among this worker and helpers, one core each. The one
+    // helper the defaults' two patches use starts now, while the person looks at the page.
+    let helpers = WorkerHelpers::for_this_machine().prestart(1);
+    let mut engine = Engine::new(devices, Box::new(|envelope| post(&envelope)))
+        .keep_checkpoints()
+        .with_batch_helpers(Box::new(helpers));
     *cancel.borrow_mut() = Some(engine.cancel_flag());
     loop {
         // Everything already queued first, in order.

@@ -7,9 +7,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use burn::prelude::Device;
 use gdl_lab::backend::{BackendKind, ComputeDevice};
 use gdl_lab::engine::protocol::ScanView;
+use gdl_lab::engine::protocol::{decode, encode};
 use gdl_lab::engine::{Command, Devices, Engine, Envelope, Event};
+use gdl_lab::train::session::shard::{
+    BatchHelpers, ShardFuture, ShardRequest, ShardResult, ShardWorker,
+};
 use gdl_lab::train::{TrainError, TrainingConfig, TrainingSession};
 use gdl_lab::view::{BackendChoice, PageState};
 use gdl_lab::volume::nifti::{Voxels, write_nifti_gz};
@@ -864,4 +869,248 @@ fn a_run_saved_with_its_scan_opens_anywhere_and_goes_on() {
     send(&mut second, Command::Step);
     send(&mut first, Command::Step);
     assert_eq!(second.history()[3].total, first.history()[3].total);
+}
+
+/// Other workers in this process, as the page's helper workers answer: each request carried
+/// as the message is (postcard, both ways) and computed by a [`ShardWorker`] of its own; with
+/// `fail`, every helper answers with a failure instead.
+struct InProcessHelpers {
+    count: usize,
+    fail: bool,
+}
+
+impl BatchHelpers for InProcessHelpers {
+    fn count(&self) -> usize {
+        self.count
+    }
+
+    fn compute(&self, requests: Vec<ShardRequest>) -> ShardFuture {
+        let answers = requests
+            .into_iter()
+            .map(|request| {
+                if self.fail {
+                    return Err("a planted failure".to_string());
+                }
+                let carried: ShardRequest = decode(&encode(&request)).unwrap();
+                let result = pollster::block_on(ShardWorker::new(Device::flex()).compute(carried))
+                    .map_err(|error| error.to_string())?;
+                Ok(decode::<ShardResult>(&encode(&result)).unwrap())
+            })
+            .collect();
+        Box::pin(std::future::ready(answers))
+    }
+}
+
+/// Every float of a net's weights, in its file's order.
+fn weights_of(session: &TrainingSession) -> Vec<f32> {
+    let bytes = pollster::block_on(gdl_lab::model::weights::to_safetensors(session.net(), &[]));
+    let bytes = bytes.unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names = file.names();
+    names.sort();
+    names
+        .into_iter()
+        .flat_map(|name| gdl_lab::model::weights::f32_values(&file.tensor(name).unwrap()).unwrap())
+        .collect()
+}
+
+/// A batch split among the session and other workers (the page's CPU path on every core) steps
+/// as the whole batch does: the same losses, GDL anatomy, gradient norm and, after four steps
+/// with the ramp between CE and the GDL under way, the same weights (up to the order of the
+/// sums), and the same split again gives the same bits. For classes with the U-Net (shares of 2
+/// and 1 patches) and BraTS's regions with the Simple net (three shares of one).
+#[test]
+fn a_batch_split_among_workers_steps_as_the_whole_batch_does() {
+    let volume = phantom(PhantomConfig {
+        size: 32,
+        ..Default::default()
+    });
+    let cpu = ComputeDevice::flex(None);
+    let classes = TrainingConfig {
+        model: gdl_lab::model::ModelKind::Unet,
+        patch: 16,
+        batch: 3,
+        steps_per_epoch: 2,
+        warmup_epochs: 0.5,
+        ramp_epochs: 2.0,
+        ..TrainingConfig::default()
+    };
+    let regions = TrainingConfig {
+        targets: gdl_lab::volume::Targets::Regions,
+        ..TrainingConfig::quick(16)
+    };
+    for (config, helpers) in [
+        (classes, 1),
+        (
+            TrainingConfig {
+                batch: 3,
+                ..regions
+            },
+            2,
+        ),
+    ] {
+        let mut whole = TrainingSession::on(config.clone(), &volume, &cpu).unwrap();
+        let mut split = TrainingSession::on(config.clone(), &volume, &cpu).unwrap();
+        let mut again = TrainingSession::on(config.clone(), &volume, &cpu).unwrap();
+        pollster::block_on(split.adopt_weights(whole.net())).unwrap();
+        pollster::block_on(again.adopt_weights(whole.net())).unwrap();
+        let helpers = InProcessHelpers {
+            count: helpers,
+            fail: false,
+        };
+        assert_eq!(split.workers_for(helpers.count), helpers.count + 1);
+        for _ in 0..4 {
+            let a = pollster::block_on(whole.step()).unwrap();
+            let b = pollster::block_on(split.step_with(Some(&helpers))).unwrap();
+            // The same split from the same start repeats bit for bit.
+            let c = pollster::block_on(again.step_with(Some(&helpers))).unwrap();
+            assert_eq!(
+                (b.total.to_bits(), b.grad_norm.to_bits()),
+                (c.total.to_bits(), c.grad_norm.to_bits())
+            );
+            let close = |x: f32, y: f32| (x - y).abs() <= 1e-4 * x.abs().max(1.0);
+            let all_close = |x: &[f32], y: &[f32]| {
+                x.len() == y.len() && x.iter().zip(y).all(|(&x, &y)| close(x, y))
+            };
+            let (m, n) = (a.anatomy.monitor, b.anatomy.monitor);
+            for (name, x, y) in [
+                ("total", a.total, b.total),
+                ("warm-up", a.warmup, b.warmup),
+                ("GDL", a.gdl, b.gdl),
+                ("gradient norm", a.grad_norm, b.grad_norm),
+                ("clipped norm", a.grad_norm_clipped, b.grad_norm_clipped),
+                ("p max", m.p_max, n.p_max),
+                ("p min", m.p_min, n.p_min),
+                ("w min", m.w_min, n.w_min),
+                ("weighted miss", m.weighted_miss, n.weighted_miss),
+            ] {
+                assert!(close(x, y), "step {}: {name} {x} whole, {y} split", a.step);
+            }
+            for (name, x, y) in [
+                ("Dice", &a.anatomy.dice, &b.anatomy.dice),
+                ("I", &a.anatomy.intersection, &b.anatomy.intersection),
+                ("G", &a.anatomy.target, &b.anatomy.target),
+                ("w", &a.anatomy.weight, &b.anatomy.weight),
+            ] {
+                assert!(
+                    all_close(x, y),
+                    "step {}: {name} {x:?} whole, {y:?} split",
+                    a.step
+                );
+            }
+        }
+        let (a, b) = (weights_of(&whole), weights_of(&split));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            a.len() == b.len() && worst <= 1e-4,
+            "weights differ by {worst}"
+        );
+        assert_eq!(b, weights_of(&again), "a split step that does not repeat");
+        assert_eq!(split.take_helper_failure(), None);
+    }
+}
+
+/// A helper that fails costs nothing: its share is computed by the session, the step is the
+/// whole batch's, and the session says why once. A run with the GDL's sums pooled over the
+/// batch (`batch_dice`) is never split, since a share's gradient is not a part of its gradient.
+#[test]
+fn a_failed_helpers_share_is_computed_at_home_and_a_pooled_gdl_is_not_split() {
+    let volume = phantom(PhantomConfig {
+        size: 32,
+        ..Default::default()
+    });
+    let cpu = ComputeDevice::flex(None);
+    let config = TrainingConfig {
+        batch: 2,
+        ..TrainingConfig::quick(16)
+    };
+    let mut whole = TrainingSession::on(config.clone(), &volume, &cpu).unwrap();
+    let mut split = TrainingSession::on(config.clone(), &volume, &cpu).unwrap();
+    pollster::block_on(split.adopt_weights(whole.net())).unwrap();
+    let failing = InProcessHelpers {
+        count: 1,
+        fail: true,
+    };
+    for _ in 0..2 {
+        let a = pollster::block_on(whole.step()).unwrap();
+        let b = pollster::block_on(split.step_with(Some(&failing))).unwrap();
+        assert!((a.total - b.total).abs() <= 1e-5, "{} {}", a.total, b.total);
+    }
+    assert_eq!(
+        split.take_helper_failure().as_deref(),
+        Some("a planted failure")
+    );
+    assert_eq!(split.take_helper_failure(), None);
+
+    let pooled = TrainingConfig {
+        batch_dice: true,
+        ..config
+    };
+    let session = TrainingSession::on(pooled, &volume, &cpu).unwrap();
+    assert_eq!(session.workers_for(1), 1);
+    assert_eq!(split.workers_for(7), 2, "never more workers than patches");
+}
+
+/// The "Training on" line of each session the engine announced.
+fn device_lines(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Session { device, .. } => Some(device.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The engine splits a CPU step among its helper workers and says so on the device line, trains
+/// alone with `cpu_workers=1`, and after a helper fails goes on alone, saying why.
+#[test]
+fn the_engine_says_how_many_workers_split_the_batch_and_goes_on_alone_after_a_failure() {
+    let settings = |workers: usize| {
+        small(|state| {
+            state.config.batch = 2;
+            state.page.cpu_workers = workers;
+        })
+    };
+    for (fail, workers, expected) in [
+        (
+            false,
+            0,
+            "; each batch of 2 patches split across 2 workers, one core each",
+        ),
+        (false, 1, "; one worker (cpu_workers=1)"),
+        (
+            true,
+            0,
+            "; one worker: a helper worker failed (a planted failure), so this one trains alone",
+        ),
+    ] {
+        let events: Events = Rc::default();
+        let sink = events.clone();
+        let mut engine = Engine::new(
+            Devices::cpu_only("no GPU in this test"),
+            Box::new(move |event| sink.borrow_mut().push(event)),
+        )
+        .with_batch_helpers(Box::new(InProcessHelpers { count: 3, fail }));
+        send(
+            &mut engine,
+            Command::Configure {
+                settings: settings(workers),
+            },
+        );
+        send(&mut engine, Command::LoadDemo { size: 32 });
+        send(&mut engine, Command::Step);
+        send(&mut engine, Command::Step);
+        let seen = take(&events);
+        assert_eq!(steps(&seen).len(), 2, "{:?}", failures(&seen));
+        let lines = device_lines(&seen);
+        assert!(
+            lines.last().is_some_and(|line| line.ends_with(expected)),
+            "{lines:?}"
+        );
+    }
 }

@@ -671,6 +671,7 @@ fn the_tuning_pass_refuses_a_faster_kernel_whose_gradient_is_wrong() {
         &volume,
         &gdl_lab::backend::ComputeDevice::flex(None),
         None,
+        None,
         PROBE_STEPS,
     ))
     .expect("the CPU's reference steps");

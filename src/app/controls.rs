@@ -307,6 +307,9 @@ pub fn Controls(state: RwSignal<PageState>, trainer: Trainer) -> impl IntoView {
                     options=vec![("last", "The last step's"), ("best", "The best held-out step's")]
                     read=|s| match s.page.weights { ExportedWeights::Last => "last", ExportedWeights::Best => "best" }
                     write=|s, v| { s.page.weights = if v == "best" { ExportedWeights::Best } else { ExportedWeights::Last }; Ok(()) } />
+                <NumberField id="cpu_workers" label="CPU workers splitting each batch (0 = one per core)" step="1" state=s error=e trainer=t
+                    read=|s| s.page.cpu_workers.to_string()
+                    write=|s, v| { s.page.cpu_workers = parse(v, "CPU workers")?; Ok(()) } />
                 <NumberField id="demo_size" label="Demo scan edge (32–128)" step="16" state=s error=e trainer=t
                     read=|s| s.page.demo_size.to_string()
                     write=|s, v| { s.page.demo_size = parse(v, "demo edge")?; Ok(()) } />

@@ -228,6 +228,7 @@ fn tune(
         &volume,
         &cpu,
         None,
+        None,
         probe::PROBE_STEPS,
     )) {
         Ok(timed) => timed,

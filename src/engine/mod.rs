@@ -2,6 +2,8 @@
 //! in order and reports what happened as events. The page runs it in a Web Worker (`worker`),
 //! the CLI and the tests call it directly.
 
+#[cfg(all(target_arch = "wasm32", engine))]
+pub mod helper_workers;
 #[cfg(engine)]
 pub mod probe;
 pub mod protocol;

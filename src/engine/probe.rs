@@ -10,6 +10,7 @@ use web_time::Instant;
 
 use crate::backend::{BackendKind, ComputeDevice};
 use crate::model::SegmentationNet;
+use crate::train::session::shard::BatchHelpers;
 use crate::train::{TrainError, TrainingConfig, TrainingSession};
 use crate::volume::LabelledVolume;
 
@@ -107,12 +108,14 @@ pub struct Timed {
 }
 
 /// Times `steps` of a throwaway session, started from `start`'s weights when given (so that
-/// two devices' first steps can be compared).
+/// two devices' first steps can be compared), its batches split with `helpers` as training
+/// would split them.
 pub async fn time_steps(
     config: &TrainingConfig,
     volume: &Arc<LabelledVolume>,
     device: &ComputeDevice,
     start: Option<&SegmentationNet>,
+    helpers: Option<&dyn BatchHelpers>,
     steps: StepCounts,
 ) -> Result<Timed, TrainError> {
     let mut session = TrainingSession::on_normalised(config.clone(), volume.clone(), device)?;
@@ -129,7 +132,7 @@ pub async fn time_steps(
     let mut index = 0;
     while !enough(&times) {
         let started = Instant::now();
-        let report = session.step().await?;
+        let report = session.step_with(helpers).await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         if readings.len() < 2 {
             readings.push(Reading::of(&report));

@@ -245,7 +245,7 @@ pub async fn tune(
             give_up_above_ms: fastest_ms.map_or(f64::INFINITY, |ms| GIVE_UP_FACTOR * ms),
             ..CANDIDATE_STEPS
         };
-        let timed = time_steps(config, volume, gpu, Some(&cpu.initial), steps).await;
+        let timed = time_steps(config, volume, gpu, Some(&cpu.initial), None, steps).await;
         let outcome = match &timed {
             Ok(timed) => agreement(&cpu.first_steps, &timed.first_steps).map(|()| timed.median_ms),
             Err(error) => Err(error.to_string()),

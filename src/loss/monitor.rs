@@ -134,6 +134,18 @@ impl GdlRows {
         }
     }
 
+    /// The `index`th part in [`GdlRows::tensors`]' order.
+    pub fn part(&self, index: usize) -> &[f32] {
+        [
+            &self.intersection,
+            &self.prediction,
+            &self.target,
+            &self.weight,
+            &self.dice,
+            &self.contribution,
+        ][index]
+    }
+
     fn rows(part: &[f32], classes: usize) -> impl Iterator<Item = &[f32]> {
         part.chunks(classes.max(1))
     }

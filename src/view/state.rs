@@ -44,6 +44,9 @@ pub struct PageSettings {
     /// Score the held-out cases every this many steps (0: once per epoch), and at the end.
     pub val_every: usize,
     pub weights: ExportedWeights,
+    /// On the CPU in the page: how many workers (one core each) split each batch; 0 = one per
+    /// core the browser reports, never more than the batch has patches.
+    pub cpu_workers: usize,
 }
 
 impl Default for PageSettings {
@@ -54,18 +57,36 @@ impl Default for PageSettings {
             demo_size: 64,
             val_every: 0,
             weights: ExportedWeights::Last,
+            cpu_workers: 0,
         }
     }
 }
 
 impl PageSettings {
-    const KEYS: [&'static str; 5] = ["backend", "eval_every", "demo_size", "val_every", "weights"];
+    const KEYS: [&'static str; 6] = [
+        "backend",
+        "eval_every",
+        "demo_size",
+        "val_every",
+        "weights",
+        "cpu_workers",
+    ];
+
+    /// The most workers `cpu_workers` may ask for.
+    pub const MOST_CPU_WORKERS: usize = 64;
 
     pub fn validate(&self) -> Result<(), String> {
         if !(32..=128).contains(&self.demo_size) {
             return Err(format!(
                 "The demo scan's edge must be 32 to 128 voxels; it is {}.",
                 self.demo_size
+            ));
+        }
+        if self.cpu_workers > Self::MOST_CPU_WORKERS {
+            return Err(format!(
+                "cpu_workers must be 0 (one per core) to {}; it is {}.",
+                Self::MOST_CPU_WORKERS,
+                self.cpu_workers
             ));
         }
         Ok(())

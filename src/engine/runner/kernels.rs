@@ -63,28 +63,13 @@ impl Engine {
     ) -> Result<f64, String> {
         if !gpu.is_gpu_backend() {
             // A CPU standing in for the GPU (the engine's tests): no kernels to choose.
-            return match time_steps(probed, volume, gpu, Some(&on_cpu.initial), CANDIDATE_STEPS)
-                .await
-            {
-                Ok(timed) => {
-                    agreement(&on_cpu.first_steps, &timed.first_steps).map(|()| timed.median_ms)
-                }
-                Err(error) => Err(error.to_string()),
-            };
+            return time_agreeing(probed, volume, gpu, on_cpu).await;
         }
         let key = tuning_key(gpu, &self.settings.config);
         let mut dropped = None;
         if let Some((kept, choice)) = self.kept_kernels(gpu) {
             choice.apply();
-            let checked =
-                match time_steps(probed, volume, gpu, Some(&on_cpu.initial), CANDIDATE_STEPS).await
-                {
-                    Ok(timed) => {
-                        agreement(&on_cpu.first_steps, &timed.first_steps).map(|()| timed.median_ms)
-                    }
-                    Err(error) => Err(error.to_string()),
-                };
-            match checked {
+            match time_agreeing(probed, volume, gpu, on_cpu).await {
                 Ok(ms) => {
                     self.emit(Event::Tuning(kept_report(&kept)));
                     return Ok(ms);
@@ -160,5 +145,28 @@ fn kept_report(kept: &KeptTuning) -> TuningReport {
         sentence: format!("kernels kept from an earlier tuning pass: {}", kept.found),
         keep: None,
         forget: None,
+    }
+}
+
+/// `gpu`'s median step at `probed` with the kernels set now, from the CPU's starting weights;
+/// why not, when its first steps do not agree with the CPU's.
+async fn time_agreeing(
+    probed: &TrainingConfig,
+    volume: &Arc<LabelledVolume>,
+    gpu: &ComputeDevice,
+    on_cpu: &Timed,
+) -> Result<f64, String> {
+    match time_steps(
+        probed,
+        volume,
+        gpu,
+        Some(&on_cpu.initial),
+        None,
+        CANDIDATE_STEPS,
+    )
+    .await
+    {
+        Ok(timed) => agreement(&on_cpu.first_steps, &timed.first_steps).map(|()| timed.median_ms),
+        Err(error) => Err(error.to_string()),
     }
 }

@@ -13,6 +13,7 @@ use crate::loss::Misuse;
 use crate::model::SegmentationNet;
 use crate::model::kernel_choice::KernelChoice;
 use crate::report::{Evaluation, StepReport, ValidationReport, history_csv};
+use crate::train::session::shard::BatchHelpers;
 use crate::train::{TrainError, TrainingConfig, TrainingSession};
 use crate::view::{BackendChoice, PageState};
 use crate::volume::cases::load_dropped_cases_with;
@@ -37,6 +38,7 @@ mod kernels;
 mod loaded_weights;
 mod saved_runs;
 mod scan;
+mod workers;
 
 pub use saved_runs::ScanIdentity;
 use scan::{EarlyCase, EarlyPrepared, OtherCase, Prepared, named_files};
@@ -111,6 +113,10 @@ pub struct Engine {
     /// Send a checkpoint at every pause, single step and prediction (the page's worker, so
     /// that a new worker can go on after a crash); off for the CLI, which has no use for them.
     checkpoints: bool,
+    /// Other workers that take shares of a CPU step's batch (the page's, one core each).
+    helpers: Option<Box<dyn BatchHelpers>>,
+    /// Why the helpers were let go, once one failed.
+    helper_failure: Option<String>,
     sink: Sink,
 }
 
@@ -143,6 +149,8 @@ impl Engine {
             lab: None,
             cancel: Arc::new(AtomicBool::new(false)),
             checkpoints: false,
+            helpers: None,
+            helper_failure: None,
             sink,
         }
     }
@@ -377,6 +385,12 @@ impl Engine {
         }
     }
 
+    /// Steps on the CPU split their batch among `helpers` too (the page's other workers).
+    pub fn with_batch_helpers(mut self, helpers: Box<dyn BatchHelpers>) -> Self {
+        self.helpers = Some(helpers);
+        self
+    }
+
     /// One step while playing; the driver calls it until [`Engine::playing`] is false.
     pub async fn tick(&mut self) {
         if self.playing && !self.advance().await {
@@ -415,6 +429,8 @@ impl Engine {
             if let Err(error) = taken {
                 self.fail(error);
             }
+            // `cpu_workers` may have changed what the device line says.
+            self.announce_session();
         }
     }
 
@@ -461,25 +477,44 @@ impl Engine {
     }
 
     /// The CPU's steps at the settings the probe and the tuning pass time: `config` when a
-    /// step of it is affordable, else the small probe (one 16³ patch).
+    /// step of it is affordable, else the small probe (one 16³ patch); each split among the
+    /// helper workers as training would split it.
     async fn time_cpu(
         &mut self,
         config: &TrainingConfig,
         volume: &Arc<LabelledVolume>,
         task: &str,
     ) -> Result<(TrainingConfig, Timed), TrainError> {
+        // Lent out while the progress is told (which borrows the whole engine).
+        let helpers = self.helpers.take();
+        let timed = self
+            .time_cpu_with(config, volume, task, helpers.as_deref())
+            .await;
+        self.helpers = helpers;
+        timed
+    }
+
+    async fn time_cpu_with(
+        &mut self,
+        config: &TrainingConfig,
+        volume: &Arc<LabelledVolume>,
+        task: &str,
+        helpers: Option<&dyn BatchHelpers>,
+    ) -> Result<(TrainingConfig, Timed), TrainError> {
         let key = probe_config(config, false);
         let cpu = self.devices.cpu.clone();
+        let helpers = workers::step_helpers(helpers, Some(&cpu), &self.settings.page);
+        let helpers = helpers.as_ref().map(|h| h as &dyn BatchHelpers);
         // First the small probe on the CPU, to see whether the full settings can be timed.
         self.progress(task, 0, 2);
         let small = probe_config(config, true);
-        let cpu_small = time_steps(&small, volume, &cpu, None, PROBE_STEPS).await?;
+        let cpu_small = time_steps(&small, volume, &cpu, None, helpers, PROBE_STEPS).await?;
         let full_is_affordable = cpu_small.median_ms * scale_to_full(config) <= PROBE_BUDGET_MS;
         let timed = if full_is_affordable && small != key {
             self.progress(task, 1, 2);
             (
                 key.clone(),
-                time_steps(&key, volume, &cpu, None, PROBE_STEPS).await?,
+                time_steps(&key, volume, &cpu, None, helpers, PROBE_STEPS).await?,
             )
         } else {
             (small, cpu_small)
@@ -513,9 +548,9 @@ impl Engine {
             gpu.as_ref().ok(),
             gpu_ms,
             on_cpu.median_ms,
-            // flex times its steps on the threads it will train on (rayon's pool natively, the
-            // worker's one thread in the browser).
-            crate::backend::cpu_threads(),
+            // flex times its steps on the threads it will train on: rayon's pool natively, in
+            // the browser a thread in each worker that takes a share of the batch.
+            crate::backend::cpu_threads() * self.cpu_workers_for(&probed),
         );
         self.probe = Some((key, report.clone()));
         self.emit(Event::Probe(report.clone()));
@@ -579,9 +614,18 @@ impl Engine {
         let (Some(session), Some(device)) = (&self.session, &self.device) else {
             return;
         };
+        let helpers =
+            workers::step_helpers(self.helpers.as_deref(), Some(device), &self.settings.page);
+        let mut line = device.describe();
+        if let Some(sentence) =
+            workers::workers_sentence(session, helpers.as_ref(), self.helper_failure.as_deref())
+                .filter(|_| !device.is_gpu_backend())
+        {
+            line.push_str(&format!("; {sentence}"));
+        }
         let event = Event::Session {
             run: self.run,
-            device: device.describe(),
+            device: line,
             backend: device.adapter.backend,
             net: net_label(session),
         };
@@ -604,7 +648,20 @@ impl Engine {
             return false;
         }
         let model_before = session.net().kind();
-        let result = session.step().await;
+        let helpers = workers::step_helpers(
+            self.helpers.as_deref(),
+            self.device.as_ref(),
+            &self.settings.page,
+        );
+        let result = session
+            .step_with(helpers.as_ref().map(|h| h as &dyn BatchHelpers))
+            .await;
+        if let Some(failure) = session.take_helper_failure() {
+            // Its share was computed here; the next steps train in this worker alone.
+            self.helpers = None;
+            self.helper_failure = Some(failure);
+            self.announce_session();
+        }
         let report = match result {
             Ok(report) => report,
             Err(error) => {

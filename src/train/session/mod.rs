@@ -26,8 +26,10 @@ use crate::volume::{LabelledVolume, RegionMap, Targets};
 mod apply;
 mod predict;
 mod readout;
+pub mod shard;
 
 use readout::{gdl_readout, read_back_all};
+use shard::{BatchHelpers, add_shares, merge_readouts, share_readout, shares};
 
 pub struct TrainingSession {
     config: TrainingConfig,
@@ -48,6 +50,8 @@ pub struct TrainingSession {
     /// With region targets: which class is which tumour tissue (BraTS's class order unless
     /// [`Self::use_region_map`] said otherwise).
     regions: Option<RegionMap>,
+    /// Why a helper failed to compute its share of a step ([`Self::step_with`]).
+    helper_failure: Option<String>,
 }
 
 /// Everything a step changes, taken before it so that a step that fails leaves no trace: the
@@ -147,7 +151,7 @@ impl TrainingSession {
         let outputs = config.targets.output_channels(volume.classes);
         let net = fresh_net(
             first_model,
-            &volume,
+            volume.channels,
             outputs,
             &train_device,
             Some(config.seed),
@@ -169,6 +173,7 @@ impl TrainingSession {
             steps_done: 0,
             last_batch: None,
             regions,
+            helper_failure: None,
         })
     }
 
@@ -246,7 +251,13 @@ impl TrainingSession {
         moved.regions = self.regions.clone();
         let volume = self.volume();
         let outputs = self.output_channels();
-        let net = fresh_net(self.net.kind(), volume, outputs, &moved.train_device, None);
+        let net = fresh_net(
+            self.net.kind(),
+            volume.channels,
+            outputs,
+            &moved.train_device,
+            None,
+        );
         moved.net = crate::model::weights::copy_parameters(&self.net, net)
             .await
             .map_err(TrainError::Device)?;
@@ -280,7 +291,7 @@ impl TrainingSession {
     ) -> Result<(), TrainError> {
         let volume = self.volume();
         let outputs = self.output_channels();
-        let net = fresh_net(model, volume, outputs, &self.train_device, None);
+        let net = fresh_net(model, volume.channels, outputs, &self.train_device, None);
         let net =
             crate::model::weights::from_safetensors(weights, net).map_err(TrainError::Config)?;
         self.optimizer = match moments {
@@ -352,15 +363,39 @@ impl TrainingSession {
     /// gradient or the updated weights are not finite, the session is put back exactly as it
     /// was before the step (net, Adam's moments, sampler) and the error names the component.
     pub async fn step(&mut self) -> Result<StepReport, TrainError> {
+        self.step_with(None).await
+    }
+
+    /// [`Self::step`] with the batch split between this session and `helpers` (other workers,
+    /// [`shard`]) where the loss allows it: the same step, up to the order of the sums. A helper
+    /// that fails costs nothing: its share is computed here, and
+    /// [`Self::take_helper_failure`] says why.
+    pub async fn step_with(
+        &mut self,
+        helpers: Option<&dyn BatchHelpers>,
+    ) -> Result<StepReport, TrainError> {
         let before = self.snapshot();
-        let result = self.try_step().await;
+        let result = self.try_step(helpers).await;
         if matches!(result, Err(TrainError::NonFinite { .. })) {
             self.restore(before);
         }
         result
     }
 
-    async fn try_step(&mut self) -> Result<StepReport, TrainError> {
+    /// How many workers a step would split its batch among, given `helpers` other workers.
+    pub fn workers_for(&self, helpers: usize) -> usize {
+        shares(&self.config, helpers).len()
+    }
+
+    /// Why a helper failed during the last steps (its share was computed here instead), once.
+    pub fn take_helper_failure(&mut self) -> Option<String> {
+        self.helper_failure.take()
+    }
+
+    async fn try_step(
+        &mut self,
+        helpers: Option<&dyn BatchHelpers>,
+    ) -> Result<StepReport, TrainError> {
         let started = Instant::now();
         self.widen_when_pretraining_ends();
         let epochs_done = self.steps_done as f64 / self.config.steps_per_epoch as f64;
@@ -371,9 +406,35 @@ impl TrainingSession {
             image: batch.image.clone().without_autodiff(),
             target: batch.target.clone().without_autodiff(),
         });
-        let logits = self.net.forward(batch.image);
-        let loss = self.loss.forward(logits, batch.target, epochs_done);
+        // The other workers' shares go out first, so that they compute while this one does.
+        let shares = shares(&self.config, helpers.map_or(0, |helpers| helpers.count()));
+        let own = shares[0];
+        let pending = match helpers {
+            Some(helpers) if shares.len() > 1 => {
+                let requests = self.share_requests(&batch, &shares, epochs_done).await?;
+                Some((helpers.compute(requests.clone()), requests))
+            }
+            _ => None,
+        };
+        let logits = self.net.forward(batch.image.narrow(0, 0, own));
+        let loss = self
+            .loss
+            .forward(logits, batch.target.narrow(0, 0, own), epochs_done);
         let mut gradients = GradientsParams::from_grads(loss.total.backward(), &self.net);
+        let others = match pending {
+            Some((answers, requests)) => self.answers(answers.await, requests).await?,
+            None => Vec::new(),
+        };
+        let fraction = |patches: usize| patches as f32 / self.config.batch as f32;
+        if !others.is_empty() {
+            let weighted: Vec<(f32, &[f32])> = shares[1..]
+                .iter()
+                .zip(&others)
+                .map(|(&patches, other)| (fraction(patches), other.gradients.as_slice()))
+                .collect();
+            add_shares(&self.net, &mut gradients, fraction(own), &weighted)
+                .map_err(TrainError::Device)?;
+        }
         let max_norm = (self.config.clip > 0.0).then_some(self.config.clip);
         let norms = clip_global_norm(&self.net, &mut gradients, max_norm)
             .expect("every net has parameters");
@@ -383,23 +444,30 @@ impl TrainingSession {
         self.net = net;
         let updated_norm = updated_norm.expect("every net has parameters with gradients");
 
-        // One readback: [total, warm-up, norms, then the GDL's statistics and anatomy].
-        let mut scalars = vec![
-            loss.total.clone(),
-            loss.warmup.clone(),
-            norms.before,
-            norms.after,
-            updated_norm,
-        ];
-        scalars.extend(gdl_readout(&loss.gdl));
+        // One readback: [norms, then this share's losses, the GDL's statistics and anatomy].
+        let mut scalars = vec![norms.before, norms.after, updated_norm];
+        scalars.extend(share_readout(&loss.total, &loss.warmup, &loss.gdl));
         let values =
             read_back_all(scalars.into_iter().map(|t| t.without_autodiff()).collect()).await?;
         self.steps_done += 1;
-
-        let [total, warmup, grad_norm, grad_norm_clipped, weight_norm] =
-            [values[0], values[1], values[2], values[3], values[4]];
+        let ([grad_norm, grad_norm_clipped, weight_norm], own_readout) =
+            ([values[0], values[1], values[2]], &values[3..]);
+        let readout = if others.is_empty() {
+            own_readout.to_vec()
+        } else {
+            let classes = loss.gdl.parts.weight.dims()[1];
+            let mut weighted = vec![(fraction(own), own_readout)];
+            weighted.extend(
+                shares[1..]
+                    .iter()
+                    .zip(&others)
+                    .map(|(&patches, other)| (fraction(patches), other.readout.as_slice())),
+            );
+            merge_readouts(&weighted, classes)
+        };
+        let [total, warmup] = [readout[0], readout[1]];
         let anatomy =
-            GdlAnatomy::from_readout(&values[5..], &loss.gdl, self.loss.gdl.include_background);
+            GdlAnatomy::from_readout(&readout[2..], &loss.gdl, self.loss.gdl.include_background);
         let monitor = anatomy.monitor;
         let warmup_name = match self.config.warmup {
             WarmupLoss::Bce => "BCE term",
@@ -496,13 +564,13 @@ impl TrainingSession {
 /// parallel; a probe beside a run) each get the weights their own seed gives.
 static SEEDED_DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// A freshly initialised `kind` net for `volume`'s channels and `outputs` channels out (its
-/// classes, or the three regions), burn's random state
+/// A freshly initialised `kind` net for `channels` channels in (the scan's modalities) and
+/// `outputs` out (its classes, or the three regions), burn's random state
 /// seeded with `seed` first when given (without one the weights are about to be replaced, and
 /// are drawn under the lock only so as not to disturb a seeded draw).
 fn fresh_net(
     kind: ModelKind,
-    volume: &LabelledVolume,
+    channels: usize,
     outputs: usize,
     device: &Device,
     seed: Option<u64>,
@@ -513,7 +581,7 @@ fn fresh_net(
     if let Some(seed) = seed {
         device.seed(seed);
     }
-    let net = kind.init_for(volume.channels, outputs, device);
+    let net = kind.init_for(channels, outputs, device);
     // burn draws a parameter's initial values when it is first read, not when the net is made:
     // read every one now, under the lock, rather than at the first step beside other draws.
     net.visit(&mut DrawNow);
