@@ -191,6 +191,13 @@ def main():
                f"offline, no step: {webdriver.test_text('train-error')}")
         print(f"offline: trained {step_count(webdriver)} step, "
               f"loss {webdriver.test_text('loss')}")
+        # The helper workers that take shares of the batch load offline too (the same saved
+        # scripts), so the step was split as online.
+        cores = webdriver.script("return navigator.hardwareConcurrency;") or 1
+        line = webdriver.test_text("run-device-panel") or ""
+        print(f"offline, {cores} cores: {line}")
+        expect(cores < 2 or "split across 2 workers" in line,
+               f"offline, {cores} cores and the device line says {line!r}")
 
         # A newer build on the same address (index.html differs, so its files hash to another
         # version): offered, then the only cache, and the page is the new one.
