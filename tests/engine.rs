@@ -871,12 +871,25 @@ fn a_run_saved_with_its_scan_opens_anywhere_and_goes_on() {
     assert_eq!(second.history()[3].total, first.history()[3].total);
 }
 
+/// How the in-process helpers answer.
+#[derive(Clone, Copy, PartialEq)]
+enum Answers {
+    /// Each share computed, as the page's helpers do.
+    Computed,
+    /// A failure each, as a helper that crashed.
+    Failure,
+    /// Each share's gradients one value short, as a helper of another net would send.
+    ShortGradients,
+    /// None at all.
+    Nothing,
+}
+
 /// Other workers in this process, as the page's helper workers answer: each request carried
-/// as the message is (postcard, both ways) and computed by a [`ShardWorker`] of its own; with
-/// `fail`, every helper answers with a failure instead.
+/// as the message is (postcard, both ways) and computed by a [`ShardWorker`] of its own, or
+/// answered as `answers` says.
 struct InProcessHelpers {
     count: usize,
-    fail: bool,
+    answers: Answers,
 }
 
 impl BatchHelpers for InProcessHelpers {
@@ -887,13 +900,18 @@ impl BatchHelpers for InProcessHelpers {
     fn compute(&self, requests: Vec<ShardRequest>) -> ShardFuture {
         let answers = requests
             .into_iter()
+            .filter(|_| self.answers != Answers::Nothing)
             .map(|request| {
-                if self.fail {
+                if self.answers == Answers::Failure {
                     return Err("a planted failure".to_string());
                 }
                 let carried: ShardRequest = decode(&encode(&request)).unwrap();
-                let result = pollster::block_on(ShardWorker::new(Device::flex()).compute(carried))
-                    .map_err(|error| error.to_string())?;
+                let mut result =
+                    pollster::block_on(ShardWorker::new(Device::flex()).compute(carried))
+                        .map_err(|error| error.to_string())?;
+                if self.answers == Answers::ShortGradients {
+                    result.gradients.pop();
+                }
                 Ok(decode::<ShardResult>(&encode(&result)).unwrap())
             })
             .collect();
@@ -956,7 +974,7 @@ fn a_batch_split_among_workers_steps_as_the_whole_batch_does() {
         pollster::block_on(again.adopt_weights(whole.net())).unwrap();
         let helpers = InProcessHelpers {
             count: helpers,
-            fail: false,
+            answers: Answers::Computed,
         };
         assert_eq!(split.workers_for(helpers.count), helpers.count + 1);
         for _ in 0..4 {
@@ -1028,23 +1046,26 @@ fn a_failed_helpers_share_is_computed_at_home_and_a_pooled_gdl_is_not_split() {
         batch: 2,
         ..TrainingConfig::quick(16)
     };
-    let mut whole = TrainingSession::on(config.clone(), &volume, &cpu).unwrap();
-    let mut split = TrainingSession::on(config.clone(), &volume, &cpu).unwrap();
-    pollster::block_on(split.adopt_weights(whole.net())).unwrap();
-    let failing = InProcessHelpers {
-        count: 1,
-        fail: true,
-    };
-    for _ in 0..2 {
-        let a = pollster::block_on(whole.step()).unwrap();
-        let b = pollster::block_on(split.step_with(Some(&failing))).unwrap();
-        assert!((a.total - b.total).abs() <= 1e-5, "{} {}", a.total, b.total);
+    for (answers, failure) in [
+        (Answers::Failure, "a planted failure"),
+        (
+            Answers::ShortGradients,
+            "it sent 3763 gradient values for a net of 3764",
+        ),
+        (Answers::Nothing, "it gave no answer"),
+    ] {
+        let mut whole = TrainingSession::on(config.clone(), &volume, &cpu).unwrap();
+        let mut split = TrainingSession::on(config.clone(), &volume, &cpu).unwrap();
+        pollster::block_on(split.adopt_weights(whole.net())).unwrap();
+        let failing = InProcessHelpers { count: 1, answers };
+        for _ in 0..2 {
+            let a = pollster::block_on(whole.step()).unwrap();
+            let b = pollster::block_on(split.step_with(Some(&failing))).unwrap();
+            assert!((a.total - b.total).abs() <= 1e-5, "{} {}", a.total, b.total);
+        }
+        assert_eq!(split.take_helper_failure().as_deref(), Some(failure));
+        assert_eq!(split.take_helper_failure(), None);
     }
-    assert_eq!(
-        split.take_helper_failure().as_deref(),
-        Some("a planted failure")
-    );
-    assert_eq!(split.take_helper_failure(), None);
 
     let pooled = TrainingConfig {
         batch_dice: true,
@@ -1052,7 +1073,12 @@ fn a_failed_helpers_share_is_computed_at_home_and_a_pooled_gdl_is_not_split() {
     };
     let session = TrainingSession::on(pooled, &volume, &cpu).unwrap();
     assert_eq!(session.workers_for(1), 1);
-    assert_eq!(split.workers_for(7), 2, "never more workers than patches");
+    let two_patches = TrainingSession::on(config, &volume, &cpu).unwrap();
+    assert_eq!(
+        two_patches.workers_for(7),
+        2,
+        "never more workers than patches"
+    );
 }
 
 /// The "Training on" line of each session the engine announced.
@@ -1076,15 +1102,15 @@ fn the_engine_says_how_many_workers_split_the_batch_and_goes_on_alone_after_a_fa
             state.page.cpu_workers = workers;
         })
     };
-    for (fail, workers, expected) in [
+    for (answers, workers, expected) in [
         (
-            false,
+            Answers::Computed,
             0,
             "; each batch of 2 patches split across 2 workers, one core each",
         ),
-        (false, 1, "; one worker (cpu_workers=1)"),
+        (Answers::Computed, 1, "; one worker (cpu_workers=1)"),
         (
-            true,
+            Answers::Failure,
             0,
             "; one worker: a helper worker failed (a planted failure), so this one trains alone",
         ),
@@ -1095,7 +1121,7 @@ fn the_engine_says_how_many_workers_split_the_batch_and_goes_on_alone_after_a_fa
             Devices::cpu_only("no GPU in this test"),
             Box::new(move |event| sink.borrow_mut().push(event)),
         )
-        .with_batch_helpers(Box::new(InProcessHelpers { count: 3, fail }));
+        .with_batch_helpers(Box::new(InProcessHelpers { count: 3, answers }));
         send(
             &mut engine,
             Command::Configure {

@@ -350,14 +350,22 @@ impl super::TrainingSession {
     }
 
     /// The helpers' answers, a failed share computed here instead (and the failure kept for
-    /// [`Self::take_helper_failure`]).
+    /// [`Self::take_helper_failure`]). An answer that is missing, or whose gradients or readout
+    /// do not fit the net and the share, counts as a failure.
     pub(super) async fn answers(
         &mut self,
         answers: Vec<Result<ShardResult, String>>,
         requests: Vec<ShardRequest>,
     ) -> Result<Vec<ShardResult>, TrainError> {
+        let parameters = self.net.num_params();
+        let mut answers = answers.into_iter();
         let mut results = Vec::new();
-        for (answer, request) in answers.into_iter().zip(requests) {
+        for request in requests {
+            let patches = request.image_shape[0];
+            let answer = answers
+                .next()
+                .unwrap_or_else(|| Err("it gave no answer".into()))
+                .and_then(|result| fits(result, parameters, patches));
             results.push(match answer {
                 Ok(result) => result,
                 Err(message) => {
@@ -369,5 +377,25 @@ impl super::TrainingSession {
             });
         }
         Ok(results)
+    }
+}
+
+/// `result` when its gradients are one per parameter and its readout holds the losses, the
+/// statistics and the GDL's rows for `patches` samples; else why not.
+fn fits(result: ShardResult, parameters: usize, patches: usize) -> Result<ShardResult, String> {
+    let head = 2 + STATISTICS;
+    let rows = result.readout.len().checked_sub(head);
+    if result.gradients.len() != parameters {
+        Err(format!(
+            "it sent {} gradient values for a net of {parameters}",
+            result.gradients.len()
+        ))
+    } else if rows.is_none_or(|rows| rows % (GdlRows::PARTS * patches.max(1)) != 0) {
+        Err(format!(
+            "it sent {} readout values for {patches} patches",
+            result.readout.len()
+        ))
+    } else {
+        Ok(result)
     }
 }
